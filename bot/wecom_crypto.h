@@ -1,0 +1,69 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bot {
+
+/// Error codes of the WXBizMsgCrypt scheme (../shared/protocols.md section a).
+enum class CryptoError {
+  Ok = 0,
+  ValidateSignature = -40001,
+  ParseJson = -40002,
+  ComputeSignature = -40003,
+  IllegalAesKey = -40004,
+  ValidateReceiveId = -40005,
+  EncryptAes = -40006,
+  DecryptAes = -40007,
+  IllegalBuffer = -40008,
+  EncodeBase64 = -40009,
+  DecodeBase64 = -40010,
+};
+
+struct Decrypted {
+  CryptoError error = CryptoError::Ok;
+  std::string message;  // the msg part of the plaintext (valid when error == Ok)
+};
+
+/// The WeCom callback crypto scheme: SHA1 signature over sorted (token, timestamp, nonce,
+/// encrypted), AES-256-CBC with IV = key[0..16), PKCS#7 padding to 32 bytes, plaintext
+/// random(16) || be32 len || msg || receiveid. OpenSSL stays inside the .cpp.
+/// Immutable after construction; safe to share between threads.
+class WecomCrypto {
+ public:
+  /// Throws std::invalid_argument naming the problem when the EncodingAESKey is not 43 characters
+  /// of [A-Za-z0-9] or does not decode to 32 bytes.
+  WecomCrypto(std::string token, std::string_view encoding_aes_key, std::string receive_id);
+
+  /// Lowercase hex SHA1 of the sorted concatenation.
+  std::string signature(std::string_view timestamp, std::string_view nonce,
+                        std::string_view encrypted) const;
+  /// Constant-time comparison (CRYPTO_memcmp) of the expected signature with `msg_signature`.
+  bool verify(std::string_view msg_signature, std::string_view timestamp, std::string_view nonce,
+              std::string_view encrypted) const;
+  /// Decrypts base64 `encrypted`, checks padding (every pad byte), length and receiveid.
+  /// Does not check the signature: call verify first.
+  Decrypted decrypt(std::string_view encrypted) const;
+  /// Encrypts msg with the given 16 random bytes (tests pass a fixed prefix; production passes
+  /// RAND_bytes output through `random_prefix()`).
+  std::string encrypt(std::string_view msg, std::string_view random16) const;
+  /// 16 bytes from OpenSSL's RAND_bytes.
+  static std::string random_prefix();
+
+  /// The JSON passive-reply envelope {"encrypt","msgsignature","timestamp","nonce"} for
+  /// plaintext `reply`; timestamp is seconds, as a number.
+  std::string reply_envelope(std::string_view reply, long long timestamp,
+                             std::string_view nonce) const;
+
+ private:
+  std::string token_;
+  std::string key_;  // 32 bytes
+  std::string receive_id_;
+};
+
+/// Standard base64 (with padding) via OpenSSL EVP; decode returns nullopt on malformed input.
+std::string base64_encode(std::string_view bytes);
+std::optional<std::string> base64_decode(std::string_view text);
+
+}  // namespace bot

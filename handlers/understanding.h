@@ -1,0 +1,66 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "storage/model.h"
+
+namespace handlers {
+
+/// A check-in as understood from one message (see README "What the bot understands").
+struct Checkin {
+  std::string helper_id;
+  int64_t pairing_id = 0;
+  std::string household_id;
+  std::string person;  // the pairing's 帮扶对象 ("" for a household pairing)
+  std::string name;    // the name the pairing is known by (person, else household head)
+  storage::Date visit_date;
+  storage::Mode mode = storage::Mode::Visit;
+  std::vector<std::string> occasions;  // codes, in the fixed order of kOccasionCodes
+  std::vector<std::string> policies;   // codes, in the fixed order of kPolicyCodes
+  std::vector<std::string> problems;   // short phrases from the text, e.g. "应享未享低保"
+  std::string note;                    // the rest of the text, trimmed, normalised
+};
+
+enum class Command { Help, MyPairings, Progress, Undo };
+std::string_view command_code(Command c);  // "help", "my_pairings", "progress", "undo"
+
+struct CommandMsg {
+  Command command;
+  std::string argument;  // text after the command word, trimmed (e.g. "2026-11" for later uses)
+};
+
+/// Error codes fixed by the interface: unknown_sender, not_paired, ambiguous, future_date,
+/// invalid_date, not_understood.
+struct ParseError {
+  std::string code;
+  std::string message;                   // short Chinese sentence saying what to fix
+  std::vector<std::string> suggestions;  // names (not_paired/ambiguous) or usage examples
+};
+
+using Understanding = std::variant<Checkin, CommandMsg, ParseError>;
+
+/// What the parser knows about the sender. `known` is false when the userid is not on the roster
+/// at all; `pairings` are the ones in force on the message's date (today).
+struct SenderContext {
+  std::string helper_id;
+  bool known = false;
+  std::vector<storage::Pairing> pairings;
+};
+
+/// Strips the @-mention of the bot (`@帮扶助手`, any `@name` at the start, full- or half-width
+/// @), converts full-width ASCII and digits to half-width, turns the ideographic space and line
+/// breaks into spaces, collapses runs of spaces, trims.
+std::string normalize(std::string_view text, std::string_view bot_name);
+
+/// Understands one message. Pure: `today` is the sender's local date now.
+Understanding understand(std::string_view text, const SenderContext& sender, storage::Date today,
+                         std::string_view bot_name);
+
+/// The JSON object printed by `bangfu parse` (schema in README).
+std::string to_json(const Understanding& u);
+
+}  // namespace handlers
