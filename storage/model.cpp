@@ -4,18 +4,24 @@ namespace storage {
 
 std::string_view ledger_code(Ledger l) {
   switch (l) {
-    case Ledger::Cadre: return "cadre";
-    case Ledger::Health: return "health";
-    case Ledger::Education: return "education";
+    case Ledger::Cadre:
+      return "cadre";
+    case Ledger::Health:
+      return "health";
+    case Ledger::Education:
+      return "education";
   }
   return "cadre";
 }
 
 std::string_view ledger_label(Ledger l) {
   switch (l) {
-    case Ledger::Cadre: return "区直";
-    case Ledger::Health: return "卫生";
-    case Ledger::Education: return "教育";
+    case Ledger::Cadre:
+      return "区直";
+    case Ledger::Health:
+      return "卫生";
+    case Ledger::Education:
+      return "教育";
   }
   return "区直";
 }
@@ -28,11 +34,16 @@ std::optional<Ledger> ledger_from(std::string_view s) {
 
 std::string_view mode_code(Mode m) {
   switch (m) {
-    case Mode::Visit: return "visit";
-    case Mode::HomeVisit: return "home_visit";
-    case Mode::SchoolVisit: return "school_visit";
-    case Mode::Service: return "service";
-    case Mode::Phone: return "phone";
+    case Mode::Visit:
+      return "visit";
+    case Mode::HomeVisit:
+      return "home_visit";
+    case Mode::SchoolVisit:
+      return "school_visit";
+    case Mode::Service:
+      return "service";
+    case Mode::Phone:
+      return "phone";
   }
   return "visit";
 }

@@ -13,14 +13,14 @@ namespace storage {
 /// The three ledgers (三个台账). Stored as "cadre" / "health" / "education".
 enum class Ledger { Cadre, Health, Education };
 
-std::string_view ledger_code(Ledger l);              // "cadre"
-std::string_view ledger_label(Ledger l);             // "区直" / "卫生" / "教育"
+std::string_view ledger_code(Ledger l);               // "cadre"
+std::string_view ledger_label(Ledger l);              // "区直" / "卫生" / "教育"
 std::optional<Ledger> ledger_from(std::string_view);  // accepts code or Chinese label
 
 /// One row of the roster: a helper paired with a household (and, for doctors and teachers,
 /// a person in it). Identity of a pairing: (helper_id, household_id, person).
 struct Pairing {
-  int64_t id = 0;  // database rowid; 0 before it is stored
+  int64_t id = 0;         // database rowid; 0 before it is stored
   std::string helper_id;  // WeCom userid
   std::string helper_name;
   std::string phone;
@@ -60,9 +60,9 @@ struct CheckinRecord {
   std::vector<std::string> policies;   // medical_aid, education_aid, housing, minimum_living
   std::vector<std::string> problems;   // short Chinese phrases as found in the text
   std::string note;
-  int64_t received_at = 0;             // unix seconds
-  std::optional<int64_t> undone_at;    // unix seconds, when marked undone
-  std::string undone_by;               // userid who undid it
+  int64_t received_at = 0;           // unix seconds
+  std::optional<int64_t> undone_at;  // unix seconds, when marked undone
+  std::string undone_by;             // userid who undid it
 };
 
 /// A raw inbound message, stored before it is handled so nothing a helper sent is lost.
@@ -72,7 +72,7 @@ struct InboundMessage {
   std::string userid;
   std::string chatid;
   std::string chattype;
-  std::string text;  // as received, mention included
+  std::string text;         // as received, mention included
   int64_t received_at = 0;  // unix seconds
 };
 

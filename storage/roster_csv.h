@@ -10,7 +10,8 @@ namespace storage {
 
 struct RosterError {
   int line = 0;  // 1-based line number in the file (the header is line 1)
-  std::string message;  // Chinese, says what to fix, e.g. "第3行：台账“区县”无法识别，应为 区直/卫生/教育"
+  std::string
+      message;  // Chinese, says what to fix, e.g. "第3行：台账“区县”无法识别，应为 区直/卫生/教育"
 };
 
 struct RosterParse {

@@ -1,0 +1,866 @@
+#include "storage/store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
+
+#include <ctime>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+namespace storage {
+namespace {
+
+using nlohmann::json;
+
+// Applied in order at open, each in the same transaction as its PRAGMA user_version bump.
+// Never edit a step that has shipped: add a new one.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE pairings (
+  id              INTEGER PRIMARY KEY,
+  helper_id       TEXT NOT NULL,
+  helper_name     TEXT NOT NULL,
+  phone           TEXT NOT NULL DEFAULT '',
+  ledger          TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education')),
+  unit            TEXT NOT NULL,
+  household_id    TEXT NOT NULL,
+  household_head  TEXT NOT NULL,
+  person          TEXT NOT NULL DEFAULT '',
+  person_category TEXT NOT NULL DEFAULT '',
+  village         TEXT NOT NULL,
+  street          TEXT NOT NULL DEFAULT '',
+  start_date      TEXT CHECK (start_date IS NULL OR start_date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+  end_date        TEXT CHECK (end_date IS NULL OR end_date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  UNIQUE (helper_id, household_id, person)
+);
+
+CREATE TABLE inbound (
+  msgid       TEXT PRIMARY KEY,
+  platform    TEXT NOT NULL,
+  userid      TEXT NOT NULL,
+  chatid      TEXT NOT NULL DEFAULT '',
+  chattype    TEXT NOT NULL DEFAULT '',
+  text        TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  status      TEXT NOT NULL DEFAULT 'received' CHECK (status IN ('received', 'handled', 'failed')),
+  reply       TEXT,
+  error       TEXT,
+  handled_at  INTEGER
+);
+
+CREATE TABLE checkins (
+  id          INTEGER PRIMARY KEY,
+  msgid       TEXT NOT NULL UNIQUE REFERENCES inbound (msgid),
+  pairing_id  INTEGER NOT NULL REFERENCES pairings (id),
+  helper_id   TEXT NOT NULL,
+  visit_date  TEXT NOT NULL CHECK (visit_date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+  mode        TEXT NOT NULL CHECK (mode IN ('visit', 'home_visit', 'school_visit', 'service', 'phone')),
+  occasions   TEXT NOT NULL DEFAULT '[]',
+  policies    TEXT NOT NULL DEFAULT '[]',
+  problems    TEXT NOT NULL DEFAULT '[]',
+  note        TEXT NOT NULL DEFAULT '',
+  received_at INTEGER NOT NULL,
+  undone_at   INTEGER,
+  undone_by   TEXT
+);
+CREATE INDEX checkins_helper_received ON checkins (helper_id, received_at);
+CREATE INDEX checkins_pairing_visit ON checkins (pairing_id, visit_date);
+CREATE INDEX checkins_visit_date ON checkins (visit_date);
+
+CREATE TABLE audit (
+  id      INTEGER PRIMARY KEY,
+  at      INTEGER NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  detail  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_subject ON audit (subject, id);
+)sql"},
+};
+
+constexpr const char* kPairingColumns =
+    "id, helper_id, helper_name, phone, ledger, unit, household_id, household_head, person, "
+    "person_category, village, street, start_date, end_date";
+
+constexpr const char* kCheckinColumns =
+    "id, msgid, pairing_id, helper_id, visit_date, mode, occasions, policies, problems, note, "
+    "received_at, undone_at, undone_by";
+
+constexpr const char* kDefaultImportActor = "roster-import";
+
+std::string sql(std::initializer_list<std::string_view> parts) {
+  std::string s;
+  for (auto p : parts) s += p;
+  return s;
+}
+
+int64_t now_unix() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+// Resets a reused statement when the scope ends, so it never holds a read snapshot open and is
+// ready for the next bind. Every use binds all parameters, so bindings need not be cleared.
+class Use {
+ public:
+  explicit Use(SQLite::Statement& s) : s_(s) {}
+  ~Use() { s_.tryReset(); }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+ private:
+  SQLite::Statement& s_;
+};
+
+void bind_date(SQLite::Statement& s, int i, const std::optional<Date>& d) {
+  if (d)
+    s.bind(i, d->iso());
+  else
+    s.bind(i);
+}
+
+std::optional<Date> date_col(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  auto d = Date::parse_iso(c.getString());
+  if (!d) throw SQLite::Exception("stored date is not YYYY-MM-DD: " + c.getString());
+  return d;
+}
+
+Date required_date_col(const SQLite::Column& c) {
+  auto d = date_col(c);
+  if (!d) throw SQLite::Exception(std::string("stored date is NULL in column ") + c.getName());
+  return *d;
+}
+
+Ledger ledger_col(const SQLite::Column& c) {
+  auto l = ledger_from(c.getString());
+  if (!l) throw SQLite::Exception("stored ledger is unknown: " + c.getString());
+  return *l;
+}
+
+Mode mode_col(const SQLite::Column& c) {
+  auto m = mode_from(c.getString());
+  if (!m) throw SQLite::Exception("stored mode is unknown: " + c.getString());
+  return *m;
+}
+
+std::string json_array(const std::vector<std::string>& v) {
+  return json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::vector<std::string> json_array_col(const SQLite::Column& c) {
+  return json::parse(c.getString()).get<std::vector<std::string>>();
+}
+
+std::string json_text(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Reads kPairingColumns starting at column 0.
+Pairing read_pairing(SQLite::Statement& s) {
+  Pairing p;
+  p.id = s.getColumn(0).getInt64();
+  p.helper_id = s.getColumn(1).getString();
+  p.helper_name = s.getColumn(2).getString();
+  p.phone = s.getColumn(3).getString();
+  p.ledger = ledger_col(s.getColumn(4));
+  p.unit = s.getColumn(5).getString();
+  p.household_id = s.getColumn(6).getString();
+  p.household_head = s.getColumn(7).getString();
+  p.person = s.getColumn(8).getString();
+  p.person_category = s.getColumn(9).getString();
+  p.village = s.getColumn(10).getString();
+  p.street = s.getColumn(11).getString();
+  p.start_date = date_col(s.getColumn(12));
+  p.end_date = date_col(s.getColumn(13));
+  return p;
+}
+
+std::vector<Pairing> read_pairings(SQLite::Statement& s) {
+  std::vector<Pairing> out;
+  while (s.executeStep()) out.push_back(read_pairing(s));
+  return out;
+}
+
+// Reads kCheckinColumns starting at column 0.
+CheckinRecord read_checkin(SQLite::Statement& s) {
+  CheckinRecord c;
+  c.id = s.getColumn(0).getInt64();
+  c.msgid = s.getColumn(1).getString();
+  c.pairing_id = s.getColumn(2).getInt64();
+  c.helper_id = s.getColumn(3).getString();
+  c.visit_date = required_date_col(s.getColumn(4));
+  c.mode = mode_col(s.getColumn(5));
+  c.occasions = json_array_col(s.getColumn(6));
+  c.policies = json_array_col(s.getColumn(7));
+  c.problems = json_array_col(s.getColumn(8));
+  c.note = s.getColumn(9).getString();
+  c.received_at = s.getColumn(10).getInt64();
+  if (!s.getColumn(11).isNull()) c.undone_at = s.getColumn(11).getInt64();
+  c.undone_by = s.getColumn(12).getString();
+  return c;
+}
+
+json date_json(const std::optional<Date>& d) {
+  return d ? json(d->iso()) : json(nullptr);
+}
+
+// The fields an import may change, as {"field": [old, new]}; empty when nothing changed.
+json pairing_changes(const Pairing& old_p, const Pairing& new_p) {
+  json changes = json::object();
+  auto text = [&](const char* name, const std::string& a, const std::string& b) {
+    if (a != b) changes[name] = json::array({a, b});
+  };
+  text("helper_name", old_p.helper_name, new_p.helper_name);
+  text("phone", old_p.phone, new_p.phone);
+  if (old_p.ledger != new_p.ledger)
+    changes["ledger"] = json::array({ledger_code(old_p.ledger), ledger_code(new_p.ledger)});
+  text("unit", old_p.unit, new_p.unit);
+  text("household_head", old_p.household_head, new_p.household_head);
+  text("person_category", old_p.person_category, new_p.person_category);
+  text("village", old_p.village, new_p.village);
+  text("street", old_p.street, new_p.street);
+  if (old_p.start_date != new_p.start_date)
+    changes["start_date"] = json::array({date_json(old_p.start_date), date_json(new_p.start_date)});
+  if (old_p.end_date != new_p.end_date)
+    changes["end_date"] = json::array({date_json(old_p.end_date), date_json(new_p.end_date)});
+  return changes;
+}
+
+json pairing_identity(const Pairing& p) {
+  return json{{"helper_id", p.helper_id}, {"household_id", p.household_id}, {"person", p.person}};
+}
+
+void migrate(SQLite::Database& db) {
+  constexpr int latest = std::end(kMigrations)[-1].version;
+  auto version = [&] { return db.execAndGet("PRAGMA user_version").getInt(); };
+  if (version() == latest) return;
+  SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+  const int current = version();  // re-read under the write lock: another process may have won
+  if (current > latest)
+    throw SQLite::Exception("database schema version " + std::to_string(current) +
+                            " is newer than this program knows (" + std::to_string(latest) + ")");
+  for (const Migration& m : kMigrations) {
+    if (m.version <= current) continue;
+    db.exec(m.sql);
+    db.exec("PRAGMA user_version = " + std::to_string(m.version));
+  }
+  tx.commit();
+}
+
+}  // namespace
+
+struct Store::Statements {
+  explicit Statements(SQLite::Database& db)
+      : health(db, "SELECT count(*) FROM sqlite_master"),
+        user_version(db, "PRAGMA user_version"),
+        begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT"),
+        savepoint_unit(db, "SAVEPOINT unit"),
+        release_unit(db, "RELEASE unit"),
+        rollback_unit(db, "ROLLBACK TO unit"),
+        savepoint_inner(db, "SAVEPOINT inner"),
+        release_inner(db, "RELEASE inner"),
+        rollback_inner(db, "ROLLBACK TO inner"),
+        pairing_by_key(db, sql({"SELECT ", kPairingColumns,
+                                " FROM pairings WHERE helper_id = ?1 AND household_id = ?2 "
+                                "AND person = ?3"})),
+        pairing_insert(db,
+                       "INSERT INTO pairings (helper_id, helper_name, phone, ledger, unit, "
+                       "household_id, household_head, person, person_category, village, street, "
+                       "start_date, end_date, created_at, updated_at) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"),
+        pairing_update(db,
+                       "UPDATE pairings SET helper_name = ?2, phone = ?3, ledger = ?4, unit = ?5, "
+                       "household_head = ?6, person_category = ?7, village = ?8, street = ?9, "
+                       "start_date = ?10, end_date = ?11, updated_at = ?12 WHERE id = ?1"),
+        pairings_open_after(db, sql({"SELECT ", kPairingColumns,
+                                     " FROM pairings WHERE end_date IS NULL OR end_date > ?1 "
+                                     "ORDER BY id"})),
+        pairing_end(db, "UPDATE pairings SET end_date = ?2, updated_at = ?3 WHERE id = ?1"),
+        pairings_of(db, sql({"SELECT ", kPairingColumns,
+                             " FROM pairings WHERE helper_id = ?1 "
+                             "AND (start_date IS NULL OR start_date <= ?2) "
+                             "AND (end_date IS NULL OR end_date >= ?2) "
+                             "ORDER BY household_head, person, id"})),
+        // An interval with end < start (a future pairing ended before it began) is in force
+        // on no day.
+        pairings_between(db, sql({"SELECT ", kPairingColumns,
+                                  " FROM pairings WHERE (start_date IS NULL OR start_date <= ?2) "
+                                  "AND (end_date IS NULL OR end_date >= ?1) "
+                                  "AND (start_date IS NULL OR end_date IS NULL "
+                                  "OR start_date <= end_date) ORDER BY id"})),
+        pairing_by_id(db, sql({"SELECT ", kPairingColumns, " FROM pairings WHERE id = ?1"})),
+        helper_name(db,
+                    "SELECT helper_name FROM pairings WHERE helper_id = ?1 "
+                    "ORDER BY end_date IS NULL DESC, end_date DESC, updated_at DESC, id DESC "
+                    "LIMIT 1"),
+        inbound_insert(db,
+                       "INSERT OR IGNORE INTO inbound (msgid, platform, userid, chatid, chattype, "
+                       "text, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        reply_for(db, "SELECT reply FROM inbound WHERE msgid = ?1 AND status = 'handled'"),
+        set_reply(db,
+                  "UPDATE inbound SET status = 'handled', reply = ?2, error = NULL, "
+                  "handled_at = ?3 WHERE msgid = ?1"),
+        set_failed(db,
+                   "UPDATE inbound SET status = 'failed', error = ?2, handled_at = ?3 "
+                   "WHERE msgid = ?1"),
+        checkin_insert(db,
+                       "INSERT INTO checkins (msgid, pairing_id, helper_id, visit_date, mode, "
+                       "occasions, policies, problems, note, received_at, undone_at, undone_by) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+        checkin_by_id(db, sql({"SELECT ", kCheckinColumns, " FROM checkins WHERE id = ?1"})),
+        last_active_checkin(db, sql({"SELECT ", kCheckinColumns,
+                                     " FROM checkins WHERE helper_id = ?1 AND undone_at IS NULL "
+                                     "ORDER BY received_at DESC, id DESC LIMIT 1"})),
+        mark_undone(db,
+                    "UPDATE checkins SET undone_at = ?2, undone_by = ?3 "
+                    "WHERE id = ?1 AND undone_at IS NULL"),
+        counted_visits(db,
+                       "SELECT count(DISTINCT visit_date) FROM checkins WHERE pairing_id = ?1 "
+                       "AND visit_date BETWEEN ?2 AND ?3 AND undone_at IS NULL "
+                       "AND mode <> 'phone'"),
+        checkins_between(db, sql({"SELECT ", kCheckinColumns,
+                                  " FROM checkins WHERE visit_date BETWEEN ?1 AND ?2 "
+                                  "ORDER BY visit_date, id"})),
+        ledger(db,
+               "SELECT c.msgid, p.helper_id, p.helper_name, p.ledger, p.unit, p.household_id, "
+               "p.household_head, p.person, p.village, c.visit_date, c.mode, c.occasions, "
+               "c.policies, c.problems, c.note, c.received_at, c.undone_at IS NOT NULL "
+               "FROM checkins c JOIN pairings p ON p.id = c.pairing_id "
+               "WHERE c.visit_date BETWEEN ?1 AND ?2 AND (?3 IS NULL OR p.ledger = ?3) "
+               "ORDER BY c.visit_date, c.id"),
+        audit_insert(db,
+                     "INSERT INTO audit (at, actor, action, subject, detail) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5)"),
+        audit_after(db,
+                    "SELECT id, at, actor, action, subject, detail FROM audit WHERE id > ?1 "
+                    "ORDER BY id") {}
+
+  SQLite::Statement health, user_version, begin, commit;
+  SQLite::Statement savepoint_unit, release_unit, rollback_unit, savepoint_inner, release_inner,
+      rollback_inner;
+  SQLite::Statement pairing_by_key, pairing_insert, pairing_update, pairings_open_after,
+      pairing_end, pairings_of, pairings_between, pairing_by_id, helper_name;
+  SQLite::Statement inbound_insert, reply_for, set_reply, set_failed;
+  SQLite::Statement checkin_insert, checkin_by_id, last_active_checkin, mark_undone, counted_visits,
+      checkins_between, ledger;
+  SQLite::Statement audit_insert, audit_after;
+
+  void audit(int64_t at, const std::string& actor, std::string_view action,
+             const std::string& subject, const json& detail) {
+    Use use(audit_insert);
+    audit_insert.bind(1, at);
+    audit_insert.bind(2, actor);
+    audit_insert.bind(3, std::string(action));
+    audit_insert.bind(4, subject);
+    audit_insert.bind(5, json_text(detail));
+    audit_insert.exec();
+  }
+};
+
+Store::Store(const std::string& path) {
+  db_ =
+      std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
+  if (path != ":memory:" && !path.empty()) {
+    const std::string mode = db_->execAndGet("PRAGMA journal_mode = WAL").getString();
+    if (mode != "wal")
+      throw SQLite::Exception("cannot switch " + path + " to WAL journal mode (got " + mode + ")");
+  }
+  // FULL: a check-in is on disk before the reply that confirms it leaves.
+  db_->exec("PRAGMA synchronous = FULL");
+  db_->exec("PRAGMA foreign_keys = ON");
+  migrate(*db_);
+  st_ = std::make_unique<Statements>(*db_);
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+Store::~Store() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+bool Store::healthy() {
+  std::lock_guard lock(mu_);
+  Use use(st_->health);
+  return st_->health.tryExecuteStep() == SQLITE_ROW;
+}
+
+int Store::schema_version() {
+  std::lock_guard lock(mu_);
+  Use use(st_->user_version);
+  st_->user_version.executeStep();
+  return st_->user_version.getColumn(0).getInt();
+}
+
+// --- roster ----------------------------------------------------------------------------------
+
+ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import_date) {
+  return import_roster(rows, import_date, kDefaultImportActor, now_unix());
+}
+
+ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import_date,
+                                   const std::string& actor, int64_t at) {
+  std::lock_guard lock(mu_);
+  Statements& st = *st_;
+  SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
+  ImportSummary sum;
+  std::set<std::tuple<std::string, std::string, std::string>> in_file;
+
+  for (const Pairing& row : rows) {
+    in_file.emplace(row.helper_id, row.household_id, row.person);
+    std::optional<Pairing> old;
+    {
+      Use use(st.pairing_by_key);
+      st.pairing_by_key.bind(1, row.helper_id);
+      st.pairing_by_key.bind(2, row.household_id);
+      st.pairing_by_key.bind(3, row.person);
+      if (st.pairing_by_key.executeStep()) old = read_pairing(st.pairing_by_key);
+    }
+    if (!old) {
+      Use use(st.pairing_insert);
+      auto& s = st.pairing_insert;
+      s.bind(1, row.helper_id);
+      s.bind(2, row.helper_name);
+      s.bind(3, row.phone);
+      s.bind(4, std::string(ledger_code(row.ledger)));
+      s.bind(5, row.unit);
+      s.bind(6, row.household_id);
+      s.bind(7, row.household_head);
+      s.bind(8, row.person);
+      s.bind(9, row.person_category);
+      s.bind(10, row.village);
+      s.bind(11, row.street);
+      bind_date(s, 12, row.start_date);
+      bind_date(s, 13, row.end_date);
+      s.bind(14, at);
+      s.exec();
+      ++sum.inserted;
+      continue;
+    }
+    json changes = pairing_changes(*old, row);
+    if (changes.empty()) {
+      ++sum.unchanged;
+      continue;
+    }
+    {
+      Use use(st.pairing_update);
+      auto& s = st.pairing_update;
+      s.bind(1, old->id);
+      s.bind(2, row.helper_name);
+      s.bind(3, row.phone);
+      s.bind(4, std::string(ledger_code(row.ledger)));
+      s.bind(5, row.unit);
+      s.bind(6, row.household_head);
+      s.bind(7, row.person_category);
+      s.bind(8, row.village);
+      s.bind(9, row.street);
+      bind_date(s, 10, row.start_date);
+      bind_date(s, 11, row.end_date);
+      s.bind(12, at);
+      s.exec();
+    }
+    ++sum.updated;
+    const bool was_ended = old->end_date && *old->end_date < import_date;
+    const bool now_open = !row.end_date || *row.end_date >= import_date;
+    json detail = pairing_identity(*old);
+    detail["import_date"] = import_date.iso();
+    detail["changes"] = std::move(changes);
+    st.audit(at, actor, was_ended && now_open ? "pairing_reopen" : "pairing_update",
+             "pairing:" + std::to_string(old->id), detail);
+  }
+
+  // Still open after the import date: no end date, or a later one. One that already ends on the
+  // import date needs no change and is not counted again on a second import the same day.
+  std::vector<Pairing> open;
+  {
+    Use use(st.pairings_open_after);
+    st.pairings_open_after.bind(1, import_date.iso());
+    open = read_pairings(st.pairings_open_after);
+  }
+  for (const Pairing& p : open) {
+    if (in_file.count({p.helper_id, p.household_id, p.person})) continue;
+    {
+      Use use(st.pairing_end);
+      st.pairing_end.bind(1, p.id);
+      st.pairing_end.bind(2, import_date.iso());
+      st.pairing_end.bind(3, at);
+      st.pairing_end.exec();
+    }
+    ++sum.ended;
+    json detail = pairing_identity(p);
+    detail["import_date"] = import_date.iso();
+    detail["changes"] = {{"end_date", json::array({date_json(p.end_date), import_date.iso()})}};
+    st.audit(at, actor, "pairing_end", "pairing:" + std::to_string(p.id), detail);
+  }
+
+  st.audit(at, actor, "roster_import", "roster",
+           json{{"import_date", import_date.iso()},
+                {"rows", rows.size()},
+                {"inserted", sum.inserted},
+                {"updated", sum.updated},
+                {"unchanged", sum.unchanged},
+                {"ended", sum.ended}});
+  tx.commit();
+  return sum;
+}
+
+std::vector<Pairing> Store::pairings_of(const std::string& helper_id, Date on) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->pairings_of;
+  Use use(s);
+  s.bind(1, helper_id);
+  s.bind(2, on.iso());
+  return read_pairings(s);
+}
+
+std::vector<Pairing> Store::pairings_between(Date from, Date to) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->pairings_between;
+  Use use(s);
+  s.bind(1, from.iso());
+  s.bind(2, to.iso());
+  return read_pairings(s);
+}
+
+std::optional<Pairing> Store::pairing(int64_t id) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->pairing_by_id;
+  Use use(s);
+  s.bind(1, id);
+  if (!s.executeStep()) return std::nullopt;
+  return read_pairing(s);
+}
+
+std::optional<std::string> Store::helper_name(const std::string& helper_id) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->helper_name;
+  Use use(s);
+  s.bind(1, helper_id);
+  if (!s.executeStep()) return std::nullopt;
+  return s.getColumn(0).getString();
+}
+
+// --- inbound messages ------------------------------------------------------------------------
+
+SaveInbound Store::save_inbound(const InboundMessage& m) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->inbound_insert;
+  Use use(s);
+  s.bind(1, m.msgid);
+  s.bind(2, m.platform);
+  s.bind(3, m.userid);
+  s.bind(4, m.chatid);
+  s.bind(5, m.chattype);
+  s.bind(6, m.text);
+  s.bind(7, m.received_at);
+  // A single statement outside BEGIN is its own transaction: durable when exec returns.
+  return s.exec() == 1 ? SaveInbound::New : SaveInbound::Duplicate;
+}
+
+std::optional<std::string> Store::reply_for(const std::string& msgid) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->reply_for;
+  Use use(s);
+  s.bind(1, msgid);
+  if (!s.executeStep() || s.getColumn(0).isNull()) return std::nullopt;
+  return s.getColumn(0).getString();
+}
+
+// --- transactions and check-ins --------------------------------------------------------------
+
+// --- group commit ----------------------------------------------------------------------------
+
+struct Store::Job {
+  const std::function<void(Tx&)>* fn;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+namespace {
+// Runs a prepared statement that returns no rows.
+void run(SQLite::Statement& s) {
+  Use use(s);
+  s.exec();
+}
+// Groups are capped so one group's latency stays bounded under a burst.
+constexpr size_t kMaxGroup = 512;
+}  // namespace
+
+void Store::submit(const std::function<void(Tx&)>& fn) {
+  Job job{&fn, nullptr, false};
+  {
+    std::unique_lock lock(queue_mu_);
+    if (stopping_) throw SQLite::Exception("store is closing");
+    queue_.push_back(&job);
+    queue_cv_.notify_all();
+    queue_cv_.wait(lock, [&] { return job.done; });
+  }
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+void Store::writer_loop() {
+  std::vector<Job*> group;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left to write
+      while (!queue_.empty() && group.size() < kMaxGroup) {
+        group.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    run_group(group);
+    {
+      std::lock_guard lock(queue_mu_);
+      ++stats_.groups;
+      stats_.units += group.size();
+      for (Job* j : group) j->done = true;
+    }
+    queue_cv_.notify_all();
+    group.clear();
+  }
+}
+
+void Store::run_group(std::vector<Job*>& jobs) {
+  std::lock_guard lock(mu_);
+  try {
+    run(st_->begin);
+  } catch (...) {
+    for (Job* j : jobs) j->error = std::current_exception();
+    return;
+  }
+  Tx tx(*this);
+  for (Job* j : jobs) {
+    try {
+      run(st_->savepoint_unit);
+      (*j->fn)(tx);
+      run(st_->release_unit);
+    } catch (...) {
+      j->error = std::current_exception();
+      // Undo only this unit. If even that fails the transaction is unusable: fail the group.
+      try {
+        run(st_->rollback_unit);
+        run(st_->release_unit);
+      } catch (...) {
+        rollback_locked();
+        for (Job* k : jobs)
+          if (!k->error) k->error = std::current_exception();
+        return;
+      }
+    }
+  }
+  try {
+    run(st_->commit);
+  } catch (...) {
+    rollback_locked();
+    for (Job* j : jobs)
+      if (!j->error) j->error = std::current_exception();
+  }
+}
+
+Store::CommitStats Store::commit_stats() {
+  std::lock_guard lock(queue_mu_);
+  return stats_;
+}
+
+void Store::Tx::savepoint() {
+  run(s_.st_->savepoint_inner);
+}
+void Store::Tx::release() {
+  run(s_.st_->release_inner);
+}
+void Store::Tx::rollback_to() {
+  run(s_.st_->rollback_inner);
+  run(s_.st_->release_inner);
+}
+
+SaveInbound Store::Tx::save_inbound(const InboundMessage& m) {
+  auto& s = s_.st_->inbound_insert;
+  Use use(s);
+  s.bind(1, m.msgid);
+  s.bind(2, m.platform);
+  s.bind(3, m.userid);
+  s.bind(4, m.chatid);
+  s.bind(5, m.chattype);
+  s.bind(6, m.text);
+  s.bind(7, m.received_at);
+  return s.exec() == 1 ? SaveInbound::New : SaveInbound::Duplicate;
+}
+
+std::optional<std::string> Store::Tx::reply_for(const std::string& msgid) {
+  auto& s = s_.st_->reply_for;
+  Use use(s);
+  s.bind(1, msgid);
+  if (!s.executeStep() || s.getColumn(0).isNull()) return std::nullopt;
+  return s.getColumn(0).getString();
+}
+
+void Store::rollback_locked() {
+  // Called while an exception is in flight: must not throw. SQLite may have rolled back already
+  // (e.g. after SQLITE_FULL), in which case there is nothing to do.
+  if (sqlite3_get_autocommit(db_->getHandle()) == 0) db_->tryExec("ROLLBACK");
+}
+
+int64_t Store::Tx::add_checkin(const CheckinRecord& c) {
+  auto& s = s_.st_->checkin_insert;
+  Use use(s);
+  s.bind(1, c.msgid);
+  s.bind(2, c.pairing_id);
+  s.bind(3, c.helper_id);
+  s.bind(4, c.visit_date.iso());
+  s.bind(5, std::string(mode_code(c.mode)));
+  s.bind(6, json_array(c.occasions));
+  s.bind(7, json_array(c.policies));
+  s.bind(8, json_array(c.problems));
+  s.bind(9, c.note);
+  s.bind(10, c.received_at);
+  if (c.undone_at) {
+    s.bind(11, *c.undone_at);
+    s.bind(12, c.undone_by);
+  } else {
+    s.bind(11);
+    s.bind(12);
+  }
+  s.exec();
+  return s_.db_->getLastInsertRowid();
+}
+
+std::optional<CheckinRecord> Store::Tx::last_active_checkin(const std::string& helper_id) {
+  auto& s = s_.st_->last_active_checkin;
+  Use use(s);
+  s.bind(1, helper_id);
+  if (!s.executeStep()) return std::nullopt;
+  return read_checkin(s);
+}
+
+bool Store::Tx::mark_undone(int64_t checkin_id, const std::string& by, int64_t at) {
+  Statements& st = *s_.st_;
+  {
+    Use use(st.mark_undone);
+    st.mark_undone.bind(1, checkin_id);
+    st.mark_undone.bind(2, at);
+    st.mark_undone.bind(3, by);
+    if (st.mark_undone.exec() == 0) return false;
+  }
+  CheckinRecord c;
+  {
+    Use use(st.checkin_by_id);
+    st.checkin_by_id.bind(1, checkin_id);
+    st.checkin_by_id.executeStep();
+    c = read_checkin(st.checkin_by_id);
+  }
+  st.audit(at, by, "checkin_undo", "checkin:" + std::to_string(checkin_id),
+           json{{"msgid", c.msgid},
+                {"pairing_id", c.pairing_id},
+                {"helper_id", c.helper_id},
+                {"visit_date", c.visit_date.iso()},
+                {"mode", mode_code(c.mode)}});
+  return true;
+}
+
+int Store::Tx::counted_visits(int64_t pairing_id, Month m) {
+  auto& s = s_.st_->counted_visits;
+  Use use(s);
+  s.bind(1, pairing_id);
+  s.bind(2, m.first().iso());
+  s.bind(3, m.last().iso());
+  s.executeStep();
+  return s.getColumn(0).getInt();
+}
+
+void Store::Tx::set_reply(const std::string& msgid, const std::string& reply) {
+  auto& s = s_.st_->set_reply;
+  Use use(s);
+  s.bind(1, msgid);
+  s.bind(2, reply);
+  s.bind(3, now_unix());
+  if (s.exec() == 0) throw SQLite::Exception("set_reply: no inbound message " + msgid);
+}
+
+void Store::Tx::set_failed(const std::string& msgid, const std::string& reason) {
+  auto& s = s_.st_->set_failed;
+  Use use(s);
+  s.bind(1, msgid);
+  s.bind(2, reason);
+  s.bind(3, now_unix());
+  if (s.exec() == 0) throw SQLite::Exception("set_failed: no inbound message " + msgid);
+}
+
+// --- reads for bulletins and exports ---------------------------------------------------------
+
+std::vector<CheckinRecord> Store::checkins_between(Date from, Date to) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->checkins_between;
+  Use use(s);
+  s.bind(1, from.iso());
+  s.bind(2, to.iso());
+  std::vector<CheckinRecord> out;
+  while (s.executeStep()) out.push_back(read_checkin(s));
+  return out;
+}
+
+std::vector<LedgerRow> Store::ledger(Month m, std::optional<Ledger> only) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->ledger;
+  Use use(s);
+  s.bind(1, m.first().iso());
+  s.bind(2, m.last().iso());
+  if (only)
+    s.bind(3, std::string(ledger_code(*only)));
+  else
+    s.bind(3);
+  std::vector<LedgerRow> out;
+  while (s.executeStep()) {
+    LedgerRow r;
+    r.msgid = s.getColumn(0).getString();
+    r.helper_id = s.getColumn(1).getString();
+    r.helper_name = s.getColumn(2).getString();
+    r.ledger = ledger_col(s.getColumn(3));
+    r.unit = s.getColumn(4).getString();
+    r.household_id = s.getColumn(5).getString();
+    r.household_head = s.getColumn(6).getString();
+    r.person = s.getColumn(7).getString();
+    r.village = s.getColumn(8).getString();
+    r.visit_date = required_date_col(s.getColumn(9));
+    r.mode = mode_col(s.getColumn(10));
+    r.occasions = json_array_col(s.getColumn(11));
+    r.policies = json_array_col(s.getColumn(12));
+    r.problems = json_array_col(s.getColumn(13));
+    r.note = s.getColumn(14).getString();
+    r.received_at = s.getColumn(15).getInt64();
+    r.undone = s.getColumn(16).getInt() != 0;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<AuditEntry> Store::audit_entries(int64_t after_id) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->audit_after;
+  Use use(s);
+  s.bind(1, after_id);
+  std::vector<AuditEntry> out;
+  while (s.executeStep()) {
+    out.push_back({s.getColumn(0).getInt64(), s.getColumn(1).getInt64(), s.getColumn(2).getString(),
+                   s.getColumn(3).getString(), s.getColumn(4).getString(),
+                   s.getColumn(5).getString()});
+  }
+  return out;
+}
+
+}  // namespace storage

@@ -1,10 +1,16 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "storage/model.h"
@@ -18,10 +24,20 @@ namespace storage {
 
 /// Outcome of a roster import.
 struct ImportSummary {
-  int inserted = 0;   // new pairings
-  int updated = 0;    // existing pairings whose fields changed
+  int inserted = 0;  // new pairings
+  int updated = 0;   // existing pairings whose fields changed
   int unchanged = 0;
-  int ended = 0;      // pairings absent from the file, now ended on the import date
+  int ended = 0;  // pairings absent from the file, now ended on the import date
+};
+
+/// One row of the audit trail: who changed what, and when.
+struct AuditEntry {
+  int64_t id = 0;
+  int64_t at = 0;       // unix seconds
+  std::string actor;    // userid, or "roster-import" when no one was named
+  std::string action;   // roster_import, pairing_update, pairing_reopen, pairing_end, checkin_undo
+  std::string subject;  // "roster", "pairing:<id>", "checkin:<id>"
+  std::string detail;   // JSON; for changes {"field": [old, new], ...}
 };
 
 /// What happened to an inbound message when it was saved.
@@ -40,12 +56,19 @@ class Store {
 
   /// True when a trivial query succeeds.
   bool healthy();
+  /// The applied migration version (PRAGMA user_version).
+  int schema_version();
 
   // --- roster -------------------------------------------------------------------------------
-  /// Upserts `rows` (all validated already) in one transaction. Pairings in the database that are
-  /// still open (no end date) and absent from `rows` get end_date = import_date - 1 day... see .cpp
-  /// contract: they end on `import_date`. A row's explicit end_date wins.
+  /// Upserts `rows` (all validated already) by (helper_id, household_id, person) in one
+  /// transaction; never deletes. A pairing in the database that is absent from `rows` and still
+  /// open after `import_date` (no end date, or a later one) ends on `import_date`. A row's own
+  /// end_date is stored as given, so an ended pairing that reappears is reopened with it. Writes
+  /// one audit row for the import and one per updated, reopened or ended pairing.
   ImportSummary import_roster(const std::vector<Pairing>& rows, Date import_date);
+  /// The same, naming who imported and when (unix seconds) in the audit trail.
+  ImportSummary import_roster(const std::vector<Pairing>& rows, Date import_date,
+                              const std::string& actor, int64_t at);
   /// Pairings of `helper_id` in force on `on`, ordered by household_head, person.
   std::vector<Pairing> pairings_of(const std::string& helper_id, Date on);
   /// Every pairing in force at any day of [from, to], all helpers (for bulletins).
@@ -60,35 +83,66 @@ class Store {
   /// The reply recorded for msgid, if it was handled.
   std::optional<std::string> reply_for(const std::string& msgid);
 
-  // --- check-ins (call inside one transaction per handled message; see `transaction`) --------
-  /// Runs `fn` inside one SQLite transaction, committed if fn returns normally, rolled back if
-  /// it throws. Holds the store's lock for the whole call, so fn must use only the `_locked`
-  /// methods below through the given reference.
+  // --- check-ins: group-committed write transactions -----------------------------------------
+  /// Runs `fn` as one unit of a group commit and returns its result once the commit that holds
+  /// it is on disk (synchronous=FULL: one fsync per group, not per call). A single writer thread
+  /// takes every unit queued while the previous group was being committed, runs each inside its
+  /// own SAVEPOINT in one transaction, then commits. If `fn` throws, only its own changes roll
+  /// back and the exception reaches this caller; if the commit fails, every caller in the group
+  /// gets the error. `fn` runs on the writer thread, so it must use only the Tx methods (calling
+  /// a Store method from fn deadlocks).
   class Tx;
   template <class Fn>
   auto transaction(Fn&& fn) -> decltype(fn(std::declval<Tx&>()));
+
+  /// How many groups and units have been committed (for benchmarks and tests).
+  struct CommitStats {
+    uint64_t groups = 0;
+    uint64_t units = 0;
+  };
+  CommitStats commit_stats();
 
   /// All check-ins whose visit_date is in [from, to], undone ones included.
   std::vector<CheckinRecord> checkins_between(Date from, Date to);
   /// The ledger export rows for month `m`, optionally one ledger, ordered by visit_date, id.
   std::vector<LedgerRow> ledger(Month m, std::optional<Ledger> only);
+  /// Audit rows with id > after_id, oldest first.
+  std::vector<AuditEntry> audit_entries(int64_t after_id = 0);
 
  private:
   friend class Tx;
-  void begin_locked();
-  void commit_locked();
+  struct Job;
+  /// Queues the unit and blocks until its group is committed; rethrows its failure.
+  void submit(const std::function<void(Tx&)>& fn);
+  void writer_loop();
+  void run_group(std::vector<Job*>& jobs);
   void rollback_locked();
 
-  std::mutex mu_;
+  std::mutex mu_;  // guards the connection and prepared statements
   std::unique_ptr<SQLite::Database> db_;
   struct Statements;
   std::unique_ptr<Statements> st_;
+
+  std::mutex queue_mu_;  // guards queue_, stopping_, stats_
+  std::condition_variable queue_cv_;
+  std::deque<Job*> queue_;
+  bool stopping_ = false;
+  CommitStats stats_;
+  std::thread writer_;  // last member: started when everything above is ready
 };
 
 /// Operations valid inside Store::transaction. Not thread-safe on its own; lives only for the
 /// duration of the callback.
 class Store::Tx {
  public:
+  /// Stores the raw message unless its msgid is already there (committed with the group).
+  SaveInbound save_inbound(const InboundMessage& m);
+  /// The reply recorded for msgid, if it was handled.
+  std::optional<std::string> reply_for(const std::string& msgid);
+  /// Runs `fn` in a nested SAVEPOINT: if it throws, its changes roll back and the exception
+  /// propagates, while the unit's earlier changes (e.g. the raw message) stay.
+  template <class Fn>
+  auto attempt(Fn&& fn) -> decltype(fn());
   /// Inserts the check-in; returns its id.
   int64_t add_checkin(const CheckinRecord& c);
   /// The helper's most recent (by received_at, then id) check-in that is not undone.
@@ -105,25 +159,38 @@ class Store::Tx {
  private:
   friend class Store;
   explicit Tx(Store& s) : s_(s) {}
+  void savepoint();
+  void release();
+  void rollback_to();
   Store& s_;
 };
 
 template <class Fn>
 auto Store::transaction(Fn&& fn) -> decltype(fn(std::declval<Tx&>())) {
-  std::lock_guard lock(mu_);
-  begin_locked();
-  Tx tx(*this);
+  using R = decltype(fn(std::declval<Tx&>()));
+  if constexpr (std::is_void_v<R>) {
+    submit([&](Tx& tx) { fn(tx); });
+  } else {
+    std::optional<R> result;
+    submit([&](Tx& tx) { result.emplace(fn(tx)); });
+    return std::move(*result);
+  }
+}
+
+template <class Fn>
+auto Store::Tx::attempt(Fn&& fn) -> decltype(fn()) {
+  savepoint();
   try {
-    if constexpr (std::is_void_v<decltype(fn(tx))>) {
-      fn(tx);
-      commit_locked();
+    if constexpr (std::is_void_v<decltype(fn())>) {
+      fn();
+      release();
     } else {
-      auto r = fn(tx);
-      commit_locked();
+      auto r = fn();
+      release();
       return r;
     }
   } catch (...) {
-    rollback_locked();
+    rollback_to();
     throw;
   }
 }
