@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,12 @@
 #include "storage/model.h"
 
 namespace handlers {
+
+/// The five must-visit occasions (五必访) and the policies, as codes in their fixed order.
+inline constexpr std::array<std::string_view, 5> kOccasionCodes = {
+    "wedding_funeral", "exam", "illness", "accident", "festival"};
+inline constexpr std::array<std::string_view, 4> kPolicyCodes = {"medical_aid", "education_aid",
+                                                                 "housing", "minimum_living"};
 
 /// A check-in as understood from one message (see README "What the bot understands").
 struct Checkin {
@@ -25,8 +32,11 @@ struct Checkin {
   std::string note;                    // the rest of the text, trimmed, normalised
 };
 
-enum class Command { Help, MyPairings, Progress, Undo };
-std::string_view command_code(Command c);  // "help", "my_pairings", "progress", "undo"
+/// Bulletin (通报 2026-11) and Review (点评 2026Q3) are admin commands: the argument holds the
+/// period and optionally a ledger word; the dispatcher checks the sender.
+enum class Command { Help, MyPairings, Progress, Undo, Bulletin, Review };
+/// "help", "my_pairings", "progress", "undo", "bulletin", "review"
+std::string_view command_code(Command c);
 
 struct CommandMsg {
   Command command;
@@ -53,7 +63,9 @@ struct SenderContext {
 
 /// Strips the @-mention of the bot (`@帮扶助手`, any `@name` at the start, full- or half-width
 /// @), converts full-width ASCII and digits to half-width, turns the ideographic space and line
-/// breaks into spaces, collapses runs of spaces, trims.
+/// breaks into spaces, collapses runs of spaces, trims. The full-width punctuation of Chinese
+/// prose (，：；！？（）) is kept as typed so that notes read naturally; the parser accepts both
+/// widths. Invalid UTF-8 bytes become U+FFFD.
 std::string normalize(std::string_view text, std::string_view bot_name);
 
 /// Understands one message. Pure: `today` is the sender's local date now.

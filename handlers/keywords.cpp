@@ -1,0 +1,240 @@
+#include "handlers/keywords.h"
+
+#include <algorithm>
+#include <array>
+
+#include "handlers/text.h"
+
+namespace handlers {
+namespace {
+
+using K = KeywordKind;
+
+// Occasion and policy codes index kOccasionCodes / kPolicyCodes in understanding.h.
+constexpr std::uint8_t kWeddingFuneral = 0, kExam = 1, kIllness = 2, kAccident = 3, kFestival = 4;
+constexpr std::uint8_t kMedicalAid = 0, kEducationAid = 1, kHousing = 2, kMinimumLiving = 3;
+
+constexpr Keyword kKeywordList[] = {
+    // Phrases that contain a keyword but do not mean it.
+    {"电话号码", K::Ignore, 0},
+    {"困难户", K::Ignore, 0},
+    {"困难群众", K::Ignore, 0},
+    {"困难家庭", K::Ignore, 0},
+    {"困难学生", K::Ignore, 0},
+    {"没问题", K::Ignore, 0},
+    {"无问题", K::Ignore, 0},
+    {"没有问题", K::Ignore, 0},
+    {"没发现问题", K::Ignore, 0},
+    {"未发现问题", K::Ignore, 0},
+    {"没有发现问题", K::Ignore, 0},
+    {"问题不大", K::Ignore, 0},
+    {"不需要", K::Ignore, 0},
+    {"无需", K::Ignore, 0},
+    {"不缺", K::Ignore, 0},
+
+    {"走访", K::Visit, 0},
+    {"入户", K::Visit, 0},
+    {"看望", K::Visit, 0},
+    {"慰问", K::Visit, 0},
+    {"探望", K::Visit, 0},
+    {"上门", K::Visit, 0},
+    {"登门", K::Visit, 0},
+    {"拜访", K::Visit, 0},
+    {"家访", K::HomeVisit, 0},
+    {"校访", K::SchoolVisit, 0},
+    {"上门服务", K::Service, 0},
+    {"入户服务", K::Service, 0},
+    {"上门诊疗", K::Service, 0},
+    {"上门巡诊", K::Service, 0},
+    {"巡诊", K::Service, 0},
+    {"出诊", K::Service, 0},
+
+    {"测血压", K::ServiceAction, 0},
+    {"量血压", K::ServiceAction, 0},
+    {"测血糖", K::ServiceAction, 0},
+    {"查血糖", K::ServiceAction, 0},
+    {"查体", K::ServiceAction, 0},
+    {"体检", K::ServiceAction, 0},
+    {"用药指导", K::ServiceAction, 0},
+    {"康复训练", K::ServiceAction, 0},
+    {"康复指导", K::ServiceAction, 0},
+    {"健康咨询", K::ServiceAction, 0},
+    {"健康指导", K::ServiceAction, 0},
+    {"健康宣教", K::ServiceAction, 0},
+    {"诊疗", K::ServiceAction, 0},
+    {"换药", K::ServiceAction, 0},
+    {"针灸", K::ServiceAction, 0},
+    {"送医送药", K::ServiceAction, 0},
+    {"送药", K::ServiceAction, 0},
+
+    {"电话", K::Phone, 0},
+    {"电联", K::Phone, 0},
+    {"打电话", K::Phone, 0},
+    {"通电话", K::Phone, 0},
+    {"致电", K::Phone, 0},
+    {"电话随访", K::Phone, 0},
+    {"电话联系", K::Phone, 0},
+    {"电话慰问", K::Phone, 0},
+    {"电话回访", K::Phone, 0},
+    {"电话家访", K::Phone, 0},
+    {"电话问候", K::Phone, 0},
+    {"视频通话", K::Phone, 0},
+    {"视频随访", K::Phone, 0},
+    {"视频", K::Phone, 0},
+    {"微信联系", K::Phone, 0},
+    {"微信视频", K::Phone, 0},
+    {"微信语音", K::Phone, 0},
+    {"微信随访", K::Phone, 0},
+    {"语音通话", K::Phone, 0},
+
+    {"打卡", K::Signal, 0},
+    {"随访", K::Signal, 0},
+    {"回访", K::Signal, 0},
+    {"辅导", K::Signal, 0},
+    {"补课", K::Signal, 0},
+    {"心理疏导", K::Signal, 0},
+    {"去了", K::Signal, 0},
+
+    {"怎么", K::Question, 0},
+    {"如何", K::Question, 0},
+    {"怎样", K::Question, 0},
+
+    {"红白喜事", K::Occasion, kWeddingFuneral},
+    {"红白事", K::Occasion, kWeddingFuneral},
+    {"喜事", K::Occasion, kWeddingFuneral},
+    {"白事", K::Occasion, kWeddingFuneral},
+    {"婚礼", K::Occasion, kWeddingFuneral},
+    {"结婚", K::Occasion, kWeddingFuneral},
+    {"婚事", K::Occasion, kWeddingFuneral},
+    {"出嫁", K::Occasion, kWeddingFuneral},
+    {"丧事", K::Occasion, kWeddingFuneral},
+    {"丧葬", K::Occasion, kWeddingFuneral},
+    {"去世", K::Occasion, kWeddingFuneral},
+    {"过世", K::Occasion, kWeddingFuneral},
+    {"逝世", K::Occasion, kWeddingFuneral},
+    {"病逝", K::Occasion, kWeddingFuneral},
+    {"葬礼", K::Occasion, kWeddingFuneral},
+    {"出殡", K::Occasion, kWeddingFuneral},
+    {"吊唁", K::Occasion, kWeddingFuneral},
+    {"升学考试", K::Occasion, kExam},
+    {"升学", K::Occasion, kExam},
+    {"中考", K::Occasion, kExam},
+    {"高考", K::Occasion, kExam},
+    {"考上", K::Occasion, kExam},
+    {"录取", K::Occasion, kExam},
+    {"生病", K::Occasion, kIllness},
+    {"住院", K::Occasion, kIllness},
+    {"出院", K::Occasion, kIllness},
+    {"病重", K::Occasion, kIllness},
+    {"重病", K::Occasion, kIllness},
+    {"病危", K::Occasion, kIllness},
+    {"手术", K::Occasion, kIllness},
+    {"意外", K::Occasion, kAccident},
+    {"受伤", K::Occasion, kAccident},
+    {"摔伤", K::Occasion, kAccident},
+    {"摔倒", K::Occasion, kAccident},
+    {"车祸", K::Occasion, kAccident},
+    {"骨折", K::Occasion, kAccident},
+    {"烧伤", K::Occasion, kAccident},
+    {"烫伤", K::Occasion, kAccident},
+    {"工伤", K::Occasion, kAccident},
+    {"溺水", K::Occasion, kAccident},
+    {"传统节日", K::Occasion, kFestival},
+    {"节日", K::Occasion, kFestival},
+    {"春节", K::Occasion, kFestival},
+    {"过年", K::Occasion, kFestival},
+    {"除夕", K::Occasion, kFestival},
+    {"元宵", K::Occasion, kFestival},
+    {"清明", K::Occasion, kFestival},
+    {"端午", K::Occasion, kFestival},
+    {"中秋", K::Occasion, kFestival},
+    {"重阳", K::Occasion, kFestival},
+
+    {"医疗救助", K::Policy, kMedicalAid},
+    {"大病救助", K::Policy, kMedicalAid},
+    {"医保", K::Policy, kMedicalAid},
+    {"大病保险", K::Policy, kMedicalAid},
+    {"医疗保障", K::Policy, kMedicalAid},
+    {"助学", K::Policy, kEducationAid},
+    {"教育资助", K::Policy, kEducationAid},
+    {"雨露计划", K::Policy, kEducationAid},
+    {"学费减免", K::Policy, kEducationAid},
+    {"住房", K::Policy, kHousing},
+    {"危房", K::Policy, kHousing},
+    {"危改", K::Policy, kHousing},
+    {"房屋改造", K::Policy, kHousing},
+    {"低保", K::Policy, kMinimumLiving},
+    {"兜底", K::Policy, kMinimumLiving},
+    {"特困供养", K::Policy, kMinimumLiving},
+    {"特困", K::Policy, kMinimumLiving},
+    {"五保", K::Policy, kMinimumLiving},
+
+    {"应享未享", K::Problem, 0},
+    {"未享受", K::Problem, 0},
+    {"未落实", K::Problem, 0},
+    {"没落实", K::Problem, 0},
+    {"未纳入", K::Problem, 0},
+    {"未办理", K::Problem, 0},
+    {"没办理", K::Problem, 0},
+    {"困难", K::Problem, 0},
+    {"问题", K::Problem, 0},
+    {"需要", K::Problem, 0},
+    {"急需", K::Problem, 0},
+    {"缺", K::Problem, 0},
+};
+
+template <std::size_t N>
+constexpr std::array<Keyword, N> sorted(const Keyword (&in)[N]) {
+  std::array<Keyword, N> a{};
+  std::copy(in, in + N, a.begin());
+  std::sort(a.begin(), a.end(), [](const Keyword& x, const Keyword& y) { return x.text < y.text; });
+  return a;
+}
+
+// Sorted by bytes, so the keywords sharing a first character form one contiguous run.
+constexpr auto kKeywords = sorted(kKeywordList);
+
+constexpr char32_t first_code_point(std::string_view s) {
+  const auto b = [&](std::size_t k) {
+    return static_cast<char32_t>(static_cast<unsigned char>(s[k]));
+  };
+  if (b(0) < 0x80) return b(0);
+  if (b(0) < 0xE0) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+  if (b(0) < 0xF0) return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+}
+
+// The first code point of each keyword, in the same (byte = code point) order, so a position is
+// matched by a binary search over integers before any string is compared.
+constexpr auto kFirst = [] {
+  std::array<char32_t, kKeywords.size()> a{};
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = first_code_point(kKeywords[i].text);
+  return a;
+}();
+
+static_assert(std::is_sorted(kFirst.begin(), kFirst.end()));
+
+static_assert(std::adjacent_find(kKeywords.begin(), kKeywords.end(),
+                                 [](const Keyword& x, const Keyword& y) {
+                                   return x.text == y.text;
+                                 }) == kKeywords.end(),
+              "duplicate keyword");
+
+}  // namespace
+
+const Keyword* keyword_at(std::string_view text, std::size_t pos) {
+  const std::size_t len = utf8_len(text, pos);
+  if (len < 2) return nullptr;  // every keyword starts with a Chinese character
+  const char32_t c = utf8_at(text, pos);
+  const auto [lo, hi] = std::equal_range(kFirst.begin(), kFirst.end(), c);
+  const std::string_view rest = text.substr(pos);
+  const Keyword* best = nullptr;
+  for (auto i = static_cast<std::size_t>(lo - kFirst.begin());
+       i < static_cast<std::size_t>(hi - kFirst.begin()); ++i) {
+    const Keyword& k = kKeywords[i];
+    if ((!best || k.text.size() > best->text.size()) && rest.starts_with(k.text)) best = &k;
+  }
+  return best;
+}
+
+}  // namespace handlers

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace handlers {
+
+enum class KeywordKind : std::uint8_t {
+  Ignore,  // a phrase hiding a shorter keyword that must not fire (困难户, 没问题, 电话号码)
+  Visit,
+  HomeVisit,
+  SchoolVisit,
+  Service,
+  ServiceAction,  // a doctor's action (测血压): means `service` only when no mode word is present
+  Phone,
+  Signal,    // marks a check-in without fixing the mode (打卡, 随访, 辅导, 去了)
+  Question,  // 怎么, 如何: a how-to question, not a report
+  Occasion,  // code indexes kOccasionCodes
+  Policy,    // code indexes kPolicyCodes
+  Problem,   // marks a clause as a problem found (应享未享, 困难, 缺 …)
+};
+
+struct Keyword {
+  std::string_view text;
+  KeywordKind kind;
+  std::uint8_t code;
+};
+
+/// The longest keyword that starts at byte `pos` of `text`, or nullptr. Scanning left to right
+/// and skipping each hit whole gives leftmost-longest matching, so 上门服务 hides 上门 and
+/// 电话随访 hides 随访.
+const Keyword* keyword_at(std::string_view text, std::size_t pos);
+
+}  // namespace handlers
