@@ -111,6 +111,9 @@ class Store {
 
  private:
   friend class Tx;
+  // Query sets kept in their own files, sharing this connection and lock:
+  friend class BulletinQueries;  // storage/bulletin_queries.h
+  friend class Outbox;           // storage/outbox.h
   struct Job;
   /// Queues the unit and blocks until its group is committed; rethrows its failure.
   void submit(const std::function<void(Tx&)>& fn);
@@ -124,7 +127,8 @@ class Store {
   std::unique_ptr<Statements> st_;
 
   std::mutex queue_mu_;  // guards queue_, stopping_, stats_
-  std::condition_variable queue_cv_;
+  std::condition_variable writer_cv_;  // wakes the writer: work queued or stopping
+  std::condition_variable done_cv_;    // wakes callers: a group finished
   std::deque<Job*> queue_;
   bool stopping_ = false;
   CommitStats stats_;

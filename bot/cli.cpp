@@ -1,0 +1,312 @@
+#include "bot/cli.h"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <httplib.h>
+
+#include "bot/args.h"
+#include "bot/cmd_bulletin.h"
+#include "bot/cmd_ledger.h"
+#include "bot/cmd_ops.h"
+#include "bot/cmd_simulate.h"
+#include "bot/config.h"
+#include "bot/log.h"
+#include "bot/server.h"
+#include "bot/wecom_crypto.h"
+#include "handlers/dispatcher.h"
+#include "handlers/labels.h"
+#include "handlers/templates.h"
+#include "handlers/understanding.h"
+#include "storage/roster_csv.h"
+#include "storage/store.h"
+
+namespace bot {
+namespace {
+
+using nlohmann::json;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+storage::LocalTime now_in(const Config& c) {
+  return storage::LocalTime{system_clock_seconds(), c.utc_offset_seconds};
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
+  const Config config = load_config(a.need("config"));
+  // Block the stop signals before any thread starts, so only the waiter below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  StreamLogger log(err);
+  // Every template is compiled at start-up, the bulletins' too, so a bad one stops start-up.
+  std::vector<std::string> template_names = handlers::Templates::reply_names();
+  for (const auto& n : handlers::bulletin_template_names())
+    if (std::find(template_names.begin(), template_names.end(), n) == template_names.end())
+      template_names.push_back(n);
+  const auto templates = handlers::Templates::load(config.templates_dir, template_names);
+  storage::Store store(config.database);
+  WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
+  handlers::Dispatcher dispatcher(store, templates,
+                                  {config.bot_name, config.admins, config.bulletin});
+  HttpServer server(config, dispatcher, store, crypto, log);
+  const int port = server.bind(config.listen_host, config.listen_port);
+  if (port < 0) {
+    err << "bangfu: cannot listen on " << config.listen_host << ":" << config.listen_port << "\n";
+    return 1;
+  }
+  // Bulletins, reminders and the outbox worker (none without wecom.webhook_url). Started after
+  // the signals are blocked, so its threads leave them to the waiter.
+  auto delivery = start_delivery(config, store, templates, log);
+  log.info("listening", {{"host", config.listen_host},
+                         {"port", std::to_string(port)},
+                         {"database", config.database}});
+  out << "bangfu listening on http://" << config.listen_host << ":" << port << std::endl;
+
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig == 0) return;
+    log.info("stopping", {{"signal", std::to_string(sig)}});
+    server.stop();
+  });
+  const bool ok = server.run();
+  if (!ok) log.error("server_failed");
+  if (delivery) delivery->stop();  // lets a POST in flight finish
+  // Wake the waiter if the server stopped by itself.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  log.info("stopped");
+  return ok ? 0 : 1;
+}
+
+int cmd_roster_import(const Args& a, std::ostream& out, std::ostream& err) {
+  const Config config = load_config(a.need("config"));
+  if (a.positional.size() != 1) throw UsageError("roster import takes one ROSTER.csv file");
+  const auto parsed = storage::parse_roster_csv(read_file(a.positional[0]));
+  if (!parsed.errors.empty()) {
+    err << "名册有 " << parsed.errors.size() << " 处错误，未导入任何内容 (nothing imported):\n";
+    for (const auto& e : parsed.errors) err << "  " << e.message << "\n";
+    return 1;
+  }
+  storage::Store store(config.database);
+  const auto sum = store.import_roster(parsed.rows, now_in(config).date());
+  out << "imported " << parsed.rows.size() << " pairings (" << parsed.encoding
+      << "): " << sum.inserted << " new, " << sum.updated << " updated, " << sum.unchanged
+      << " unchanged, " << sum.ended << " ended\n";
+  return 0;
+}
+
+int cmd_parse(const Args& a, std::ostream& out, std::ostream&) {
+  const Config config = load_config(a.need("config"));
+  const std::string from = a.need("from");
+  if (a.positional.empty()) throw UsageError("parse needs the message TEXT");
+  storage::LocalTime now = now_in(config);
+  if (auto n = a.get("now")) {
+    auto t = storage::LocalTime::parse(*n, config.utc_offset_seconds);
+    if (!t) throw UsageError("--now must look like 2026-11-28T10:00:00+08:00");
+    now = storage::LocalTime{t->unix_seconds, config.utc_offset_seconds};
+  }
+  std::string text = join(a.positional, " ");
+  storage::Store store(config.database);
+  handlers::SenderContext sender;
+  sender.helper_id = from;
+  sender.known = store.helper_name(from).has_value();
+  sender.pairings = store.pairings_of(from, now.date());
+  out << handlers::to_json(handlers::understand(text, sender, now.date(), config.bot_name)) << "\n";
+  return 0;
+}
+
+int cmd_say(const Args& a, std::ostream& out, std::ostream& err) {
+  const Config config = load_config(a.need("config"));
+  const std::string from = a.need("from");
+  if (a.positional.empty()) throw UsageError("say needs the message TEXT");
+  const std::string url = a.get("url").value_or("http://" + config.listen_host + ":" +
+                                                std::to_string(config.listen_port));
+  WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
+  std::random_device rd;
+  const std::string msgid =
+      "say-" + std::to_string(system_clock_seconds()) + "-" + std::to_string(rd() % 1000000);
+  json msg = {{"msgid", msgid},
+              {"aibotid", "local"},
+              {"chatid", "local"},
+              {"chattype", "group"},
+              {"from", {{"userid", from}}},
+              {"msgtype", "text"},
+              {"text", {{"content", "@" + config.bot_name + " " + join(a.positional, " ")}}}};
+  const std::string enc = crypto.encrypt(msg.dump(), WecomCrypto::random_prefix());
+  const std::string ts = std::to_string(system_clock_seconds());
+  const std::string nonce = std::to_string(rd());
+  httplib::Client client(url);
+  client.set_connection_timeout(5, 0);
+  client.set_read_timeout(10, 0);
+  const std::string path = "/wecom/callback?msg_signature=" + crypto.signature(ts, nonce, enc) +
+                           "&timestamp=" + ts + "&nonce=" + nonce;
+  auto res = client.Post(path, json{{"encrypt", enc}}.dump(), "application/json");
+  if (!res) {
+    err << "bangfu: cannot reach " << url << " (" << httplib::to_string(res.error()) << ")\n";
+    return 1;
+  }
+  if (res->status != 200) {
+    err << "bangfu: service answered " << res->status << ": " << res->body;
+    return 1;
+  }
+  json env = json::parse(res->body, nullptr, false);
+  if (env.is_discarded() || !env.contains("encrypt")) {
+    err << "bangfu: no reply body\n";
+    return 1;
+  }
+  const auto d = crypto.decrypt(env["encrypt"].get<std::string>());
+  json reply = json::parse(d.message, nullptr, false);
+  if (d.error != CryptoError::Ok || reply.is_discarded()) {
+    err << "bangfu: reply does not decrypt\n";
+    return 1;
+  }
+  const auto stream = reply.find("stream");
+  if (stream != reply.end() && stream->contains("content"))
+    out << (*stream)["content"].get<std::string>() << "\n";
+  else
+    out << reply.dump() << "\n";
+  return 0;
+}
+
+std::vector<CommandSpec> core_commands() {
+  return {
+      {"serve",
+       "run the webhook service",
+       "usage: bangfu serve --config FILE\n"
+       "Runs the HTTP service (WeCom callback at /wecom/callback, /healthz) until SIGINT or\n"
+       "SIGTERM, then finishes the requests in flight and exits 0.\n",
+       {"config"},
+       {},
+       cmd_serve},
+      {"roster import",
+       "import or update the roster (名册) from CSV",
+       "usage: bangfu roster import --config FILE ROSTER.csv\n"
+       "Imports the roster CSV (UTF-8, UTF-8 with BOM, or GBK). Re-importing updates pairings;\n"
+       "a pairing missing from the file ends today unless the file gives its end date.\n"
+       "A file with any error changes nothing; errors are listed by line.\n",
+       {"config"},
+       {},
+       cmd_roster_import},
+      {"parse",
+       "show how one message is understood (stores nothing)",
+       "usage: bangfu parse --config FILE --from USERID [--now 2026-11-28T10:00:00+08:00] TEXT\n"
+       "Prints how TEXT from USERID is understood, as one JSON object. Stores nothing.\n",
+       {"config", "from", "now"},
+       {},
+       cmd_parse},
+      {"ledger export",
+       "the month's visit ledger (台账) as CSV, JSON or an Excel workbook",
+       "usage: bangfu ledger export --config FILE --month YYYY-MM\n"
+       "                            [--ledger cadre|health|education] --format csv|json|xlsx\n"
+       "                            [--out FILE]\n"
+       "Writes the month's check-ins (台账). CSV has Chinese headers and a UTF-8 BOM for Excel.\n"
+       "xlsx (needs --out FILE.xlsx) has one sheet per ledger (区直, 卫生, 教育) with the CSV's\n"
+       "columns, and a summary sheet 汇总 with each unit's coverage for the month.\n",
+       {"config", "month", "ledger", "format", "out"},
+       {},
+       cmd_ledger_export},
+      {"say",
+       "send a message to a running service as WeCom would",
+       "usage: bangfu say --config FILE --from USERID [--url http://127.0.0.1:8080] TEXT\n"
+       "Sends TEXT to the running service as a signed, encrypted WeCom AI-bot group message\n"
+       "from USERID, and prints the bot's reply. For trying the bot without WeCom.\n",
+       {"config", "from", "url"},
+       {},
+       cmd_say},
+  };
+}
+
+std::string usage(const std::vector<CommandSpec>& commands) {
+  std::string u = "usage: bangfu <command> [options]\ncommands:\n";
+  for (const auto& c : commands) {
+    std::string line = "  " + c.name;
+    line.resize(std::max<size_t>(line.size() + 1, 20), ' ');
+    u += line + c.summary + "\n";
+  }
+  return u + "Each command answers --help.\n";
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::vector<CommandSpec> commands = core_commands();
+  for (auto& c : simulate_commands()) commands.push_back(std::move(c));
+  for (auto& c : bulletin_commands()) commands.push_back(std::move(c));
+  for (auto& c : ops_commands()) commands.push_back(std::move(c));
+  try {
+    if (args.empty() || args[0] == "--help" || args[0] == "help" || args[0] == "-h") {
+      (args.empty() ? err : out) << usage(commands);
+      return args.empty() ? 2 : 0;
+    }
+    const CommandSpec* spec = nullptr;
+    size_t consumed = 0;
+    for (const auto& c : commands) {
+      const bool two = c.name.find(' ') != std::string::npos;
+      if (two && args.size() > 1 && c.name == args[0] + " " + args[1]) {
+        spec = &c;
+        consumed = 2;
+      } else if (!two && c.name == args[0]) {
+        spec = &c;
+        consumed = 1;
+      }
+      if (spec) break;
+    }
+    if (!spec) {
+      std::string what = args[0];
+      if (args.size() > 1 && args[1].rfind("--", 0) != 0) what += " " + args[1];
+      throw UsageError("unknown command '" + what + "' (try bangfu --help)");
+    }
+    const std::vector<std::string> rest(args.begin() + static_cast<long>(consumed), args.end());
+    const Args a = parse_args(rest, spec->value_options, spec->flag_options);
+    if (a.flag("help")) {
+      out << spec->help;
+      return 0;
+    }
+    return spec->run(a, out, err);
+  } catch (const UsageError& e) {
+    err << "bangfu: " << e.what() << "\n";
+    return 2;
+  } catch (const ConfigError& e) {
+    err << "bangfu: " << e.what() << "\n";
+    return 1;
+  } catch (const handlers::TemplateError& e) {
+    err << "bangfu: template error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << "bangfu: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace bot

@@ -1,0 +1,328 @@
+#include "bot/config.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <tuple>
+
+#include "bot/webhook_sender.h"
+
+#ifndef BANGFU_DEFAULT_TEMPLATES_DIR
+#define BANGFU_DEFAULT_TEMPLATES_DIR "templates"
+#endif
+
+namespace bot {
+namespace {
+
+using nlohmann::json;
+
+std::string get_string(const json& obj, const std::string& key, const std::string& path,
+                       const std::string& fallback, bool required) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) {
+    if (required) throw ConfigError("config key '" + path + "' is missing");
+    return fallback;
+  }
+  if (!it->is_string()) throw ConfigError("config key '" + path + "' must be a string");
+  return it->get<std::string>();
+}
+
+int get_int(const json& obj, const std::string& key, const std::string& path, int fallback, int lo,
+            int hi) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer() || it->get<long long>() < lo || it->get<long long>() > hi)
+    throw ConfigError("config key '" + path + "' must be an integer from " + std::to_string(lo) +
+                      " to " + std::to_string(hi));
+  return static_cast<int>(it->get<long long>());
+}
+
+std::string resolve(const std::string& p, const std::string& base_dir) {
+  if (p.empty() || p == ":memory:" || std::filesystem::path(p).is_absolute()) return p;
+  return (std::filesystem::path(base_dir) / p).lexically_normal().string();
+}
+
+bool get_bool(const json& obj, const std::string& key, const std::string& path, bool fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) throw ConfigError("config key '" + path + "' must be true or false");
+  return it->get<bool>();
+}
+
+// Rejects keys a section does not know, so a typo does not silently fall back to a default.
+void only_keys(const json& obj, const std::string& path, std::initializer_list<const char*> known) {
+  for (const auto& [k, v] : obj.items()) {
+    bool ok = false;
+    std::string list;
+    for (const char* name : known) {
+      ok = ok || k == name;
+      list += list.empty() ? name : std::string(", ") + name;
+    }
+    if (!ok)
+      throw ConfigError("config key '" + path + "." + k + "' is unknown (known: " + list + ")");
+  }
+}
+
+// A day of the month: 1..28 from the start, -1..-28 from the end.
+int parse_day(const json& v, const std::string& path) {
+  if (v.is_number_integer()) {
+    const long long d = v.get<long long>();
+    if ((d >= 1 && d <= 28) || (d <= -1 && d >= -28)) return static_cast<int>(d);
+  }
+  throw ConfigError("config key '" + path +
+                    "' must be a day from 1 to 28, or -1 to -28 counted from the month's end "
+                    "(-1 is the last day)");
+}
+
+// "HH:MM", 24-hour.
+std::pair<int, int> parse_time(const json& v, const std::string& path) {
+  if (v.is_string()) {
+    const std::string t = v.get<std::string>();
+    if (t.size() == 5 && t[2] == ':' && std::isdigit(static_cast<unsigned char>(t[0])) &&
+        std::isdigit(static_cast<unsigned char>(t[1])) &&
+        std::isdigit(static_cast<unsigned char>(t[3])) &&
+        std::isdigit(static_cast<unsigned char>(t[4]))) {
+      const int h = (t[0] - '0') * 10 + (t[1] - '0');
+      const int m = (t[3] - '0') * 10 + (t[4] - '0');
+      if (h < 24 && m < 60) return {h, m};
+    }
+  }
+  throw ConfigError("config key '" + path + "' must be a time like \"09:00\" (24-hour)");
+}
+
+// {"day": 1, "time": "09:00"}, or false to turn the moment off.
+DayTime parse_day_time(const json& obj, const std::string& key, const std::string& path,
+                       DayTime fallback) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (it->is_boolean() && !it->get<bool>()) {
+    fallback.enabled = false;
+    return fallback;
+  }
+  if (!it->is_object())
+    throw ConfigError("config key '" + path +
+                      "' must be an object like {\"day\": 1, \"time\": \"09:00\"}, or false");
+  only_keys(*it, path, {"day", "time"});
+  DayTime dt = fallback;
+  if (auto d = it->find("day"); d != it->end()) dt.day = parse_day(*d, path + ".day");
+  if (auto t = it->find("time"); t != it->end())
+    std::tie(dt.hour, dt.minute) = parse_time(*t, path + ".time");
+  return dt;
+}
+
+handlers::BulletinOptions parse_bulletin(const json& root) {
+  handlers::BulletinOptions b;
+  auto it = root.find("bulletin");
+  if (it == root.end() || it->is_null()) return b;
+  if (!it->is_object()) throw ConfigError("config key 'bulletin' must be an object");
+  only_keys(*it, "bulletin",
+            {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines"});
+  b.unit_threshold_percent =
+      get_int(*it, "unit_threshold_percent", "bulletin.unit_threshold_percent",
+              b.unit_threshold_percent, 0, 100);
+  b.name_helpers = get_bool(*it, "name_helpers", "bulletin.name_helpers", b.name_helpers);
+  b.occasion_window_days = get_int(*it, "occasion_window_days", "bulletin.occasion_window_days",
+                                   b.occasion_window_days, 0, 60);
+  b.max_list_lines =
+      get_int(*it, "max_list_lines", "bulletin.max_list_lines", b.max_list_lines, 0, 100000);
+  return b;
+}
+
+ScheduleConfig parse_schedule(const json& root) {
+  ScheduleConfig s;
+  auto it = root.find("schedule");
+  if (it == root.end() || it->is_null()) return s;
+  if (!it->is_object()) throw ConfigError("config key 'schedule' must be an object");
+  const json& o = *it;
+  only_keys(o, "schedule", {"monthly", "quarterly", "reminders", "ledgers"});
+  s.monthly = parse_day_time(o, "monthly", "schedule.monthly", s.monthly);
+  s.quarterly = parse_day_time(o, "quarterly", "schedule.quarterly", s.quarterly);
+  if (auto r = o.find("reminders"); r != o.end() && !r->is_null()) {
+    if (r->is_boolean() && !r->get<bool>()) {
+      s.reminder_days.clear();
+    } else {
+      if (!r->is_object())
+        throw ConfigError(
+            "config key 'schedule.reminders' must be an object like "
+            "{\"days\": [20, -3], \"time\": \"16:00\"}, or false");
+      only_keys(*r, "schedule.reminders", {"days", "time"});
+      if (auto d = r->find("days"); d != r->end() && !d->is_null()) {
+        if (!d->is_array())
+          throw ConfigError("config key 'schedule.reminders.days' must be a list of days");
+        s.reminder_days.clear();
+        for (const auto& day : *d) {
+          const int v = parse_day(day, "schedule.reminders.days");
+          if (std::find(s.reminder_days.begin(), s.reminder_days.end(), v) == s.reminder_days.end())
+            s.reminder_days.push_back(v);
+        }
+      }
+      if (auto t = r->find("time"); t != r->end() && !t->is_null())
+        std::tie(s.reminder_hour, s.reminder_minute) = parse_time(*t, "schedule.reminders.time");
+    }
+  }
+  if (auto l = o.find("ledgers"); l != o.end() && !l->is_null()) {
+    const char* what =
+        "config key 'schedule.ledgers' must be a list of \"cadre\", \"health\", "
+        "\"education\" and \"all\" (the district as a whole)";
+    if (!l->is_array()) throw ConfigError(what);
+    s.ledgers.clear();
+    for (const auto& v : *l) {
+      if (!v.is_string()) throw ConfigError(what);
+      const std::string name = v.get<std::string>();
+      if (name != "cadre" && name != "health" && name != "education" && name != "all")
+        throw ConfigError(what);
+      if (std::find(s.ledgers.begin(), s.ledgers.end(), name) == s.ledgers.end())
+        s.ledgers.push_back(name);
+    }
+  }
+  return s;
+}
+
+LimitsConfig parse_limits(const json& root) {
+  LimitsConfig l;
+  auto it = root.find("limits");
+  if (it == root.end() || it->is_null()) return l;
+  if (!it->is_object()) throw ConfigError("config key 'limits' must be an object");
+  only_keys(*it, "limits", {"per_sender_per_minute", "max_queue", "max_connections"});
+  l.per_sender_per_minute = get_int(*it, "per_sender_per_minute", "limits.per_sender_per_minute",
+                                    l.per_sender_per_minute, 0, 100000);
+  l.max_queue = get_int(*it, "max_queue", "limits.max_queue", l.max_queue, 1, 100000);
+  l.max_connections =
+      get_int(*it, "max_connections", "limits.max_connections", l.max_connections, 8, 100000);
+  return l;
+}
+
+bool is_alnum(const std::string& s) {
+  for (unsigned char c : s)
+    if (!std::isalnum(c)) return false;
+  return true;
+}
+
+}  // namespace
+
+int zone_offset_seconds(const std::string& zone) {
+  // China has had no daylight saving since 1991, so its zones are fixed offsets.
+  static const std::pair<const char*, int> kZones[] = {
+      {"Asia/Shanghai", 8 * 3600},
+      {"Asia/Chongqing", 8 * 3600},
+      {"Asia/Harbin", 8 * 3600},
+      {"Asia/Hong_Kong", 8 * 3600},
+      {"Asia/Macau", 8 * 3600},
+      {"Asia/Taipei", 8 * 3600},
+      {"PRC", 8 * 3600},
+      {"Asia/Urumqi", 6 * 3600},
+      {"UTC", 0},
+      {"Etc/UTC", 0},
+  };
+  for (const auto& [name, off] : kZones)
+    if (zone == name) return off;
+  // "+08:00" / "-05:30"
+  if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' &&
+      std::isdigit(static_cast<unsigned char>(zone[1])) &&
+      std::isdigit(static_cast<unsigned char>(zone[2])) &&
+      std::isdigit(static_cast<unsigned char>(zone[4])) &&
+      std::isdigit(static_cast<unsigned char>(zone[5]))) {
+    const int h = (zone[1] - '0') * 10 + (zone[2] - '0');
+    const int m = (zone[4] - '0') * 10 + (zone[5] - '0');
+    if (h <= 14 && m < 60) return (h * 3600 + m * 60) * (zone[0] == '-' ? -1 : 1);
+  }
+  throw ConfigError("config key 'timezone': unknown zone '" + zone +
+                    "' (use Asia/Shanghai, Asia/Urumqi, UTC or an offset like +08:00)");
+}
+
+Config parse_config(const std::string& json_text, const std::map<std::string, std::string>& env,
+                    const std::string& base_dir) {
+  json root = json::parse(json_text, nullptr, false);
+  if (root.is_discarded() || !root.is_object())
+    throw ConfigError("config file is not a JSON object");
+  Config c;
+
+  const std::string listen = get_string(root, "listen", "listen", "127.0.0.1:8080", false);
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    throw ConfigError("config key 'listen' must be host:port, e.g. 127.0.0.1:8080");
+  c.listen_host = listen.substr(0, colon);
+  try {
+    size_t used = 0;
+    c.listen_port = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1 || c.listen_port < 0 || c.listen_port > 65535)
+      throw std::invalid_argument("port");
+  } catch (const std::exception&) {
+    throw ConfigError("config key 'listen' has a bad port in '" + listen + "'");
+  }
+
+  c.database = resolve(get_string(root, "database", "database", "", true), base_dir);
+  if (c.database.empty()) throw ConfigError("config key 'database' is empty");
+  c.timezone = get_string(root, "timezone", "timezone", "Asia/Shanghai", false);
+  c.utc_offset_seconds = zone_offset_seconds(c.timezone);
+  c.bot_name = get_string(root, "bot_name", "bot_name", "帮扶助手", false);
+  c.templates_dir = resolve(
+      get_string(root, "templates_dir", "templates_dir", BANGFU_DEFAULT_TEMPLATES_DIR, false),
+      base_dir);
+  c.threads = get_int(root, "threads", "threads", 8, 1, 256);
+
+  if (auto it = root.find("admins"); it != root.end() && !it->is_null()) {
+    if (!it->is_array()) throw ConfigError("config key 'admins' must be a list of userids");
+    for (const auto& a : *it) {
+      if (!a.is_string() || a.get<std::string>().empty())
+        throw ConfigError("config key 'admins' must hold non-empty userid strings");
+      c.admins.push_back(a.get<std::string>());
+    }
+  }
+
+  auto wit = root.find("wecom");
+  if (wit == root.end() || !wit->is_object())
+    throw ConfigError("config key 'wecom' is missing (an object with token, encoding_aes_key)");
+  const json& w = *wit;
+  auto from_env = [&](const char* name) -> std::optional<std::string> {
+    auto e = env.find(name);
+    if (e == env.end() || e->second.empty()) return std::nullopt;
+    return e->second;
+  };
+  if (auto v = from_env("BANGFU_WECOM_TOKEN"))
+    c.wecom.token = *v;
+  else
+    c.wecom.token = get_string(w, "token", "wecom.token", "", true);
+  if (auto v = from_env("BANGFU_WECOM_AES_KEY"))
+    c.wecom.encoding_aes_key = *v;
+  else
+    c.wecom.encoding_aes_key =
+        get_string(w, "encoding_aes_key", "wecom.encoding_aes_key", "", true);
+  if (auto v = from_env("BANGFU_WECOM_WEBHOOK_URL"))
+    c.wecom.webhook_url = *v;
+  else
+    c.wecom.webhook_url = get_string(w, "webhook_url", "wecom.webhook_url", "", false);
+  c.wecom.receive_id = get_string(w, "receive_id", "wecom.receive_id", "", false);
+  c.wecom.timestamp_skew_seconds =
+      get_int(w, "timestamp_skew_seconds", "wecom.timestamp_skew_seconds", 300, 1, 86400);
+
+  if (c.wecom.token.empty() || c.wecom.token.size() > 32 || !is_alnum(c.wecom.token))
+    throw ConfigError("config key 'wecom.token' must be 1-32 letters or digits");
+  if (c.wecom.encoding_aes_key.size() != 43 || !is_alnum(c.wecom.encoding_aes_key))
+    throw ConfigError("config key 'wecom.encoding_aes_key' must be 43 letters or digits");
+  // The sender's own checks (https://, or http:// to the loopback only): it throws ConfigError.
+  if (!c.wecom.webhook_url.empty()) WebhookSender check(c.wecom.webhook_url);
+
+  c.bulletin = parse_bulletin(root);
+  c.schedule = parse_schedule(root);
+  c.limits = parse_limits(root);
+  return c;
+}
+
+Config load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot read config file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::map<std::string, std::string> env;
+  for (const char* name :
+       {"BANGFU_WECOM_TOKEN", "BANGFU_WECOM_AES_KEY", "BANGFU_WECOM_WEBHOOK_URL"})
+    if (const char* v = std::getenv(name)) env[name] = v;
+  auto base = std::filesystem::absolute(path).parent_path().string();
+  return parse_config(ss.str(), env, base);
+}
+
+}  // namespace bot

@@ -1,0 +1,98 @@
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "handlers/bulletin.h"
+
+namespace bot {
+
+/// Thrown when the configuration cannot be used; what() names the key and says what to fix.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct WecomConfig {
+  std::string token;
+  std::string encoding_aes_key;
+  std::string receive_id;  // "" for the AI bot
+  std::string webhook_url;
+  int timestamp_skew_seconds = 300;  // callbacks older (or newer) than this are refused
+};
+
+/// A day of a month and a local time of day. `day` 1..28 counts from the month's start,
+/// -1..-28 from its end (-1 = the last day, -3 = the third-last: the 28th of a 30-day month,
+/// the 26th of February in a common year).
+struct DayTime {
+  int day = 1;
+  int hour = 9;
+  int minute = 0;
+  bool enabled = true;  // the key set to false turns this moment off
+};
+
+/// When the service posts on its own (README "Delivery"). Times are in `timezone`.
+struct ScheduleConfig {
+  /// `schedule.monthly`: the monthly bulletin (一月一通报) for the previous month, on this day of
+  /// the following month. Default {"day": 1, "time": "09:00"}.
+  DayTime monthly{1, 9, 0, true};
+  /// `schedule.quarterly`: the quarterly review (一季度一点评) of the previous quarter, on this day
+  /// of the first month of the next quarter. Default {"day": 3, "time": "09:00"}.
+  DayTime quarterly{3, 9, 0, true};
+  /// `schedule.reminders`: the reminder (及时提醒) days of each month and its time.
+  /// Default {"days": [20, -3], "time": "16:00"}; "days": [] turns reminders off.
+  std::vector<int> reminder_days{20, -3};
+  int reminder_hour = 16;
+  int reminder_minute = 0;
+  /// `schedule.ledgers`: which bulletins each moment posts, in this order: "cadre", "health",
+  /// "education" (one per ledger) and/or "all" (the district as a whole). The default posts the
+  /// three ledgers only: the district bulletin repeats all three ledgers' sections in full (plus
+  /// the district totals), so posting it as well would double the messages. ["all"] posts one
+  /// combined bulletin instead.
+  std::vector<std::string> ledgers{"cadre", "health", "education"};
+};
+
+/// `limits.*`: abuse limits of the HTTP service (README "Config"; SECURITY.md).
+struct LimitsConfig {
+  /// Messages a minute per sender; the excess is stored raw, gets a polite reply, records no
+  /// check-in. 0 turns the limit off.
+  int per_sender_per_minute = 30;
+  /// Complete requests waiting for a free worker; beyond this the answer is 503.
+  int max_queue = 256;
+  /// Connections held open at once (reading, queued or served); beyond this new ones are closed.
+  int max_connections = 512;
+};
+
+/// The service configuration (README "Config"). Built once in main; passed by reference.
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  int listen_port = 8080;
+  std::string database;
+  std::string timezone = "Asia/Shanghai";
+  int utc_offset_seconds = 8 * 3600;  // resolved from `timezone`
+  std::string bot_name = "帮扶助手";
+  std::vector<std::string> admins;
+  std::string templates_dir;  // default: the templates/ folder of the source tree
+  int threads = 8;            // HTTP worker threads
+  WecomConfig wecom;
+  handlers::BulletinOptions bulletin;  // `bulletin.*`
+  ScheduleConfig schedule;             // `schedule.*`
+  LimitsConfig limits;                 // `limits.*`
+};
+
+/// Parses the JSON text of a config file. `env` supplies BANGFU_WECOM_TOKEN,
+/// BANGFU_WECOM_AES_KEY and BANGFU_WECOM_WEBHOOK_URL, which override the file. Relative paths
+/// (database, templates_dir) are resolved against `base_dir`. Throws ConfigError.
+Config parse_config(const std::string& json_text, const std::map<std::string, std::string>& env,
+                    const std::string& base_dir);
+
+/// Reads FILE and the process environment, then parse_config. Throws ConfigError.
+Config load_config(const std::string& path);
+
+/// UTC offset in seconds for a zone name we serve ("Asia/Shanghai", "UTC", "+08:00", …);
+/// throws ConfigError for an unknown zone.
+int zone_offset_seconds(const std::string& zone);
+
+}  // namespace bot

@@ -1,0 +1,137 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "bot/config.h"
+#include "bot/log.h"
+#include "bot/wecom_crypto.h"
+#include "handlers/dispatcher.h"
+#include "storage/store.h"
+
+namespace httplib {
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace bot {
+
+/// Seconds since the Unix epoch; injected so tests can move time.
+using Clock = std::function<int64_t()>;
+int64_t system_clock_seconds();
+
+// --- the callback payload, as pure functions (also the fuzz targets' entry points) -----------
+
+/// The parts of a decrypted AI-bot callback the server acts on (../shared/protocols.md §b).
+/// A field of the wrong JSON type reads as absent ("" or nullopt), never as an error.
+struct CallbackMessage {
+  std::string msgtype;
+  std::string msgid;
+  std::string userid;  // from.userid
+  std::string chatid;
+  std::string chattype;
+  std::optional<std::string> text;  // text.content, or the text items of a mixed message
+  std::string event_type;           // event.eventtype, for msgtype "event"
+  std::string stream_id;            // stream.id, for msgtype "stream" (a refresh)
+};
+
+/// The `encrypt` field of a POST body `{"encrypt": "…"}`; nullopt when the body is not such an
+/// object. Nothing in the body is trusted yet: the signature is checked over this field next.
+/// Pure; never throws.
+std::optional<std::string> envelope_encrypt(std::string_view body);
+
+enum class OpenError { Ok, Decrypt, Payload };
+
+struct OpenedCallback {
+  OpenError error = OpenError::Ok;
+  CryptoError crypto = CryptoError::Ok;  // why decryption failed, for the log
+  CallbackMessage message;               // valid when error == Ok
+};
+
+/// Decrypts `encrypted` (whose signature the caller has verified) and reads the message JSON.
+/// Payload: the plaintext is not a JSON object. Pure; never throws on bad input.
+OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypted);
+
+// --- abuse limits ---------------------------------------------------------------------------
+
+/// Sliding one-minute window per sender. Memory stays bounded by the senders active in the last
+/// minute (idle ones are pruned). Thread-safe.
+class SenderRateLimiter {
+ public:
+  /// `per_minute` 0 turns the limit off.
+  explicit SenderRateLimiter(int per_minute) : per_minute_(per_minute) {}
+  /// Counts one message from `sender` at `now` (seconds) and says whether it is within the limit.
+  /// Messages over the limit are not counted, so a sender who pauses for a minute is let in.
+  bool allow(const std::string& sender, int64_t now);
+
+ private:
+  const int per_minute_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::deque<int64_t>> recent_;
+  int64_t last_prune_ = 0;
+};
+
+// --- the server -----------------------------------------------------------------------------
+
+/// The HTTP face of the service: WeCom AI-bot callback (GET verification, POST messages) and
+/// /healthz. Order per POST: size limit → signature shape and timestamp → envelope → signature
+/// → replay check → decrypt → receiveid → parse → rate limit → dispatcher → encrypted reply.
+///
+/// Connections pass a gate before a worker sees them (server.cpp, class Gate): a request is
+/// handed to one of `config.threads` workers only once it has fully arrived (head and body), so
+/// slow clients (slowloris) hold a file descriptor for at most the read timeout, never a worker.
+/// At most `limits.max_queue` complete requests wait for a worker; beyond that the answer is
+/// 503 with Retry-After. At most `limits.max_connections` connections are held open at once.
+/// Every request gets an id (X-Request-Id, `rid=` in every log line of the request).
+/// Holds references only.
+class HttpServer {
+ public:
+  HttpServer(const Config& config, handlers::Dispatcher& dispatcher, storage::Store& store,
+             const WecomCrypto& crypto, Logger& log, Clock clock = system_clock_seconds);
+  ~HttpServer();
+
+  /// Binds host:port (port 0: any free port). Returns the bound port, or -1 on failure.
+  int bind(const std::string& host, int port);
+  /// Serves until stop(); blocks. Returns false if the server could not start.
+  bool run();
+  /// Stops accepting, lets requests in flight (and those queued) finish, and makes run()
+  /// return. Thread-safe.
+  void stop();
+  bool is_running() const;
+
+ private:
+  class Engine;  // the httplib::Server underneath, with the gate (server.cpp)
+  void get_callback(const httplib::Request& req, httplib::Response& res);
+  void post_callback(const httplib::Request& req, httplib::Response& res);
+  /// 0 when fresh and unseen (or seen with the same signature), else the HTTP status to answer.
+  int check_replay(const std::string& timestamp, const std::string& nonce,
+                   const std::string& signature, int64_t now);
+  bool fresh(const std::string& timestamp, int64_t now) const;
+  std::string next_request_id();
+
+  const Config& config_;
+  handlers::Dispatcher& dispatcher_;
+  storage::Store& store_;
+  const WecomCrypto& crypto_;
+  Logger& log_;
+  Clock clock_;
+  SenderRateLimiter limiter_;
+  const std::string rid_prefix_;  // random per process, so ids stay unique across restarts
+  std::atomic<uint64_t> request_seq_{0};
+  std::unique_ptr<Engine> http_;
+
+  std::mutex replay_mu_;
+  std::map<std::string, std::pair<std::string, int64_t>> seen_;  // ts|nonce → (signature, ts)
+  int64_t last_replay_prune_ = 0;
+};
+
+}  // namespace bot

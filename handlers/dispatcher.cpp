@@ -1,0 +1,269 @@
+#include "handlers/dispatcher.h"
+
+#include <algorithm>
+
+#include "handlers/labels.h"
+#include "handlers/understanding.h"
+
+namespace handlers {
+namespace {
+
+using kainjow::mustache::data;
+using storage::Date;
+using storage::LocalTime;
+using storage::Month;
+using storage::Pairing;
+
+// Replaces every full name of the sender's pairings with its masked form. The last line of the
+// privacy rule: whatever a template or parser message says, no beneficiary name reaches the chat.
+std::string mask_names(std::string text, const std::vector<Pairing>& pairings) {
+  std::vector<std::string> names;
+  for (const auto& p : pairings) {
+    if (!p.household_head.empty()) names.push_back(p.household_head);
+    if (!p.person.empty()) names.push_back(p.person);
+  }
+  std::sort(names.begin(), names.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& n : names) {
+    const std::string masked = mask_name(n);
+    for (size_t pos = text.find(n); pos != std::string::npos; pos = text.find(n, pos)) {
+      text.replace(pos, n.size(), masked);
+      pos += masked.size();
+    }
+  }
+  return text;
+}
+
+std::string relative_day(Date d, Date today) {
+  const auto diff = today.days() - d.days();
+  if (diff == 0) return "今天";
+  if (diff == 1) return "昨天";
+  if (diff == 2) return "前天";
+  return "";
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {
+  for (const auto& p : ps)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<std::string> dispatcher_template_names() {
+  std::vector<std::string> names = Templates::reply_names();
+  for (const auto& n : bulletin_template_names()) names.push_back(n);
+  return names;
+}
+
+bool Dispatcher::is_admin(const std::string& userid) const {
+  return std::find(options_.admins.begin(), options_.admins.end(), userid) !=
+         options_.admins.end();
+}
+
+std::string Dispatcher::bulletin_reply(const CommandMsg& cmd, const std::string& userid,
+                                       LocalTime now) {
+  const bool monthly = cmd.command == Command::Bulletin;
+  if (!is_admin(userid))
+    return std::string(monthly ? "通报" : "点评") +
+           "只有管理员可以在群里调取。每期会按时自动发到群里，请留意。";
+  const Date today = now.date();
+  const BulletinKind kind = monthly ? BulletinKind::Monthly : BulletinKind::Quarterly;
+  std::optional<Period> period;
+  std::optional<storage::Ledger> ledger;
+  std::string arg = cmd.argument;
+  for (size_t start = 0; start < arg.size();) {
+    size_t end = arg.find(' ', start);
+    if (end == std::string::npos) end = arg.size();
+    const std::string word = arg.substr(start, end - start);
+    start = end + 1;
+    if (word.empty()) continue;
+    if (auto l = storage::ledger_from(word)) {
+      ledger = l;
+    } else if (auto p = Period::parse(word); p && p->kind == kind) {
+      period = p;
+    } else {
+      return monthly ? "没看懂要哪一期。请这样写：通报 2026-11，或 通报 2026-11 卫生。"
+                     : "没看懂要哪一期。请这样写：点评 2026Q3，或 点评 2026Q3 教育。";
+    }
+  }
+  if (!period) period = Period::containing(kind, today).prev();
+  if (period->first() > today) return "这一期还没开始，没有可通报的内容。";
+  std::string text = render_bulletin(store_, templates_, *period, ledger, options_.bulletin, now);
+  // A passive reply holds at most 20480 bytes; cut at a line and point to the full version.
+  constexpr size_t kMaxReply = 20480 - 200;
+  if (text.size() > kMaxReply) {
+    size_t cut = text.rfind('\n', kMaxReply);
+    text = text.substr(0, cut == std::string::npos ? 0 : cut) +
+           "\n……（内容较长，完整版见群机器人推送的通报）";
+  }
+  return text;
+}
+
+Dispatcher::Dispatcher(storage::Store& store, const Templates& templates, DispatchOptions options)
+    : store_(store), templates_(templates), options_(std::move(options)) {}
+
+Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now) {
+  Outcome out;
+  // Who is writing, read before the write unit: the roster changes only on import.
+  SenderContext sender;
+  sender.helper_id = message.userid;
+  const auto helper_name = store_.helper_name(message.userid);
+  sender.known = helper_name.has_value();
+  sender.pairings = store_.pairings_of(message.userid, now.date());
+
+  const Understanding u = understand(message.text, sender, now.date(), options_.bot_name);
+  std::optional<std::string> prepared;
+  if (const auto* cmd = std::get_if<CommandMsg>(&u);
+      cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
+    prepared = bulletin_reply(*cmd, message.userid, now);
+
+  std::optional<std::string> failure;
+  out.reply = store_.transaction([&](storage::Store::Tx& tx) -> std::string {
+    // The raw message first: it is kept (and committed) even if handling below fails.
+    if (tx.save_inbound(message) == storage::SaveInbound::Duplicate) {
+      if (auto r = tx.reply_for(message.msgid)) {
+        out.duplicate = true;
+        return *r;
+      }
+      // Seen but never answered (an earlier attempt failed): handle it now.
+    }
+    try {
+      return tx.attempt([&] {
+        bool recorded = false;
+        std::string reply =
+            prepared ? *prepared
+                     : handle_locked(tx, message, u, sender, helper_name.value_or(""), now,
+                                     recorded);
+        tx.set_reply(message.msgid, reply);
+        out.recorded = recorded;
+        return reply;
+      });
+    } catch (const std::exception& e) {
+      failure = e.what();
+      tx.set_failed(message.msgid, *failure);
+      return std::string();
+    }
+  });
+  if (failure) throw std::runtime_error("handling " + message.msgid + " failed: " + *failure);
+  return out;
+}
+
+std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& m,
+                                      const Understanding& u, const SenderContext& sender,
+                                      const std::string& name, LocalTime now, bool& recorded) {
+  const Date today = now.date();
+  const Month month = Month::of(today);
+  std::string reply;
+
+  if (const auto* c = std::get_if<Checkin>(&u)) {
+    const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
+    storage::CheckinRecord rec;
+    rec.msgid = m.msgid;
+    rec.pairing_id = c->pairing_id;
+    rec.helper_id = m.userid;
+    rec.visit_date = c->visit_date;
+    rec.mode = c->mode;
+    rec.occasions = c->occasions;
+    rec.policies = c->policies;
+    rec.problems = c->problems;
+    rec.note = c->note;
+    rec.received_at = now.unix_seconds;
+    tx.add_checkin(rec);
+    recorded = true;
+    const Month visit_month = Month::of(c->visit_date);
+    data d;
+    d.set("date", chinese_date(c->visit_date, today));
+    if (auto r = relative_day(c->visit_date, today); !r.empty()) d.set("relative", r);
+    d.set("mode", std::string(mode_label(c->mode)));
+    d.set("whom", p ? masked_whom(*p) : mask_name(c->name));
+    if (!c->occasions.empty()) d.set("occasions", join_labels(c->occasions, occasion_label));
+    if (!c->policies.empty()) d.set("policies", join_labels(c->policies, policy_label));
+    if (!c->problems.empty()) d.set("problems", std::to_string(c->problems.size()));
+    if (c->mode == storage::Mode::Phone) d.set("phone", true);
+    d.set("month", std::to_string(visit_month.month));
+    d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
+    d.set("count", std::to_string(tx.counted_visits(c->pairing_id, visit_month)));
+    if (visit_month < month) d.set("late", chinese_month(visit_month, today));
+    reply = templates_.render("checkin", d);
+  } else if (const auto* cmd = std::get_if<CommandMsg>(&u)) {
+    if (cmd->command == Command::Help) {
+      reply = templates_.render("help", data{});
+    } else if (!sender.known) {
+      reply = templates_.render("unknown_sender", data{});
+    } else if (cmd->command == Command::MyPairings || cmd->command == Command::Progress) {
+      data items{data::type::list};
+      std::vector<std::string> missing;
+      int visited = 0;
+      for (const auto& p : sender.pairings) {
+        const int n = tx.counted_visits(p.id, month);
+        data item;
+        item.set("whom", masked_whom(p));
+        item.set("village", p.village);
+        if (n > 0) item.set("count", std::to_string(n));
+        items << item;
+        if (n > 0)
+          ++visited;
+        else
+          missing.push_back(masked_whom(p));
+      }
+      data d;
+      d.set("name", name);
+      d.set("month", std::to_string(month.month));
+      d.set("total", std::to_string(sender.pairings.size()));
+      d.set("visited", std::to_string(visited));
+      d.set("items", items);
+      if (missing.empty()) d.set("done", true);
+      d.set("missing", join(missing, "、"));
+      reply =
+          templates_.render(cmd->command == Command::MyPairings ? "my_pairings" : "progress", d);
+    } else if (cmd->command == Command::Undo) {
+      data d;
+      auto last = tx.last_active_checkin(m.userid);
+      if (last && last->received_at >= now.unix_seconds - 24 * 3600 &&
+          tx.mark_undone(last->id, m.userid, now.unix_seconds)) {
+        const Pairing* p = find_pairing(sender.pairings, last->pairing_id);
+        d.set("ok", true);
+        d.set("date", chinese_date(last->visit_date, today));
+        d.set("mode", std::string(mode_label(last->mode)));
+        d.set("whom", p ? masked_whom(*p) : std::string("该户"));
+        recorded = true;
+      }
+      reply = templates_.render("undo", d);
+    }
+  } else {
+    const auto& e = std::get<ParseError>(u);
+    if (e.code == "unknown_sender") {
+      reply = templates_.render("unknown_sender", data{});
+    } else {
+      data d;
+      d.set("message", e.message);
+      if (e.code == "not_paired" || e.code == "ambiguous") {
+        std::vector<std::string> masked;
+        for (const auto& s : e.suggestions) masked.push_back(mask_names(s, sender.pairings));
+        if (!masked.empty())
+          d.set("hint", std::string(e.code == "ambiguous" ? "可能是：" : "你的结对：") +
+                            join(masked, "、"));
+      } else if (e.code == "not_understood") {
+        // The parser's message already carries an example; its suggestion list is for tools.
+      } else if (!e.suggestions.empty()) {
+        d.set("hint", join(e.suggestions, "；"));
+      }
+      reply = templates_.render("error", d);
+    }
+  }
+  // Templates end sections on their own lines; the chat shows no trailing blank lines.
+  while (!reply.empty() && (reply.back() == '\n' || reply.back() == ' ')) reply.pop_back();
+  return mask_names(reply, sender.pairings);
+}
+
+}  // namespace handlers

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "handlers/bulletin.h"
+#include "handlers/templates.h"
+#include "handlers/understanding.h"
+#include "storage/store.h"
+
+namespace handlers {
+
+struct DispatchOptions {
+  std::string bot_name = "帮扶助手";
+  std::vector<std::string> admins;  // userids allowed admin commands
+  BulletinOptions bulletin;         // for 通报 / 点评 asked in the chat
+};
+
+struct Outcome {
+  std::string reply;       // the Chinese text for the group (beneficiary names masked)
+  bool duplicate = false;  // msgid seen before: the stored reply, nothing recorded
+  bool recorded = false;   // a check-in was stored by this call
+};
+
+/// Templates a Dispatcher needs: the replies and the bulletins.
+std::vector<std::string> dispatcher_template_names();
+
+/// The check-in loop behind every platform: store raw → understand → record → reply.
+/// Thread-safe (the Store serialises); holds references only.
+class Dispatcher {
+ public:
+  Dispatcher(storage::Store& store, const Templates& templates, DispatchOptions options);
+
+  /// Stores the raw message first (so nothing is lost), then handles it in one transaction and
+  /// records the reply. The same msgid again gets the recorded reply and records nothing.
+  /// `now` is the current time in the configured zone. Throws only for infrastructure failures,
+  /// after marking the raw message failed.
+  Outcome handle(const storage::InboundMessage& message, storage::LocalTime now);
+
+ private:
+  std::string handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& message,
+                            const Understanding& u, const SenderContext& sender,
+                            const std::string& helper_name, storage::LocalTime now,
+                            bool& recorded);
+  /// The reply to 通报 / 点评: rendered from the store outside the write unit (it reads a lot).
+  std::string bulletin_reply(const CommandMsg& command, const std::string& userid,
+                             storage::LocalTime now);
+  bool is_admin(const std::string& userid) const;
+
+  storage::Store& store_;
+  const Templates& templates_;
+  DispatchOptions options_;
+};
+
+}  // namespace handlers

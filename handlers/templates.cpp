@@ -1,0 +1,94 @@
+#include "handlers/templates.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace handlers {
+namespace {
+
+using kainjow::mustache::mustache;
+
+// kainjow reports errors as "... at <byte offset>"; turn the offset into a 1-based line.
+std::string locate(const std::string& file, const std::string& text, const std::string& error) {
+  int line = 1;
+  const auto at = error.rfind(" at ");
+  if (at != std::string::npos) {
+    size_t offset = 0;
+    try {
+      offset = std::stoul(error.substr(at + 4));
+    } catch (const std::exception&) {
+      offset = 0;
+    }
+    for (size_t i = 0; i < offset && i < text.size(); ++i)
+      if (text[i] == '\n') ++line;
+  }
+  return file + ":" + std::to_string(line) + ": " + error;
+}
+
+void check(const std::string& label, const std::string& text) {
+  mustache m(text);
+  if (!m.is_valid()) throw TemplateError(locate(label, text, m.error_message()));
+}
+
+}  // namespace
+
+Templates Templates::load(const std::string& dir, const std::vector<std::string>& names) {
+  Templates t;
+  for (const auto& name : names) {
+    const std::string file = dir + "/" + name + ".mustache";
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw TemplateError(file + ":0: cannot read template");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    check(file, ss.str());
+    t.sources_[name] = ss.str();
+  }
+  return t;
+}
+
+Templates Templates::from_strings(const std::map<std::string, std::string>& texts) {
+  Templates t;
+  for (const auto& [name, text] : texts) {
+    check(name, text);
+    t.sources_[name] = text;
+  }
+  return t;
+}
+
+std::string Templates::render(const std::string& name, const kainjow::mustache::data& data) const {
+  auto it = sources_.find(name);
+  if (it == sources_.end()) throw TemplateError(name + ":0: no such template");
+  // A mustache object keeps render state, so each render compiles its own; the text was
+  // validated at load, and replies are a few hundred bytes.
+  mustache m(it->second);
+  m.set_custom_escape([](const std::string& s) { return s; });
+  return m.render(data);
+}
+
+const std::vector<std::string>& Templates::reply_names() {
+  static const std::vector<std::string> kNames = {
+      "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender"};
+  return kNames;
+}
+
+std::string mask_name(const std::string& name) {
+  std::vector<std::string> cps;
+  for (size_t i = 0; i < name.size();) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    const size_t len = c < 0x80           ? 1
+                       : (c >> 5) == 0x6  ? 2
+                       : (c >> 4) == 0xE  ? 3
+                       : (c >> 3) == 0x1E ? 4
+                                          : 1;
+    cps.push_back(name.substr(i, len));
+    i += len;
+  }
+  if (cps.empty()) return name;
+  if (cps.size() == 1) return "*";
+  std::string out = cps.front();
+  if (cps.size() == 2) return out + "*";
+  for (size_t i = 1; i + 1 < cps.size(); ++i) out += "*";
+  return out + cps.back();
+}
+
+}  // namespace handlers

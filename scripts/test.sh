@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: install what is missing, build with warnings as
+# errors, run the unit tests and the integration tests against the real binary (the soak
+# included: SOAK_SECONDS, default 180); then the suite again under ASan+UBSan and TSan
+# (scripts/sanitize.sh), and each fuzz target for 20 s (scripts/fuzz.sh).
+# BANGFU_QUICK=1 stops after the normal suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+(cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+cmake -S . -B build -DBOT_WERROR=ON -DBOT_BUILD_TESTS=ON -DBOT_BUILD_FUZZ=ON -DBOT_BUILD_BENCH=ON >/dev/null
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j"$(nproc)"
+[ "${BANGFU_QUICK:-0}" = 1 ] && exit 0
+bash scripts/sanitize.sh
+bash scripts/fuzz.sh 20

@@ -1,0 +1,228 @@
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "handlers/dispatcher.h"
+#include "handlers/labels.h"
+#include "handlers/templates.h"
+#include "storage/store.h"
+
+using handlers::Dispatcher;
+using handlers::Templates;
+using storage::Date;
+using storage::InboundMessage;
+using storage::LocalTime;
+using storage::Pairing;
+using storage::Store;
+
+namespace {
+
+constexpr int kCst = 8 * 3600;
+
+Pairing pairing(const std::string& helper, const std::string& name, const std::string& hh,
+                const std::string& head, const std::string& person = "",
+                storage::Ledger ledger = storage::Ledger::Cadre) {
+  Pairing p;
+  p.helper_id = helper;
+  p.helper_name = name;
+  p.ledger = ledger;
+  p.unit = "区财政局";
+  p.household_id = hh;
+  p.household_head = head;
+  p.person = person;
+  p.village = "张庄村";
+  return p;
+}
+
+struct Fixture {
+  Store store{":memory:"};
+  Templates templates =
+      Templates::load(BANGFU_SOURCE_DIR "/templates", handlers::dispatcher_template_names());
+  Dispatcher dispatcher{store, templates, {"帮扶助手", {"admin1"}, {}}};
+  int seq = 0;
+
+  Fixture() {
+    store.import_roster({pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
+                         pairing("solo", "王芳", "H3", "陈玉兰"),
+                         pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health)},
+                        Date{2026, 1, 1});
+  }
+
+  handlers::Outcome say(const std::string& from, const std::string& text,
+                        const std::string& at = "2026-11-28T10:00:00+08:00",
+                        std::string msgid = "") {
+    if (msgid.empty()) msgid = "m" + std::to_string(++seq);
+    InboundMessage m;
+    m.msgid = msgid;
+    m.userid = from;
+    m.chatid = "chat";
+    m.chattype = "group";
+    m.text = text;
+    const auto now = LocalTime::parse(at, kCst).value();
+    m.received_at = now.unix_seconds;
+    return dispatcher.handle(m, now);
+  }
+
+  int visits(int64_t pairing_id, storage::Month m) {
+    return store.transaction([&](Store::Tx& tx) { return tx.counted_visits(pairing_id, m); });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a check-in is recorded and confirmed with the name masked", "[dispatcher]") {
+  Fixture f;
+  auto out = f.say("zw", "@帮扶助手 走访 王秀英户 今天 送去棉被，老人腿疼已联系村医");
+  CHECK(out.recorded);
+  CHECK_FALSE(out.duplicate);
+  CHECK(out.reply.find("已记下：11月28日（今天） 走访 王*英户") != std::string::npos);
+  CHECK(out.reply.find("11月已走访该户 1 次") != std::string::npos);
+  CHECK(out.reply.find("王秀英") == std::string::npos);
+  CHECK(out.reply.find("腿疼") == std::string::npos);  // the note stays off the chat
+
+  const auto rows = f.store.ledger({2026, 11}, std::nullopt);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].household_id == "H1");
+  CHECK(rows[0].visit_date == Date{2026, 11, 28});
+}
+
+TEST_CASE("a retry of the same msgid gets the same reply and records nothing", "[dispatcher]") {
+  Fixture f;
+  auto first = f.say("zw", "走访 李德明户 昨天", "2026-11-28T10:00:00+08:00", "dup-1");
+  auto again = f.say("zw", "走访 李德明户 昨天", "2026-11-28T10:00:07+08:00", "dup-1");
+  CHECK(again.duplicate);
+  CHECK_FALSE(again.recorded);
+  CHECK(again.reply == first.reply);
+  CHECK(f.store.ledger({2026, 11}, std::nullopt).size() == 1);
+}
+
+TEST_CASE("visit counts: phone is not a visit, same day counts once", "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 11月20日");
+  auto same_day = f.say("zw", "看望 王秀英 11月20日 送米");
+  CHECK(same_day.reply.find("11月已走访该户 1 次") != std::string::npos);
+  auto phone = f.say("zw", "电话随访 王秀英 今天");
+  CHECK(phone.reply.find("电话联系") != std::string::npos);
+  CHECK(phone.reply.find("不计入走访次数") != std::string::npos);
+  CHECK(phone.reply.find("11月已走访该户 1 次") != std::string::npos);
+  auto later = f.say("zw", "走访 王秀英户 今天");
+  CHECK(later.reply.find("11月已走访该户 2 次") != std::string::npos);
+}
+
+TEST_CASE("occasions and policies are echoed, problems counted", "[dispatcher]") {
+  Fixture f;
+  auto out = f.say("zw", "打卡：户主李德明，11月26日，生病住院必访，到县医院看望，落实医疗救助");
+  CHECK(out.reply.find("五必访：生病住院") != std::string::npos);
+  CHECK(out.reply.find("政策：医疗救助") != std::string::npos);
+  auto p = f.say("zw", "走访张庄村王秀英家 发现应享未享低保 已报民政");
+  CHECK(p.reply.find("发现问题 1 条") != std::string::npos);
+}
+
+TEST_CASE("a check-in for a past month is marked as a late report", "[dispatcher]") {
+  Fixture f;
+  auto out = f.say("zw", "走访 王秀英户 10月30日", "2026-11-02T09:00:00+08:00");
+  CHECK(out.recorded);
+  CHECK(out.reply.find("10月已走访该户 1 次") != std::string::npos);
+  CHECK(out.reply.find("补报，计入10月台账") != std::string::npos);
+}
+
+TEST_CASE("errors say what to fix and mask every beneficiary name", "[dispatcher]") {
+  Fixture f;
+  auto not_paired = f.say("zw", "走访 陈玉兰户 今天");  // 陈玉兰 is another helper's pairing
+  CHECK_FALSE(not_paired.recorded);
+  CHECK(not_paired.reply.find("陈玉兰") == std::string::npos);
+  CHECK(not_paired.reply.find("你的结对：") != std::string::npos);
+  CHECK(not_paired.reply.find("王*英") != std::string::npos);
+
+  auto ambiguous = f.say("zw", "今天走访了");
+  CHECK(ambiguous.reply.find("王秀英") == std::string::npos);
+  CHECK(ambiguous.reply.find("李德明") == std::string::npos);
+
+  auto future = f.say("zw", "走访 王秀英户 11月30日");
+  CHECK(future.reply.find("王秀英") == std::string::npos);
+  CHECK_FALSE(future.recorded);
+  // A month after the current one without a year is last year's, not the future.
+  auto last_year = f.say("zw", "走访 王秀英户 12月5日");
+  CHECK(last_year.recorded);
+  CHECK(last_year.reply.find("2025年12月5日") != std::string::npos);
+
+  auto stranger = f.say("nobody", "走访 王秀英户 今天");
+  CHECK(stranger.reply.find("名册") != std::string::npos);
+  CHECK_FALSE(stranger.recorded);
+
+  auto chatter = f.say("zw", "收到");
+  CHECK(chatter.reply.find("帮助") != std::string::npos);
+  CHECK(f.store.ledger({2026, 11}, std::nullopt).empty());
+}
+
+TEST_CASE("a helper with one pairing needs no name; a person pairing shows the person",
+          "[dispatcher]") {
+  Fixture f;
+  auto solo = f.say("solo", "今天走访了，送去米面油");
+  CHECK(solo.recorded);
+  CHECK(solo.reply.find("陈*兰户") != std::string::npos);
+  auto doc = f.say("doc", "上门服务 赵桂兰 测血压 用药指导");
+  CHECK(doc.recorded);
+  CHECK(doc.reply.find("上门服务 赵*兰") != std::string::npos);
+  CHECK(doc.reply.find("该对象") != std::string::npos);
+}
+
+TEST_CASE("undo marks the last check-in undone within 24 hours", "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 今天", "2026-11-28T10:00:00+08:00");
+  auto undo = f.say("zw", "撤销", "2026-11-28T11:00:00+08:00");
+  CHECK(undo.reply.find("已撤销：11月28日 走访 王*英户") != std::string::npos);
+  const auto rows = f.store.ledger({2026, 11}, std::nullopt);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].undone);
+  auto again = f.say("zw", "撤销", "2026-11-28T11:05:00+08:00");
+  CHECK(again.reply.find("没有可撤销的打卡") != std::string::npos);
+
+  f.say("zw", "走访 李德明户 今天", "2026-11-28T12:00:00+08:00");
+  auto late = f.say("zw", "撤销", "2026-11-29T12:00:01+08:00");
+  CHECK(late.reply.find("没有可撤销的打卡") != std::string::npos);
+}
+
+TEST_CASE("my pairings and progress list this month's status", "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 今天");
+  auto mine = f.say("zw", "我的结对");
+  CHECK(mine.reply.find("张伟，你的结对共 2 个") != std::string::npos);
+  CHECK(mine.reply.find("王*英户（张庄村）：已走访 1 次") != std::string::npos);
+  CHECK(mine.reply.find("李*明户（张庄村）：未走访") != std::string::npos);
+  auto progress = f.say("zw", "本月进度");
+  CHECK(progress.reply.find("11月你已走访 1/2") != std::string::npos);
+  CHECK(progress.reply.find("还差：李*明户") != std::string::npos);
+  auto help = f.say("someone", "帮助");
+  CHECK(help.reply.find("走访后发一句话就行") != std::string::npos);
+}
+
+TEST_CASE("templates: a broken template names its file and line", "[dispatcher]") {
+  CHECK_THROWS_WITH(Templates::from_strings({{"bad", "第一行\n第二行 {{#open}}\n"}}),
+                    Catch::Contains("bad:2:"));
+  CHECK(handlers::mask_name("王秀英") == "王*英");
+  CHECK(handlers::mask_name("李明") == "李*");
+  CHECK(handlers::mask_name("欧阳小明") == "欧**明");
+}
+
+TEST_CASE("通报 and 点评 in the chat: admins get the bulletin, others a polite no",
+          "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 10月20日", "2026-10-21T10:00:00+08:00");
+  auto refused = f.say("zw", "通报 2026-10");
+  CHECK(refused.reply.find("只有管理员") != std::string::npos);
+  CHECK_FALSE(refused.recorded);
+
+  auto bulletin = f.say("admin1", "@帮扶助手 通报 2026-10");
+  CHECK(bulletin.reply.find("10月") != std::string::npos);
+  CHECK(bulletin.reply.find("王秀英") == std::string::npos);
+  CHECK(bulletin.reply.find("陈玉兰") == std::string::npos);
+  CHECK(bulletin.reply.find("赵桂兰") == std::string::npos);
+
+  auto wrong = f.say("admin1", "通报 2026Q3");
+  CHECK(wrong.reply.find("通报 2026-11") != std::string::npos);
+  auto review = f.say("admin1", "点评 2026Q3");
+  CHECK(review.reply.find("只有管理员") == std::string::npos);
+  CHECK(review.reply.find("没看懂") == std::string::npos);
+}
