@@ -1,0 +1,92 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/model.h"
+#include "storage/store.h"
+
+namespace storage {
+
+/// What one pairing's check-ins add up to in one calendar month.
+struct PairingMonthActivity {
+  int64_t pairing_id = 0;
+  Month month;
+  int visit_days = 0;  // distinct visit_date of check-ins not undone with mode != phone
+  int phone_days = 0;  // distinct visit_date of phone check-ins not undone
+  int undone = 0;      // check-ins undone (each one counted)
+};
+
+/// A must-visit occasion (五必访) as reported: one per (pairing, kind, date), however many
+/// check-ins (not undone) named it that day.
+struct OccasionReport {
+  int64_t pairing_id = 0;
+  Date date;         // the visit_date of the check-in that reported it
+  std::string kind;  // wedding_funeral, exam, illness, accident, festival
+  /// The earliest counted visit (not undone, mode != phone) of the pairing on or after `date`,
+  /// whatever `now` is; the caller decides whether it falls in the window.
+  std::optional<Date> first_visit;
+};
+
+/// A policy (应享未享 …) reported for a pairing in a month; one per (pairing, month, kind).
+struct PolicyReport {
+  int64_t pairing_id = 0;
+  Month month;
+  std::string kind;  // medical_aid, education_aid, housing, minimum_living
+};
+
+/// A problem as reported, one per (pairing, text), with the date it was first reported.
+/// There is no "resolved" state yet, so every problem is still open.
+struct ProblemReport {
+  int64_t pairing_id = 0;
+  Ledger ledger = Ledger::Cadre;
+  std::string text;
+  Date first_reported;
+};
+
+/// Everything a bulletin needs for the dates [from, to], read in one snapshot.
+struct BulletinSnapshot {
+  /// Pairings in force on some day of [from, to] or with any check-in dated in it, ordered by
+  /// id. Only id, helper_id, helper_name, ledger, unit, household_id, household_head, person,
+  /// start_date and end_date are filled: the person's category (患病/残疾) is never read, so it
+  /// cannot reach the chat.
+  std::vector<Pairing> pairings;
+  /// One row per (pairing, month) with any check-in dated in [from, to], for the pairings
+  /// above only, ordered by pairing id, then month.
+  std::vector<PairingMonthActivity> activity;
+  /// Occasions reported on dates in [from, to], for the pairings above, ordered by pairing id,
+  /// date, kind.
+  std::vector<OccasionReport> occasions;
+  /// Policies reported on dates in [from, to], for the pairings above.
+  std::vector<PolicyReport> policies;
+  /// Every problem first reported on or before `to` (all history: nothing is ever resolved).
+  std::vector<ProblemReport> problems;
+};
+
+/// Read queries for bulletins, sharing the Store's connection and lock. Check-ins are never
+/// loaded as records: they are aggregated per pairing and month (in SQL, or while streaming a
+/// narrow projection), so memory grows with pairings × months, not with check-ins.
+/// Thread-safe: every call holds the Store's mutex. Must not outlive `store` (it prepares its
+/// statements on the Store's connection). Throws SQLite::Exception.
+class BulletinQueries {
+ public:
+  explicit BulletinQueries(Store& store);
+  ~BulletinQueries();
+  BulletinQueries(const BulletinQueries&) = delete;
+  BulletinQueries& operator=(const BulletinQueries&) = delete;
+
+  /// Reads everything for [from, to] (one ledger, or all with nullopt) inside one read
+  /// transaction, holding the Store's lock throughout so the parts agree with each other.
+  /// Check-in writes wait meanwhile (well under a second at district scale).
+  BulletinSnapshot snapshot(Date from, Date to, std::optional<Ledger> only);
+
+ private:
+  struct Statements;
+  Store& store_;
+  std::unique_ptr<Statements> st_;
+};
+
+}  // namespace storage
