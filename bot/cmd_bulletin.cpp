@@ -1,0 +1,352 @@
+#include "bot/cmd_bulletin.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "bot/delivery.h"
+#include "bot/scheduler.h"
+#include "bot/webhook_sender.h"
+#include "handlers/bulletin.h"
+#include "handlers/bulletin_stats.h"
+#include "storage/outbox.h"
+
+namespace bot {
+namespace {
+
+using storage::OutboxPart;
+using storage::OutboxStatus;
+
+bool open(const OutboxPart& p) {
+  return p.status == OutboxStatus::Pending || p.status == OutboxStatus::Sending;
+}
+
+SchedulerSources sources_for(const Config& config, storage::Store& store,
+                             const handlers::Templates& templates) {
+  SchedulerSources s;
+  s.render = [&config, &store, &templates](const handlers::Period& period,
+                                           std::optional<storage::Ledger> ledger,
+                                           storage::LocalTime now) {
+    return handlers::render_bulletin(store, templates, period, ledger, config.bulletin, now);
+  };
+  s.unvisited = [&config, &store](storage::LocalTime now) {
+    // The bulletin's own rule for a running month: a helper's due pairings not visited yet.
+    const auto f = handlers::monthly_figures(store, storage::Month::of(now.date()), std::nullopt,
+                                             config.bulletin, now);
+    std::vector<ReminderEntry> out;
+    for (const auto& ledger : f.ledgers)
+      for (const auto& h : ledger.helpers)
+        out.push_back({h.helper_id, h.helper_name, h.unit, h.missed});
+    return out;
+  };
+  return s;
+}
+
+// Runs the worker on this thread until none of `ids` is pending or sending; returns them.
+std::vector<OutboxPart> drive(OutboxWorker& worker, storage::Outbox& outbox,
+                              const std::vector<int64_t>& ids, const DeliveryClock& clock,
+                              bool fake_clock) {
+  using namespace std::chrono;
+  for (;;) {
+    std::vector<OutboxPart> parts;
+    bool any_open = false;
+    for (int64_t id : ids) {
+      if (auto p = outbox.part(id)) {
+        any_open = any_open || open(*p);
+        parts.push_back(std::move(*p));
+      }
+    }
+    if (!any_open) return parts;
+    const auto s = worker.step();
+    if (s.kind == OutboxWorker::Step::Kind::Posted) continue;
+    milliseconds wait = seconds(1);
+    if (s.kind == OutboxWorker::Step::Kind::Wait)
+      wait = std::clamp<milliseconds>(seconds(s.wake_at - clock()), milliseconds(200), seconds(30));
+    if (fake_clock) wait = milliseconds(20);  // the test moves time; look often
+    std::this_thread::sleep_for(wait);
+  }
+}
+
+// Prints the outcome of each part; true when all were sent.
+bool report(const std::vector<OutboxPart>& parts, std::ostream& err) {
+  bool all_sent = true;
+  for (const auto& p : parts) {
+    err << "part " << p.part << "/" << p.parts << " (outbox id " << p.id
+        << "): " << storage::outbox_status_code(p.status);
+    if (!p.last_error.empty() && p.status != OutboxStatus::Sent) err << ": " << p.last_error;
+    err << "\n";
+    all_sent = all_sent && p.status == OutboxStatus::Sent;
+  }
+  return all_sent;
+}
+
+std::string clip(const std::string& s, size_t max) {
+  if (s.size() <= max) return s;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n) + "…";
+}
+
+int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
+  const Config config = load_config(a.need("config"));
+  const std::string kind = a.need("kind");
+  if (kind != "monthly" && kind != "quarterly")
+    throw UsageError("--kind must be monthly or quarterly");
+  const auto period = handlers::Period::parse(a.need("period"));
+  if (!period) throw UsageError("--period must look like 2026-11 (a month) or 2026-Q4 (a quarter)");
+  const bool monthly = period->kind == handlers::BulletinKind::Monthly;
+  if ((kind == "monthly") != monthly)
+    throw UsageError(kind == "monthly" ? "--kind monthly needs a month, like --period 2026-11"
+                                       : "--kind quarterly needs a quarter, like --period 2026-Q4");
+  std::optional<storage::Ledger> ledger;
+  std::string ledger_code = "all";
+  if (auto l = a.get("ledger"); l && *l != "all") {
+    ledger = storage::ledger_from(*l);
+    if (!ledger || *l != storage::ledger_code(*ledger))
+      throw UsageError(
+          "--ledger must be cadre, health or education (leave it out for the district)");
+    ledger_code = *l;
+  }
+  const bool post = a.flag("post");
+  if (a.flag("force") && !post) throw UsageError("--force goes with --post");
+
+  bool fake = false;
+  const DeliveryClock clock = delivery_clock(fake);
+  const storage::LocalTime now{clock(), config.utc_offset_seconds};
+  if (post && config.wecom.webhook_url.empty()) {
+    err << "bangfu: cannot post: config key 'wecom.webhook_url' (or BANGFU_WECOM_WEBHOOK_URL) is "
+           "not set\n";
+    return 1;
+  }
+  if (post && !(period->last() < now.date()))
+    throw UsageError(period_code(*period) +
+                     " is not over yet: a bulletin is posted once its period has ended (without "
+                     "--post it prints what is known so far)");
+  const auto templates =
+      handlers::Templates::load(config.templates_dir, handlers::bulletin_template_names());
+  storage::Store store(config.database);
+  const std::string markdown =
+      handlers::render_bulletin(store, templates, *period, ledger, config.bulletin, now);
+  out << markdown;
+  if (!markdown.empty() && markdown.back() != '\n') out << "\n";
+  out.flush();
+  if (!post) return 0;
+
+  WebhookSender sender(config.wecom.webhook_url);
+  std::vector<storage::OutboxMessage> messages;
+  for (const auto& part : split_message(markdown, kMarkdownLimit))
+    messages.push_back({"markdown", markdown_body(part)});
+  if (messages.empty()) {
+    err << "bangfu: the bulletin is empty; nothing to post\n";
+    return 1;
+  }
+  storage::Outbox outbox(store);
+  const auto queued = outbox.enqueue(kind, period_code(*period), ledger_code, messages,
+                                     now.unix_seconds, a.flag("force"));
+  if (!queued.created)
+    err << "already queued as generation " << queued.generation
+        << " (--force posts it again); delivering what is left of it\n";
+  else
+    err << "queued " << queued.ids.size() << " part(s) as generation " << queued.generation
+        << "; posting to " << sender.host() << "\n";
+  StreamLogger log(err);
+  OutboxWorker worker(outbox, sender, log, clock);
+  return report(drive(worker, outbox, queued.ids, clock, fake), err) ? 0 : 1;
+}
+
+int cmd_outbox_list(const Args& a, std::ostream& out, std::ostream&) {
+  const Config config = load_config(a.need("config"));
+  storage::Store store(config.database);
+  storage::Outbox outbox(store);
+  const auto parts = outbox.list();
+  if (parts.empty()) {
+    out << "the outbox is empty\n";
+    return 0;
+  }
+  auto when = [&](int64_t t) {
+    return storage::LocalTime{t, config.utc_offset_seconds}.iso().substr(0, 19);
+  };
+  char line[256];
+  std::snprintf(line, sizeof line, "%-6s %-9s %-10s %-9s %-4s %-6s %-9s %-5s %-19s %s\n", "ID",
+                "KIND", "PERIOD", "LEDGER", "GEN", "PART", "STATUS", "TRIES", "WHEN", "LAST ERROR");
+  out << line;
+  for (const auto& p : parts) {
+    std::string at;
+    switch (p.status) {
+      case OutboxStatus::Sent:
+        at = p.sent_at ? when(*p.sent_at) : "";
+        break;
+      case OutboxStatus::Pending:
+        at = when(p.next_attempt_at);
+        break;
+      case OutboxStatus::Sending:
+      case OutboxStatus::Unknown:
+        at = p.claimed_at ? when(*p.claimed_at) : "";
+        break;
+      default:
+        at = when(p.created_at);
+    }
+    const std::string part = std::to_string(p.part) + "/" + std::to_string(p.parts);
+    std::snprintf(line, sizeof line, "%-6lld %-9s %-10s %-9s %-4d %-6s %-9s %-5d %-19s ",
+                  static_cast<long long>(p.id), p.kind.c_str(), p.period.c_str(), p.ledger.c_str(),
+                  p.generation, part.c_str(),
+                  std::string(storage::outbox_status_code(p.status)).c_str(), p.attempts,
+                  at.c_str());
+    out << line << clip(p.last_error, 200) << "\n";
+  }
+  return 0;
+}
+
+int cmd_outbox_resend(const Args& a, std::ostream& out, std::ostream& err) {
+  const Config config = load_config(a.need("config"));
+  if (a.positional.empty()) throw UsageError("outbox resend takes the ID of each part to resend");
+  std::vector<int64_t> ids;
+  for (const auto& w : a.positional) {
+    try {
+      size_t used = 0;
+      const long long id = std::stoll(w, &used);
+      if (used != w.size() || id <= 0) throw std::invalid_argument(w);
+      ids.push_back(id);
+    } catch (const std::exception&) {
+      throw UsageError("'" + w + "' is not an outbox ID (see bangfu outbox list)");
+    }
+  }
+  const bool post = a.flag("post");
+  if (post && config.wecom.webhook_url.empty()) {
+    err << "bangfu: cannot post: config key 'wecom.webhook_url' is not set\n";
+    return 1;
+  }
+  bool fake = false;
+  const DeliveryClock clock = delivery_clock(fake);
+  storage::Store store(config.database);
+  storage::Outbox outbox(store);
+  bool ok = true;
+  for (int64_t id : ids) {
+    const auto p = outbox.part(id);
+    if (!p) {
+      err << "bangfu: no outbox part " << id << "\n";
+      ok = false;
+    } else if (!outbox.requeue(id, clock())) {
+      err << "bangfu: part " << id << " is " << storage::outbox_status_code(p->status)
+          << "; only failed or unknown parts can be resent\n";
+      ok = false;
+    } else {
+      out << "part " << id << " (" << p->kind << " " << p->period << " " << p->ledger << " "
+          << p->part << "/" << p->parts << ") queued again\n";
+    }
+  }
+  if (!ok || !post) return ok ? 0 : 1;
+  WebhookSender sender(config.wecom.webhook_url);
+  StreamLogger log(err);
+  OutboxWorker worker(outbox, sender, log, clock);
+  return report(drive(worker, outbox, ids, clock, fake), err) ? 0 : 1;
+}
+
+}  // namespace
+
+// --- Delivery ----------------------------------------------------------------------------------
+
+struct Delivery::Parts {
+  Parts(const Config& config, storage::Store& store, const handlers::Templates& templates,
+        Logger& log, DeliveryClock clock, bool fake)
+      : sender(config.wecom.webhook_url),
+        outbox(store),
+        worker(outbox, sender, log, clock, worker_options(fake)),
+        scheduler(
+            outbox, config.schedule, config.utc_offset_seconds,
+            sources_for(config, store, templates), clock, log, [this] { worker.notify(); },
+            scheduler_options(fake)) {}
+
+  static OutboxWorker::Options worker_options(bool fake) {
+    OutboxWorker::Options o;
+    if (fake) o.max_wait = std::chrono::milliseconds(50);
+    return o;
+  }
+  static Scheduler::Options scheduler_options(bool fake) {
+    Scheduler::Options o;
+    if (fake) {
+      o.max_wait = std::chrono::milliseconds(50);
+      o.error_wait = std::chrono::seconds(1);
+    }
+    return o;
+  }
+
+  WebhookSender sender;
+  storage::Outbox outbox;
+  OutboxWorker worker;
+  Scheduler scheduler;  // last: stopped first, as it feeds the worker
+};
+
+Delivery::Delivery(const Config& config, storage::Store& store,
+                   const handlers::Templates& templates, Logger& log) {
+  bool fake = false;
+  DeliveryClock clock = delivery_clock(fake);
+  if (fake) log.warn("fake_clock", {{"source", "BANGFU_FAKE_CLOCK_FILE"}, {"use", "tests only"}});
+  p_ = std::make_unique<Parts>(config, store, templates, log, std::move(clock), fake);
+  log.info("delivery_started", {{"webhook_host", p_->sender.host()}});
+  p_->worker.start();
+  p_->scheduler.start();
+}
+
+Delivery::~Delivery() {
+  stop();
+}
+
+void Delivery::stop() {
+  if (!p_) return;
+  p_->scheduler.stop();
+  p_->worker.stop();
+}
+
+std::unique_ptr<Delivery> start_delivery(const Config& config, storage::Store& store,
+                                         const handlers::Templates& templates, Logger& log) {
+  if (config.wecom.webhook_url.empty()) {
+    log.warn("delivery_off", {{"reason",
+                               "wecom.webhook_url is not set: no bulletins, reminders "
+                               "or outbox sending"}});
+    return nullptr;
+  }
+  return std::make_unique<Delivery>(config, store, templates, log);
+}
+
+std::vector<CommandSpec> bulletin_commands() {
+  return {
+      {"bulletin",
+       "print (or post) the monthly bulletin or the quarterly review",
+       "usage: bangfu bulletin --config FILE --kind monthly|quarterly --period 2026-11|2026-Q4\n"
+       "                       [--ledger cadre|health|education] [--post] [--force]\n"
+       "Prints the bulletin (markdown, as the group sees it) for the district, or for one\n"
+       "ledger. A period not yet over shows what is known so far.\n"
+       "--post  queues it in the outbox and sends it to the group robot (wecom.webhook_url),\n"
+       "        split into numbered parts of at most 4096 bytes, at most 20 messages a minute,\n"
+       "        retrying rate limits and network failures; exits when every part is sent (0)\n"
+       "        or has failed (1). Each (kind, period, ledger) is posted once: again without\n"
+       "        --force only finishes what is left. Only a period that is over can be posted.\n"
+       "--force posts it again as a new generation.\n",
+       {"config", "kind", "period", "ledger"},
+       {"post", "force"},
+       cmd_bulletin},
+      {"outbox list",
+       "list the messages queued for the group robot",
+       "usage: bangfu outbox list --config FILE\n"
+       "One line per message part: id, kind, period, ledger, generation, part/parts, status,\n"
+       "attempts, when (sent, next try, or claimed) and the last error.\n"
+       "Status: pending, sending, sent, failed (permanent error or retries exhausted),\n"
+       "unknown (the sender stopped during the POST: maybe posted, not resent), cancelled\n"
+       "(superseded by --force).\n",
+       {"config"},
+       {},
+       cmd_outbox_list},
+      {"outbox resend",
+       "queue failed or unknown message parts again",
+       "usage: bangfu outbox resend --config FILE [--post] ID...\n"
+       "Puts failed or unknown parts back in the queue; the running service sends them, or\n"
+       "--post sends them now. Check the group first: an unknown part may have been posted.\n",
+       {"config"},
+       {"post"},
+       cmd_outbox_resend},
+  };
+}
+
+}  // namespace bot
