@@ -1,0 +1,58 @@
+// The parser alone over the simulated traffic mix: messages/s on one core.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "bot/simulate.h"
+#include "handlers/understanding.h"
+
+namespace {
+
+// A quarter of a scale-1 district's messages with each sender's context as the dispatcher
+// would build it, prepared once.
+struct Mix {
+  std::vector<bot::SimMessage> messages;
+  std::vector<handlers::SenderContext> senders;
+};
+
+const Mix& mix() {
+  static const Mix m = [] {
+    Mix out;
+    const bot::RosterIndex index(bot::simulate_roster(bot::RosterOptions{}));
+    out.messages = bot::simulate_traffic(index, bot::TrafficOptions{});
+    for (const auto& msg : out.messages)
+      out.senders.push_back(index.sender(msg.userid, msg.time.date()));
+    return out;
+  }();
+  return m;
+}
+
+void BM_Understand(benchmark::State& state) {
+  const Mix& m = mix();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const auto& msg = m.messages[i];
+    auto u = handlers::understand(msg.text, m.senders[i], msg.time.date(), "帮扶助手");
+    benchmark::DoNotOptimize(u);
+    if (++i == m.messages.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["msgs/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["mix_size"] = static_cast<double>(m.messages.size());
+}
+BENCHMARK(BM_Understand);
+
+void BM_Normalize(benchmark::State& state) {
+  const Mix& m = mix();
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto s = handlers::normalize(m.messages[i].text, "帮扶助手");
+    benchmark::DoNotOptimize(s);
+    if (++i == m.messages.size()) i = 0;
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Normalize);
+
+}  // namespace
