@@ -1,0 +1,270 @@
+#include "bot/cmd_ops.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <SQLiteCpp/Backup.h>
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <sqlite3.h>
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "bot/config.h"
+#include "bot/wecom_crypto.h"
+#include "handlers/bulletin.h"
+#include "handlers/templates.h"
+
+// These commands open the database file with SQLiteCpp directly, beside storage::Store: a backup
+// and an integrity check are about the file itself, must not run migrations, and are meant to
+// work on a second connection while the service (and its Store) keep running.
+
+namespace bot {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Makes a rename durable: fsync of the directory that holds the new name.
+void sync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::string integrity(SQLite::Database& db) {
+  SQLite::Statement q(db, "PRAGMA integrity_check");
+  std::string out;
+  while (q.executeStep()) {
+    if (!out.empty()) out += "; ";
+    out += q.getColumn(0).getString();
+  }
+  return out;
+}
+
+int64_t count_rows(SQLite::Database& db, const char* table) {
+  if (!db.tableExists(table)) return -1;
+  return db.execAndGet(std::string("SELECT count(*) FROM ") + table).getInt64();
+}
+
+std::string counts(SQLite::Database& db) {
+  return std::to_string(count_rows(db, "pairings")) + " pairings, " +
+         std::to_string(count_rows(db, "checkins")) + " check-ins, " +
+         std::to_string(count_rows(db, "inbound")) + " messages";
+}
+
+int cmd_backup(const Args& a, std::ostream& out, std::ostream& err) {
+  const Config config = load_config(a.need("config"));
+  if (a.positional.size() != 1) throw UsageError("backup takes one OUT.db file");
+  const fs::path dest = a.positional[0];
+  if (fs::exists(dest) && !a.flag("force")) {
+    err << "bangfu: " << dest.string() << " exists (use --force to replace it)\n";
+    return 1;
+  }
+  if (!fs::exists(config.database)) {
+    err << "bangfu: database " << config.database << " does not exist\n";
+    return 1;
+  }
+  const fs::path partial = dest.string() + ".partial";
+  fs::remove(partial);
+  const auto started = std::chrono::steady_clock::now();
+  int pages = 0;
+  {
+    // Read-write (never create) so a WAL database opens even when the service is not running
+    // (a read-only connection cannot create the -shm file). Nothing is written through it.
+    SQLite::Database src(config.database, SQLite::OPEN_READWRITE);
+    src.setBusyTimeout(10000);
+    SQLite::Database dst(partial.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    SQLite::Backup backup(dst, src);
+    // All pages in one step: one read snapshot of the source, so the copy is consistent even
+    // while the service commits (WAL readers do not block the writer, nor it them).
+    for (int attempt = 0;; ++attempt) {
+      const int rc = backup.executeStep(-1);
+      if (rc == SQLITE_DONE) break;
+      if (attempt >= 100) throw std::runtime_error("backup: database stayed busy");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    pages = backup.getTotalPageCount();
+  }
+  std::string check;
+  std::string summary;
+  {
+    SQLite::Database copy(partial.string(), SQLite::OPEN_READWRITE);
+    // A single self-contained file: no -wal beside it.
+    copy.exec("PRAGMA journal_mode = DELETE");
+    check = integrity(copy);
+    summary = counts(copy);
+  }
+  if (check != "ok") {
+    err << "bangfu: the copy failed its integrity check (" << check << "); kept as "
+        << partial.string() << "\n";
+    return 1;
+  }
+  {
+    // SQLite synced the copy on commit; this makes sure of the last page writes too.
+    const int fd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+  fs::rename(partial, dest);
+  sync_dir(dest.parent_path());
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  out << "backup of " << config.database << " written to " << dest.string() << ": " << pages
+      << " pages, " << summary << ", integrity ok, " << ms << " ms\n";
+  return 0;
+}
+
+// The webhook URL with its key blanked out: https://host/path?key=…(36 characters)
+std::string masked_url(const std::string& url) {
+  const size_t k = url.find("key=");
+  if (k == std::string::npos) return url;
+  size_t end = url.find('&', k);
+  if (end == std::string::npos) end = url.size();
+  const std::string key = url.substr(k + 4, end - k - 4);
+  return url.substr(0, k + 4) + "…(" + std::to_string(key.size()) + " characters)" +
+         url.substr(end);
+}
+
+bool is_uuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash != (s[i] == '-')) return false;
+    if (!dash && !std::isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  }
+  return true;
+}
+
+int cmd_check(const Args& a, std::ostream& out, std::ostream&) {
+  const std::string path = a.need("config");
+  bool ok = true;
+  auto line = [&](const char* what, bool good, const std::string& text) {
+    out << (good ? "ok    " : "FAIL  ") << what << ": " << text << "\n";
+    ok = ok && good;
+  };
+  auto note = [&](const char* what, const std::string& text) {
+    out << "note  " << what << ": " << text << "\n";
+  };
+
+  Config config;
+  try {
+    config = load_config(path);
+    line("config", true, path);
+  } catch (const ConfigError& e) {
+    line("config", false, e.what());
+    out << "FAIL\n";
+    return 1;
+  }
+
+  try {
+    WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
+    line("wecom", true,
+         "token and EncodingAESKey usable, receive_id " +
+             (config.wecom.receive_id.empty() ? std::string("\"\" (AI bot)")
+                                              : "\"" + config.wecom.receive_id + "\""));
+  } catch (const std::exception& e) {
+    line("wecom", false, e.what());
+  }
+
+  if (!fs::exists(config.database)) {
+    note("database",
+         config.database + " does not exist yet (bangfu serve or roster import creates it)");
+    if (!fs::is_directory(fs::path(config.database).parent_path()))
+      line("database", false,
+           "its folder " + fs::path(config.database).parent_path().string() + " does not exist");
+  } else {
+    try {
+      SQLite::Database db(config.database, SQLite::OPEN_READWRITE);
+      db.setBusyTimeout(10000);
+      const std::string result = integrity(db);
+      const int version = db.execAndGet("PRAGMA user_version").getInt();
+      if (result != "ok")
+        line("database", false, config.database + ": integrity_check: " + result);
+      else if (version == 0)
+        line("database", false, config.database + " has no bangfu schema (user_version 0)");
+      else
+        line("database", true,
+             config.database + ": integrity ok, schema version " + std::to_string(version) + ", " +
+                 counts(db));
+    } catch (const std::exception& e) {
+      line("database", false, config.database + ": " + e.what());
+    }
+  }
+
+  try {
+    std::vector<std::string> names = handlers::Templates::reply_names();
+    for (const auto& n : handlers::bulletin_template_names())
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    handlers::Templates::load(config.templates_dir, names);
+    line("templates", true,
+         std::to_string(names.size()) + " templates compile, from " + config.templates_dir);
+  } catch (const std::exception& e) {
+    line("templates", false, e.what());
+  }
+
+  const std::string& url = config.wecom.webhook_url;
+  if (url.empty()) {
+    note("webhook_url", "not set: bulletins and reminders will not be posted");
+  } else {
+    // load_config has checked the scheme and host (WebhookSender); here the WeCom shape.
+    const std::string prefix = "/cgi-bin/webhook/send?";
+    const size_t host_start = url.find("://") + 3;
+    const size_t slash = url.find('/', host_start);
+    const std::string host = url.substr(host_start, slash - host_start);
+    const std::string target = slash == std::string::npos ? "" : url.substr(slash);
+    std::string key;
+    if (auto k = target.find("key="); k != std::string::npos) {
+      key = target.substr(k + 4);
+      key = key.substr(0, key.find('&'));
+    }
+    if (target.rfind(prefix, 0) != 0)
+      line("webhook_url", false, masked_url(url) + ": the path must be " + prefix + "key=…");
+    else if (key.empty())
+      line("webhook_url", false, masked_url(url) + ": no key=… in the URL");
+    else
+      line("webhook_url", true, masked_url(url));
+    if (host != "qyapi.weixin.qq.com")
+      note("webhook_url", "host " + host + " is not qyapi.weixin.qq.com (a proxy or a test fake?)");
+    if (!key.empty() && !is_uuid(key))
+      note("webhook_url", "the key does not look like WeCom's (8-4-4-4-12 hex digits)");
+  }
+
+  out << (ok ? "all checks passed\n" : "FAIL\n");
+  return ok ? 0 : 1;
+}
+
+}  // namespace
+
+std::vector<CommandSpec> ops_commands() {
+  return {
+      {"backup",
+       "copy the database consistently, even while serving",
+       "usage: bangfu backup --config FILE [--force] OUT.db\n"
+       "Copies the database to OUT.db with SQLite's online backup, on a second connection: safe\n"
+       "while `bangfu serve` runs (one consistent snapshot; the service is not blocked). The copy\n"
+       "is checked (PRAGMA integrity_check) before it is renamed to OUT.db. --force replaces an\n"
+       "existing OUT.db. Exit 0 on success, 1 on failure.\n",
+       {"config"},
+       {"force"},
+       cmd_backup},
+      {"check",
+       "verify config, database, templates and webhook URL",
+       "usage: bangfu check --config FILE\n"
+       "Checks that the config loads, the WeCom key is usable, the database passes\n"
+       "PRAGMA integrity_check, every template compiles and the webhook URL has WeCom's shape.\n"
+       "One line per check (ok / FAIL / note); never prints a secret. Exit 0 when everything\n"
+       "is usable, 1 otherwise.\n",
+       {"config"},
+       {},
+       cmd_check},
+  };
+}
+
+}  // namespace bot

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The test suite under sanitizers (CI runs it from scripts/test.sh, after the normal suite):
+#  1. AddressSanitizer + UndefinedBehaviorSanitizer (build-asan): every Catch2 test, the
+#     integration tests against the instrumented binary (its leaks and UB fail the test: the
+#     server must exit 0), and the fuzz corpus replays (fuzz.*, built with BOT_BUILD_FUZZ). The
+#     soak is left to the normal build: it measures memory, which ASan inflates.
+#  2. ThreadSanitizer (build-tsan): the storage tests (group commit's writer thread), the bot
+#     tests (scheduler, delivery, outbox worker), and the server's integration tests (the gate's
+#     poller and workers, the dispatcher, the store) against a TSan-built binary.
+#
+#   scripts/sanitize.sh [asan|tsan]...     (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs="$(nproc)"
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(asan tsan)
+
+build() {  # DIR CXX SANITIZERS [targets...]
+  local dir="$1" cxx="$2" san="$3"
+  shift 3
+  CXX="$cxx" cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOT_WERROR=ON \
+    -DBOT_BUILD_TESTS=ON -DBOT_BUILD_FUZZ=ON -DBOT_SANITIZE="$san" >/dev/null
+  if [ $# -gt 0 ]; then
+    cmake --build "$dir" -j"$jobs" --target "$@"
+  else
+    cmake --build "$dir" -j"$jobs"
+  fi
+}
+
+for part in "${parts[@]}"; do
+  case "$part" in
+    asan)
+      echo "== ASan + UBSan"
+      build build-asan "${BOT_ASAN_CXX:-g++}" address,undefined
+      ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:strict_string_checks=1" \
+      UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+        ctest --test-dir build-asan --output-on-failure -j"$jobs" -E '^integration\.soak$'
+      ;;
+    tsan)
+      # g++ as in the normal build; clang++ 14 works too (BOT_TSAN_CXX=clang++). cpp-httplib
+      # is Debian's uninstrumented shared library: TSan sees its locks (pthread interceptors)
+      # but not its own memory accesses, so races inside it would go unseen.
+      echo "== TSan"
+      build build-tsan "${BOT_TSAN_CXX:-g++}" thread bangfu bangfu_storage_tests bangfu_bot_tests
+      export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+      build-tsan/tests/storage/bangfu_storage_tests
+      build-tsan/tests/bot/bangfu_bot_tests
+      ctest --test-dir build-tsan --output-on-failure -j"$jobs" \
+        -R '^integration\.(wecom_callback|durability|delivery)$'
+      ;;
+    *) echo "usage: scripts/sanitize.sh [asan|tsan]..." >&2; exit 2 ;;
+  esac
+done
