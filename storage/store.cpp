@@ -603,28 +603,18 @@ std::optional<std::string> Store::helper_name(const std::string& helper_id) {
 
 // --- inbound messages ------------------------------------------------------------------------
 
+// The same statements as inside a write unit, run under the lock outside any transaction: a
+// single statement outside BEGIN is its own transaction, durable when it returns.
 SaveInbound Store::save_inbound(const InboundMessage& m) {
   std::lock_guard lock(mu_);
-  auto& s = st_->inbound_insert;
-  Use use(s);
-  s.bind(1, m.msgid);
-  s.bind(2, m.platform);
-  s.bind(3, m.userid);
-  s.bind(4, m.chatid);
-  s.bind(5, m.chattype);
-  s.bind(6, m.text);
-  s.bind(7, m.received_at);
-  // A single statement outside BEGIN is its own transaction: durable when exec returns.
-  return s.exec() == 1 ? SaveInbound::New : SaveInbound::Duplicate;
+  Tx tx(*this);
+  return tx.save_inbound(m);
 }
 
 std::optional<std::string> Store::reply_for(const std::string& msgid) {
   std::lock_guard lock(mu_);
-  auto& s = st_->reply_for;
-  Use use(s);
-  s.bind(1, msgid);
-  if (!s.executeStep() || s.getColumn(0).isNull()) return std::nullopt;
-  return s.getColumn(0).getString();
+  Tx tx(*this);
+  return tx.reply_for(msgid);
 }
 
 // --- transactions and check-ins --------------------------------------------------------------
