@@ -13,8 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Harness bound: sections nested over the same list render list-size^depth times. Templates
   // are files the district office writes, so such blow-ups are out of scope here.
   size_t sections = 0;
-  for (size_t p = text.find("{{#"); p != std::string::npos; p = text.find("{{#", p + 3))
-    ++sections;
+  for (size_t p = text.find("{{#"); p != std::string::npos; p = text.find("{{#", p + 3)) ++sections;
   if (sections > 6) return 0;
   try {
     const auto t = handlers::Templates::from_strings({{"t", text}});

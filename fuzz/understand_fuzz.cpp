@@ -1,6 +1,8 @@
 // libFuzzer target: message understanding (handlers::understand) and its JSON form (the output of
 // `bangfu parse`), against a small roster. The first input byte picks the sender and the day; the
-// rest is the message text as a helper typed it.
+// rest is the message text as a helper typed it. When the sender byte picks the last slot, the
+// roster's names come from the input too (names come from a CSV file the office edits): the
+// text before the first newline is up to four comma-separated household heads / persons.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,17 +13,17 @@
 
 namespace {
 
-storage::Pairing pairing(int64_t id, const char* helper, storage::Ledger ledger,
-                         const char* household, const char* head, const char* person,
-                         const char* village) {
+storage::Pairing pairing(int64_t id, std::string helper, storage::Ledger ledger,
+                         std::string household, std::string head, std::string person,
+                         std::string village) {
   storage::Pairing p;
   p.id = id;
-  p.helper_id = helper;
+  p.helper_id = std::move(helper);
   p.ledger = ledger;
-  p.household_id = household;
-  p.household_head = head;
-  p.person = person;
-  p.village = village;
+  p.household_id = std::move(household);
+  p.household_head = std::move(head);
+  p.person = std::move(person);
+  p.village = std::move(village);
   return p;
 }
 
@@ -52,12 +54,31 @@ std::vector<handlers::SenderContext> senders() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const std::vector<handlers::SenderContext> kSenders = senders();
   if (size == 0) return 0;
-  const auto& sender = kSenders[data[0] % kSenders.size()];
+  const size_t slot = data[0] % (kSenders.size() + 1);
+  handlers::SenderContext custom;
+  std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  if (slot == kSenders.size()) {
+    custom.helper_id = "x01";
+    custom.known = true;
+    const size_t nl = text.find('\n');
+    std::string_view names = text.substr(0, nl == std::string_view::npos ? 0 : nl);
+    text.remove_prefix(nl == std::string_view::npos ? 0 : nl + 1);
+    for (int64_t id = 20; !names.empty() && id < 24; ++id) {
+      const size_t comma = names.find(',');
+      const std::string_view name = names.substr(0, comma);
+      const bool is_person = id % 2 == 1;
+      custom.pairings.push_back(pairing(id, "x01", storage::Ledger::Health, "HX",
+                                        is_person ? "户主" : std::string(name),
+                                        is_person ? std::string(name) : "", "村"));
+      if (comma == std::string_view::npos) break;
+      names.remove_prefix(comma + 1);
+    }
+  }
+  const auto& sender = slot == kSenders.size() ? custom : kSenders[slot];
   // Days around month and year ends, and a leap day.
   static constexpr storage::Date kDays[] = {
       {2026, 11, 28}, {2026, 12, 31}, {2027, 1, 1}, {2028, 2, 29}, {2026, 3, 1}};
-  const storage::Date today = kDays[(data[0] / kSenders.size()) % std::size(kDays)];
-  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+  const storage::Date today = kDays[(data[0] / (kSenders.size() + 1)) % std::size(kDays)];
   const auto u = handlers::understand(text, sender, today, "帮扶助手");
   const std::string json = handlers::to_json(u);
   if (json.empty() || json.front() != '{') __builtin_trap();
