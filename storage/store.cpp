@@ -304,7 +304,52 @@ void migrate(SQLite::Database& db) {
   tx.commit();
 }
 
+// The two reads every message makes before its write unit (who is writing), shared by the
+// writer connection's statements and the reader connection's.
+std::string pairings_of_sql() {
+  return sql({"SELECT ", kPairingColumns,
+              " FROM pairings WHERE helper_id = ?1 "
+              "AND (start_date IS NULL OR start_date <= ?2) "
+              "AND (end_date IS NULL OR end_date >= ?2) "
+              "ORDER BY household_head, person, id"});
+}
+constexpr const char* kHelperNameSql =
+    "SELECT helper_name FROM pairings WHERE helper_id = ?1 "
+    "ORDER BY end_date IS NULL DESC, end_date DESC, updated_at DESC, id DESC LIMIT 1";
+
 }  // namespace
+
+// Read-only connections for the per-message reads. In WAL mode they read the last committed
+// state without waiting for the writer: a message is understood while the previous group's
+// fsync runs, instead of queueing behind it (and the writer no longer queues behind a convoy of
+// readers for the connection lock). A few of them, so the HTTP workers rarely wait for each
+// other. Not used for ":memory:" (a second connection would open a different, empty database).
+struct Store::Reader {
+  explicit Reader(const std::string& path)
+      : db(path, SQLite::OPEN_READONLY, 5000),
+        pairings_of(db, pairings_of_sql()),
+        helper_name(db, kHelperNameSql) {}
+  std::mutex mu;  // guards the statements
+  SQLite::Database db;
+  SQLite::Statement pairings_of, helper_name;
+};
+
+namespace {
+constexpr size_t kReaders = 4;
+}  // namespace
+
+// Locks a free reader if there is one, else waits for the one this thread hashes to.
+std::unique_lock<std::mutex> Store::lock_reader(Reader*& out) {
+  for (auto& r : readers_) {
+    std::unique_lock lock(r->mu, std::try_to_lock);
+    if (lock.owns_lock()) {
+      out = r.get();
+      return lock;
+    }
+  }
+  out = readers_[std::hash<std::thread::id>{}(std::this_thread::get_id()) % readers_.size()].get();
+  return std::unique_lock(out->mu);
+}
 
 struct Store::Statements {
   explicit Statements(SQLite::Database& db)
@@ -334,11 +379,7 @@ struct Store::Statements {
                                      " FROM pairings WHERE end_date IS NULL OR end_date > ?1 "
                                      "ORDER BY id"})),
         pairing_end(db, "UPDATE pairings SET end_date = ?2, updated_at = ?3 WHERE id = ?1"),
-        pairings_of(db, sql({"SELECT ", kPairingColumns,
-                             " FROM pairings WHERE helper_id = ?1 "
-                             "AND (start_date IS NULL OR start_date <= ?2) "
-                             "AND (end_date IS NULL OR end_date >= ?2) "
-                             "ORDER BY household_head, person, id"})),
+        pairings_of(db, pairings_of_sql()),
         // An interval with end < start (a future pairing ended before it began) is in force
         // on no day.
         pairings_between(db, sql({"SELECT ", kPairingColumns,
@@ -347,10 +388,7 @@ struct Store::Statements {
                                   "AND (start_date IS NULL OR end_date IS NULL "
                                   "OR start_date <= end_date) ORDER BY id"})),
         pairing_by_id(db, sql({"SELECT ", kPairingColumns, " FROM pairings WHERE id = ?1"})),
-        helper_name(db,
-                    "SELECT helper_name FROM pairings WHERE helper_id = ?1 "
-                    "ORDER BY end_date IS NULL DESC, end_date DESC, updated_at DESC, id DESC "
-                    "LIMIT 1"),
+        helper_name(db, kHelperNameSql),
         inbound_insert(db,
                        "INSERT OR IGNORE INTO inbound (msgid, platform, userid, chatid, chattype, "
                        "text, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -416,6 +454,12 @@ struct Store::Statements {
 };
 
 Store::Store(const std::string& path) {
+  // Debian's SQLite keeps memory statistics, which puts every allocation of every connection
+  // behind one process-wide mutex (~7% of the writer thread's time under load). bangfu never
+  // reads them. Only possible before the library initialises, i.e. before the first connection
+  // opens; later calls are refused (SQLITE_MISUSE) and change nothing.
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   db_ =
       std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
   if (path != ":memory:" && !path.empty()) {
@@ -428,6 +472,8 @@ Store::Store(const std::string& path) {
   db_->exec("PRAGMA foreign_keys = ON");
   migrate(*db_);
   st_ = std::make_unique<Statements>(*db_);
+  if (path != ":memory:" && !path.empty())
+    for (size_t i = 0; i < kReaders; ++i) readers_.push_back(std::make_unique<Reader>(path));
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -566,8 +612,9 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
 }
 
 std::vector<Pairing> Store::pairings_of(const std::string& helper_id, Date on) {
-  std::lock_guard lock(mu_);
-  auto& s = st_->pairings_of;
+  Reader* r = nullptr;
+  auto lock = readers_.empty() ? std::unique_lock(mu_) : lock_reader(r);
+  auto& s = r ? r->pairings_of : st_->pairings_of;
   Use use(s);
   s.bind(1, helper_id);
   s.bind(2, on.iso());
@@ -593,8 +640,9 @@ std::optional<Pairing> Store::pairing(int64_t id) {
 }
 
 std::optional<std::string> Store::helper_name(const std::string& helper_id) {
-  std::lock_guard lock(mu_);
-  auto& s = st_->helper_name;
+  Reader* r = nullptr;
+  auto lock = readers_.empty() ? std::unique_lock(mu_) : lock_reader(r);
+  auto& s = r ? r->helper_name : st_->helper_name;
   Use use(s);
   s.bind(1, helper_id);
   if (!s.executeStep()) return std::nullopt;
@@ -624,7 +672,8 @@ std::optional<std::string> Store::reply_for(const std::string& msgid) {
 struct Store::Job {
   const std::function<void(Tx&)>* fn;
   std::exception_ptr error;
-  bool done = false;
+  bool done = false;           // guarded by queue_mu_
+  std::condition_variable cv;  // wakes this caller only, when its group is committed
 };
 
 namespace {
@@ -638,13 +687,13 @@ constexpr size_t kMaxGroup = 512;
 }  // namespace
 
 void Store::submit(const std::function<void(Tx&)>& fn) {
-  Job job{&fn, nullptr, false};
+  Job job{&fn, nullptr, false, {}};
   {
     std::unique_lock lock(queue_mu_);
     if (stopping_) throw SQLite::Exception("store is closing");
     queue_.push_back(&job);
     writer_cv_.notify_one();
-    done_cv_.wait(lock, [&] { return job.done; });
+    job.cv.wait(lock, [&] { return job.done; });
   }
   if (job.error) std::rethrow_exception(job.error);
 }
@@ -663,12 +712,17 @@ void Store::writer_loop() {
     }
     run_group(group);
     {
+      // Each caller is woken once, by its own condition variable (one shared one woke every
+      // waiter, most of them still queued for the next group). Notified under the lock: a caller
+      // can return, and its Job go out of scope, only after the lock is released.
       std::lock_guard lock(queue_mu_);
       ++stats_.groups;
       stats_.units += group.size();
-      for (Job* j : group) j->done = true;
+      for (Job* j : group) {
+        j->done = true;
+        j->cv.notify_one();
+      }
     }
-    done_cv_.notify_all();
     group.clear();
   }
 }

@@ -126,9 +126,12 @@ class Store {
   struct Statements;
   std::unique_ptr<Statements> st_;
 
-  std::mutex queue_mu_;  // guards queue_, stopping_, stats_
+  struct Reader;
+  std::vector<std::unique_ptr<Reader>> readers_;  // empty for ":memory:": reads use db_ under mu_
+  std::unique_lock<std::mutex> lock_reader(Reader*& out);
+
+  std::mutex queue_mu_;                // guards queue_, stopping_, stats_, each Job's done
   std::condition_variable writer_cv_;  // wakes the writer: work queued or stopping
-  std::condition_variable done_cv_;    // wakes callers: a group finished
   std::deque<Job*> queue_;
   bool stopping_ = false;
   CommitStats stats_;
