@@ -25,9 +25,11 @@ std::string locate(const std::string& file, const std::string& text, const std::
   return file + ":" + std::to_string(line) + ": " + error;
 }
 
-void check(const std::string& label, const std::string& text) {
+mustache compile(const std::string& label, const std::string& text) {
   mustache m(text);
   if (!m.is_valid()) throw TemplateError(locate(label, text, m.error_message()));
+  m.set_custom_escape([](const std::string& s) { return s; });
+  return m;
 }
 
 }  // namespace
@@ -40,8 +42,7 @@ Templates Templates::load(const std::string& dir, const std::vector<std::string>
     if (!in) throw TemplateError(file + ":0: cannot read template");
     std::stringstream ss;
     ss << in.rdbuf();
-    check(file, ss.str());
-    t.sources_[name] = ss.str();
+    t.compiled_.insert_or_assign(name, compile(file, ss.str()));
   }
   return t;
 }
@@ -49,19 +50,18 @@ Templates Templates::load(const std::string& dir, const std::vector<std::string>
 Templates Templates::from_strings(const std::map<std::string, std::string>& texts) {
   Templates t;
   for (const auto& [name, text] : texts) {
-    check(name, text);
-    t.sources_[name] = text;
+    t.compiled_.insert_or_assign(name, compile(name, text));
   }
   return t;
 }
 
 std::string Templates::render(const std::string& name, const kainjow::mustache::data& data) const {
-  auto it = sources_.find(name);
-  if (it == sources_.end()) throw TemplateError(name + ":0: no such template");
-  // A mustache object keeps render state, so each render compiles its own; the text was
-  // validated at load, and replies are a few hundred bytes.
-  mustache m(it->second);
-  m.set_custom_escape([](const std::string& s) { return s; });
+  auto it = compiled_.find(name);
+  if (it == compiled_.end()) throw TemplateError(name + ":0: no such template");
+  // A mustache object keeps render state, so each render works on its own copy of the compiled
+  // template (copying the parsed tree costs less than parsing the text again, and the copy
+  // keeps this const and safe to call from several threads).
+  mustache m = it->second;
   return m.render(data);
 }
 

@@ -33,7 +33,7 @@ class Templates {
   static const std::vector<std::string>& reply_names();
 
  private:
-  std::map<std::string, std::string> sources_;
+  std::map<std::string, kainjow::mustache::mustache> compiled_;
 };
 
 /// Masks a beneficiary's name for the group chat: 王秀英 → 王*英, 李明 → 李*, 欧阳小明 → 欧**明.
