@@ -132,18 +132,26 @@ struct BulletinQueries::Statements {
 
 BulletinQueries::BulletinQueries(Store& store) : store_(store) {
   std::lock_guard lock(store_.mu_);
-  st_ = std::make_unique<Statements>(*store_.db_);
+  const std::string path = store_.db_->getFilename();
+  if (path.empty() || path == ":memory:") {
+    st_ = std::make_unique<Statements>(*store_.db_);
+  } else {
+    own_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY, 5000);
+    st_ = std::make_unique<Statements>(*own_);
+  }
 }
 
 BulletinQueries::~BulletinQueries() {
-  std::lock_guard lock(store_.mu_);  // statements are finalised on the shared connection
+  // Statements on the shared connection are finalised under its lock.
+  std::unique_lock lock = own_ ? std::unique_lock<std::mutex>() : std::unique_lock(store_.mu_);
   st_.reset();
 }
 
 BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Ledger> only) {
-  std::lock_guard lock(store_.mu_);
-  // A read transaction: another process (the CLI next to `serve`) may write in between.
-  SQLite::Transaction read(*store_.db_, SQLite::TransactionBehavior::DEFERRED);
+  std::unique_lock lock = own_ ? std::unique_lock<std::mutex>() : std::unique_lock(store_.mu_);
+  // A read transaction: the parts agree with each other while check-ins keep being written
+  // (by this process's writer, or the CLI next to `serve`).
+  SQLite::Transaction read(own_ ? *own_ : *store_.db_, SQLite::TransactionBehavior::DEFERRED);
   const std::string from_iso = from.iso(), to_iso = to.iso();
   BulletinSnapshot out;
   {

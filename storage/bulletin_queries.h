@@ -9,6 +9,10 @@
 #include "storage/model.h"
 #include "storage/store.h"
 
+namespace SQLite {
+class Database;
+}
+
 namespace storage {
 
 /// What one pairing's check-ins add up to in one calendar month.
@@ -66,11 +70,12 @@ struct BulletinSnapshot {
   std::vector<ProblemReport> problems;
 };
 
-/// Read queries for bulletins, sharing the Store's connection and lock. Check-ins are never
-/// loaded as records: they are aggregated per pairing and month (in SQL, or while streaming a
-/// narrow projection), so memory grows with pairings × months, not with check-ins.
-/// Thread-safe: every call holds the Store's mutex. Must not outlive `store` (it prepares its
-/// statements on the Store's connection). Throws SQLite::Exception.
+/// Read queries for bulletins, on a read-only connection of their own to the Store's file (in
+/// WAL mode a snapshot reads while check-ins keep being written: a bulletin at province scale
+/// never holds up the chat), or on the Store's connection and under its lock for ":memory:".
+/// Check-ins are never loaded as records: they are aggregated per pairing and month (in SQL, or
+/// while streaming a narrow projection), so memory grows with pairings × months, not with
+/// check-ins. One object per thread; must not outlive `store`. Throws SQLite::Exception.
 class BulletinQueries {
  public:
   explicit BulletinQueries(Store& store);
@@ -79,13 +84,13 @@ class BulletinQueries {
   BulletinQueries& operator=(const BulletinQueries&) = delete;
 
   /// Reads everything for [from, to] (one ledger, or all with nullopt) inside one read
-  /// transaction, holding the Store's lock throughout so the parts agree with each other.
-  /// Check-in writes wait meanwhile (well under a second at district scale).
+  /// transaction, so the parts agree with each other.
   BulletinSnapshot snapshot(Date from, Date to, std::optional<Ledger> only);
 
  private:
   struct Statements;
   Store& store_;
+  std::unique_ptr<SQLite::Database> own_;  // null for ":memory:": the Store's connection is used
   std::unique_ptr<Statements> st_;
 };
 

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/bulletin_queries.h"
 #include "storage/store.h"
 
 using storage::AuditEntry;
@@ -671,4 +672,31 @@ TEST_CASE("Tx::attempt keeps earlier changes of the unit when the inner part thr
   CHECK(threw);
   CHECK_FALSE(store.reply_for("raw-1"));
   CHECK(store.save_inbound(inbound("raw-1", "u1")) == SaveInbound::Duplicate);
+}
+
+TEST_CASE("Reads and bulletin snapshots do not wait for an open write unit", "[storage]") {
+  // On a file, the per-message reads and the bulletin queries use read-only connections of
+  // their own: called from inside a unit (the writer holds the write connection throughout),
+  // they return at once, and see the last committed state, not the unit's own changes.
+  TempDir dir;
+  Store store(dir.file("readers.db"));
+  auto ps = seed(store, {pairing("u1", "H1"), pairing("u1", "H2")});
+  add(store, ps[0], "m1", Date{2026, 11, 2});
+  storage::BulletinQueries queries(store);
+  store.transaction([&](Store::Tx& tx) {
+    REQUIRE(tx.save_inbound(inbound("m2", "u1")) == SaveInbound::New);
+    CheckinRecord c;
+    c.msgid = "m2";
+    c.pairing_id = ps[1].id;
+    c.helper_id = "u1";
+    c.visit_date = Date{2026, 11, 3};
+    tx.add_checkin(c);
+    CHECK(store.pairings_of("u1", Date{2026, 11, 3}).size() == 2);
+    CHECK(store.helper_name("u1") == "干部u1");
+    const auto snap = queries.snapshot(Date{2026, 11, 1}, Date{2026, 11, 30}, std::nullopt);
+    REQUIRE(snap.activity.size() == 1);  // m1's check-in only: the unit is not committed
+    CHECK(snap.activity[0].pairing_id == ps[0].id);
+  });
+  const auto after = queries.snapshot(Date{2026, 11, 1}, Date{2026, 11, 30}, std::nullopt);
+  CHECK(after.activity.size() == 2);
 }
