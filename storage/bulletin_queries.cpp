@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
@@ -101,25 +103,31 @@ struct BulletinQueries::Statements {
             " OR EXISTS (SELECT 1 FROM checkins c WHERE c.pairing_id = p.id"
             "  AND c.visit_date BETWEEN ?1 AND ?2)) "
             "ORDER BY id"),
-        // One pass over the range (index checkins (visit_date)), aggregated per pairing and month
-        // while streaming. Grouping ~1.5 million rows in SQL instead (count(DISTINCT visit_date)
-        // … GROUP BY pairing_id, month) spends >3 s in SQLite's sorter; this takes well under 1 s.
-        // Kind: 0 counted visit, 1 phone, 2 undone. Occasions and policies come along only when
-        // the check-in is not undone and has any, so they cost nothing on other rows.
+        // One pass over the range, aggregated per pairing and month while streaming, read from
+        // the covering index checkins_visit_cover without touching the table. Grouping ~1.5
+        // million rows in SQL instead (count(DISTINCT visit_date) … GROUP BY pairing_id, month)
+        // spends >3 s in SQLite's sorter. Kind: 0 counted visit, 1 phone, 2 undone.
         range(db,
               "SELECT c.pairing_id, c.visit_date, "
-              "CASE WHEN c.undone_at IS NOT NULL THEN 2 WHEN c.mode = 'phone' THEN 1 ELSE 0 END, "
-              "CASE WHEN c.undone_at IS NULL AND c.occasions <> '[]' THEN c.occasions END, "
-              "CASE WHEN c.undone_at IS NULL AND c.policies <> '[]' THEN c.policies END "
+              "CASE WHEN c.undone_at IS NOT NULL THEN 2 WHEN c.mode = 'phone' THEN 1 ELSE 0 END "
               "FROM checkins c WHERE c.visit_date BETWEEN ?1 AND ?2"),
-        // Through checkins (pairing_id, visit_date); may look past the range, as a window can.
+        // Occasions and policies of check-ins not undone, from the partial index
+        // checkins_reports alone, whose condition is repeated here literally so it is usable.
+        reports(db,
+                "SELECT c.pairing_id, c.visit_date, "
+                "CASE WHEN c.occasions <> '[]' THEN c.occasions END, "
+                "CASE WHEN c.policies <> '[]' THEN c.policies END "
+                "FROM checkins c WHERE c.visit_date BETWEEN ?1 AND ?2 AND c.undone_at IS NULL "
+                "AND (c.occasions <> '[]' OR c.policies <> '[]')"),
+        // Through checkins_pairing_cover, from the index alone; may look past the range, as a
+        // window can.
         first_visit(db,
                     "SELECT min(visit_date) FROM checkins WHERE pairing_id = ?1 "
                     "AND visit_date >= ?2 AND undone_at IS NULL AND mode <> 'phone'"),
-        // All history up to ?2. `+c.visit_date` and `+c.pairing_id` keep SQLite from walking the
-        // whole (pairing_id, visit_date) index in random table order (20 s on 6 million
-        // check-ins): it scans the table (~1 s there) or, once it exists, the partial index
-        // named in the README, whose condition is repeated here literally so it is usable.
+        // All history up to ?2. `+c.visit_date` and `+c.pairing_id` keep SQLite from walking a
+        // whole (pairing_id, …) index in random table order (20 s on 6 million check-ins): it
+        // reads the partial index checkins_problems_cover alone, whose condition is repeated
+        // here literally so it is usable.
         problems(db,
                  "SELECT c.pairing_id, p.ledger, j.value, min(c.visit_date) "
                  "FROM checkins c JOIN pairings p ON p.id = c.pairing_id, json_each(c.problems) j "
@@ -127,7 +135,7 @@ struct BulletinQueries::Statements {
                  "AND (?3 IS NULL OR p.ledger = ?3) "
                  "GROUP BY +c.pairing_id, j.value") {}
 
-  SQLite::Statement pairings, range, first_visit, problems;
+  SQLite::Statement pairings, range, reports, first_visit, problems;
 };
 
 BulletinQueries::BulletinQueries(Store& store) : store_(store) {
@@ -136,7 +144,10 @@ BulletinQueries::BulletinQueries(Store& store) : store_(store) {
   if (path.empty() || path == ":memory:") {
     st_ = std::make_unique<Statements>(*store_.db_);
   } else {
-    own_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY, 5000);
+    // Used by one thread at a time (see the header), so without SQLite's per-call mutex,
+    // which cost ~9% of a province-scale bulletin.
+    own_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX,
+                                              5000);
     st_ = std::make_unique<Statements>(*own_);
   }
 }
@@ -223,10 +234,21 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
           ++undone[cell];
           break;
       }
+    }
+  }
+  {
+    auto& s = st_->reports;
+    Use use(s);
+    s.bind(1, from_iso);
+    s.bind(2, to_iso);
+    while (s.executeStep()) {
+      const int64_t id = s.getColumn(0).getInt64();
+      if (positions.find(id) < 0) continue;  // another ledger
+      const Date day = date_of(s.getColumn(1));
+      if (!s.getColumn(2).isNull())
+        for (auto& k : json_strings(s.getColumn(2).getText())) occasions.push_back({id, day, k});
       if (!s.getColumn(3).isNull())
-        for (auto& k : json_strings(s.getColumn(3).getText())) occasions.push_back({id, day, k});
-      if (!s.getColumn(4).isNull())
-        for (auto& k : json_strings(s.getColumn(4).getText()))
+        for (auto& k : json_strings(s.getColumn(3).getText()))
           policies.push_back({id, Month::of(day).first(), k});
     }
   }
@@ -271,6 +293,30 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
     }
   }
   read.commit();
+  return out;
+}
+
+std::vector<BulletinQueries::QueryPlan> BulletinQueries::plans() {
+  std::unique_lock lock = own_ ? std::unique_lock<std::mutex>() : std::unique_lock(store_.mu_);
+  SQLite::Database& db = own_ ? *own_ : *store_.db_;
+  std::vector<QueryPlan> out;
+  for (auto [name, statement] : {std::pair{"pairings", &st_->pairings},
+                                 {"range", &st_->range},
+                                 {"reports", &st_->reports},
+                                 {"first_visit", &st_->first_visit},
+                                 {"problems", &st_->problems}}) {
+    QueryPlan plan{name, statement->getQuery(), {}};
+    // Rows are (id, parent, notused, detail), parents before their children.
+    SQLite::Statement explain(db, "EXPLAIN QUERY PLAN " + plan.sql);
+    std::map<int, int> depth{{0, 0}};
+    while (explain.executeStep()) {
+      const int id = explain.getColumn(0).getInt(), parent = explain.getColumn(1).getInt();
+      depth[id] = depth[parent] + 1;
+      plan.steps.push_back(std::string(2 * (depth[id] - 1), ' ') +
+                           explain.getColumn(3).getString());
+    }
+    out.push_back(std::move(plan));
+  }
   return out;
 }
 

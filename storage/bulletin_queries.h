@@ -87,6 +87,16 @@ class BulletinQueries {
   /// transaction, so the parts agree with each other.
   BulletinSnapshot snapshot(Date from, Date to, std::optional<Ledger> only);
 
+  /// SQLite's plan for each query snapshot() runs (EXPLAIN QUERY PLAN), as it would run on
+  /// this database now: one line per step, indented under its parent. For benchmarks and
+  /// operators checking that the indexes are used.
+  struct QueryPlan {
+    std::string name;
+    std::string sql;
+    std::vector<std::string> steps;
+  };
+  std::vector<QueryPlan> plans();
+
  private:
   struct Statements;
   Store& store_;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -118,13 +119,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 3);
+    CHECK(store.schema_version() == 4);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 3);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 4);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -132,13 +133,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 3);
+  CHECK(again.schema_version() == 4);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 3);
+  CHECK(store.schema_version() == 4);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
@@ -699,4 +700,23 @@ TEST_CASE("Reads and bulletin snapshots do not wait for an open write unit", "[s
   });
   const auto after = queries.snapshot(Date{2026, 11, 1}, Date{2026, 11, 30}, std::nullopt);
   CHECK(after.activity.size() == 2);
+}
+
+TEST_CASE("Bulletin queries read their indexes alone", "[storage]") {
+  // At province scale a table lookup per check-in was most of a bulletin's time: each query's
+  // plan must stay on a covering index (BENCHMARKS.md, "Bulletins at scale").
+  TempDir dir;
+  Store store(dir.file("plans.db"));
+  storage::BulletinQueries queries(store);
+  std::map<std::string, std::string> plan;
+  for (const auto& p : queries.plans()) {
+    std::string steps;
+    for (const auto& s : p.steps) steps += s + "\n";
+    plan[p.name] = steps;
+  }
+  CHECK_THAT(plan["range"], Catch::Contains("COVERING INDEX checkins_visit_cover"));
+  CHECK_THAT(plan["reports"], Catch::Contains("COVERING INDEX checkins_reports"));
+  CHECK_THAT(plan["first_visit"], Catch::Contains("COVERING INDEX checkins_pairing_cover"));
+  CHECK_THAT(plan["problems"], Catch::Contains("COVERING INDEX checkins_problems_cover"));
+  CHECK_THAT(plan["pairings"], Catch::Contains("COVERING INDEX checkins_pairing_cover"));
 }
