@@ -61,12 +61,16 @@ data list() {
 
 // Keeps the first options.max_list_lines items of `items` (all when 0) under `key`, and says
 // how many were left out under has_more_<key> / more_<key>.
-void set_capped(data& d, const std::string& key, const std::vector<data>& items,
-                const BulletinOptions& options) {
+// Sets `key` to the first max_list_lines items (all with 0), each made into template data by
+// `make` (only those shown are made: at province scale a list has ~10,000 entries), and
+// has_more_<key> / more_<key> to what was left out.
+template <class T, class Make>
+void set_capped(data& d, const std::string& key, const std::vector<T>& items,
+                const BulletinOptions& options, Make make) {
   const size_t cap =
       options.max_list_lines > 0 ? static_cast<size_t>(options.max_list_lines) : items.size();
   data shown(data::type::list);
-  for (size_t i = 0; i < items.size() && i < cap; ++i) shown.push_back(items[i]);
+  for (size_t i = 0; i < items.size() && i < cap; ++i) shown.push_back(make(items[i]));
   d.set(key, shown);
   const size_t left = items.size() > cap ? items.size() - cap : 0;
   d.set("has_more_" + key, left > 0);
@@ -204,33 +208,29 @@ data month_ledger_data(const LedgerMonthFigures& l, bool running, const Bulletin
   d.set("below", below);
 
   // 及时提醒: helpers by name, or (config name_helpers = false) only units.
-  std::vector<data> helpers;
-  for (const auto& h : l.helpers) {
+  d.set("has_helpers", options.name_helpers && !l.helpers.empty());
+  set_capped(d, "helpers", l.helpers, options, [](const auto& h) {
     data x;
     x.set("unit", str(h.unit));
     x.set("name", str(h.helper_name));
     x.set("missed", num(h.missed));
     x.set("due", num(h.due));
-    helpers.push_back(x);
-  }
-  d.set("has_helpers", options.name_helpers && !l.helpers.empty());
-  set_capped(d, "helpers", helpers, options);
+    return x;
+  });
   d.set("has_units_missed", !options.name_helpers && !units_missed.is_empty_list());
   d.set("units_missed", units_missed);
 
   set_occasion_totals(d, t.occasions);
-  std::vector<data> overdue;
-  for (const auto& o : l.overdue) {
+  d.set("has_overdue_list", !l.overdue.empty());
+  set_capped(d, "overdue_list", l.overdue, options, [&](const auto& o) {
     data x;
     x.set("unit", str(o.unit));
     x.set("helper", options.name_helpers ? str(o.helper_name) : data(false));
     x.set("whom", str(o.whom));
     x.set("kind", str(std::string(occasion_label(o.kind))));
     x.set("date", str(plain_date(o.date)));
-    overdue.push_back(x);
-  }
-  d.set("has_overdue_list", !l.overdue.empty());
-  set_capped(d, "overdue_list", overdue, options);
+    return x;
+  });
 
   data policies = list();
   std::vector<const PolicyTally*> shown;
@@ -335,17 +335,15 @@ data quarter_ledger_data(const QuarterlyFigures& f, const LedgerQuarterFigures& 
   d.set("has_improved", !f.running && !l.improved.empty());
   d.set("improved", improved);
 
-  std::vector<data> repeated;
-  for (const auto& r : l.repeated) {
+  d.set("has_repeated", !l.repeated.empty());
+  set_capped(d, "repeated", l.repeated, options, [&](const auto& r) {
     data x;
     x.set("unit", str(r.unit));
     x.set("helper", options.name_helpers ? str(r.helper_name) : data(false));
     x.set("whom", str(r.whom));
     x.set("months", num(r.months));
-    repeated.push_back(x);
-  }
-  d.set("has_repeated", !l.repeated.empty());
-  set_capped(d, "repeated", repeated, options);
+    return x;
+  });
 
   set_occasion_totals(d, t.occasions);
   d.set("problems_new", num(t.problems_new));

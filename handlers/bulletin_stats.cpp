@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
 
 #include "handlers/labels.h"
 #include "handlers/understanding.h"
@@ -34,6 +36,14 @@ struct MonthState {
   bool due() const { return visited() || days >= kDueMinDays; }
 };
 
+struct ViewPairHash {
+  size_t operator()(const std::pair<std::string_view, std::string_view>& k) const {
+    const size_t a = std::hash<std::string_view>{}(k.first);
+    return a ^
+           (std::hash<std::string_view>{}(k.second) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  }
+};
+
 // The snapshot, indexed once: pairings by id, each pairing's activity rows, and units and
 // helpers numbered so that per-month sums are array additions, not map lookups by string
 // (a province has ~100,000 pairings).
@@ -60,24 +70,25 @@ class Prepared {
       k = e;
     }
 
-    std::map<std::string, int> units;
-    std::map<std::pair<std::string, std::string>, int> helpers;  // (helper_id, unit)
-    for (const auto& p : d.pairings) {
-      units.emplace(p.unit, 0);
-      helpers.emplace(std::pair{p.helper_id, p.unit}, 0);
-    }
+    // Keys are views into the snapshot, which outlives this: no string copies per pairing.
+    std::map<std::string_view, int> units;
+    for (const auto& p : d.pairings) units.emplace(p.unit, 0);
     for (auto& [name, id] : units) {  // numbered in name order
       id = static_cast<int>(unit_names_.size());
-      unit_names_.push_back(name);
+      unit_names_.emplace_back(name);
     }
-    for (auto& [key, id] : helpers) id = static_cast<int>(helper_count_++);
+    // (helper_id, unit) numbered in order of appearance: figures per helper are sorted later.
+    std::unordered_map<std::pair<std::string_view, std::string_view>, int, ViewPairHash> helpers;
+    helpers.reserve(n);
     unit_of_.resize(n);
     helper_of_.resize(n);
     for (size_t i = 0; i < n; ++i) {
       const auto& p = d.pairings[i];
-      unit_of_[i] = units.at(p.unit);
-      helper_of_[i] = helpers.at({p.helper_id, p.unit});
+      unit_of_[i] = units.find(p.unit)->second;
+      const int next = static_cast<int>(helpers.size());
+      helper_of_[i] = helpers.try_emplace({p.helper_id, p.unit}, next).first->second;
     }
+    helper_count_ = helpers.size();
   }
 
   const BulletinSnapshot& data() const { return d_; }
