@@ -4,6 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libcpp-httplib-dev nlohmann-json3-dev libsqlitecpp-dev libsqlite3-dev libssl-dev
       catch2 libkainjow-mustache-dev libxlsxwriter-dev libbenchmark-dev sqlite3
+      time  # /usr/bin/time: wall and peak RSS in bench/bulletins.sh
       clang libclang-rt-14-dev)  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
 missing=()
 for p in "${pkgs[@]}"; do
