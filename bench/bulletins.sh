@@ -10,7 +10,10 @@
 #   bash bench/bulletins.sh                 # scales 1 10 100; builds Release into build-release/
 #   SCALES="1 10" REPEAT=5 bash bench/bulletins.sh
 #
-# Knobs (environment): SCALES="1 10 100" REPEAT=3 BUILD=build-release JOBS=2 KEEP=1 (keep the
+# Each bulletin is timed twice: with the default config (every helper with a missed pairing named:
+# ~10,000 names at scale 100) and with bulletin.max_list_lines = LIST_CAP.
+#
+# Knobs (environment): SCALES="1 10 100" REPEAT=3 LIST_CAP=30 BUILD=build-release JOBS=2 KEEP=1 (keep the
 # databases, in /tmp/bangfu-bulletins.*) BIN=path/to/bangfu PLANS=path/to/bangfu_query_plans.
 # Scale 100 needs about 2 GB of memory for the traffic generator and ~5 minutes to seed.
 set -euo pipefail
@@ -18,6 +21,7 @@ cd "$(dirname "$0")/.."
 
 SCALES=${SCALES:-"1 10 100"}
 REPEAT=${REPEAT:-3}
+LIST_CAP=${LIST_CAP:-30}
 BUILD=${BUILD:-build-release}
 JOBS=${JOBS:-2}
 
@@ -77,15 +81,21 @@ EOF
   db_mib=$(du -m "$dir/bangfu.db" | cut -f1)
   read -r m_wall m_rss < <(measure "$BIN" bulletin --config "$dir/config.json" --kind monthly --period 2026-09)
   read -r q_wall q_rss < <(measure "$BIN" bulletin --config "$dir/config.json" --kind quarterly --period 2026-Q3)
+  # The same with the named lists capped, as a province-sized group would configure it.
+  sed 's|"admins": \[\],|"admins": [], "bulletin": {"max_list_lines": '"$LIST_CAP"'},|' "$dir/config.json" >"$dir/config-cap.json"
+  read -r mc_wall mc_rss < <(measure "$BIN" bulletin --config "$dir/config-cap.json" --kind monthly --period 2026-09)
+  read -r qc_wall qc_rss < <(measure "$BIN" bulletin --config "$dir/config-cap.json" --kind quarterly --period 2026-Q3)
+  m_kib=$(( $("$BIN" bulletin --config "$dir/config.json" --kind monthly --period 2026-09 | wc -c) / 1024 ))
+  mc_kib=$(( $("$BIN" bulletin --config "$dir/config-cap.json" --kind monthly --period 2026-09 | wc -c) / 1024 ))
   "$BIN" bulletin --config "$dir/config.json" --kind monthly --period 2026-09 >"$dir/monthly.md"
   head -5 "$dir/monthly.md"
-  rows+=("| $scale | $pairings | $checkins | $q3 | ${db_mib} MiB | ${seed_s} s | $m_wall s | $m_rss MiB | $q_wall s | $q_rss MiB |")
+  rows+=("| $scale | $pairings | $checkins | $q3 | ${db_mib} MiB | ${seed_s} s | $m_wall s, $m_rss MiB (${m_kib} KiB) | $q_wall s, $q_rss MiB | $mc_wall s, $mc_rss MiB (${mc_kib} KiB) | $qc_wall s, $qc_rss MiB |")
   last_db="$dir/bangfu.db"
 done
 
 echo
 echo "== result (best of $REPEAT runs; peak RSS over them)"
-echo "| scale | pairings | check-ins (Apr–Sep) | of them in Q3 | database | seeding | monthly (2026-09) wall | RSS | quarterly (2026-Q3) wall | RSS |"
+echo "| scale | pairings | check-ins (Apr–Sep) | of them in Q3 | database | seeding | monthly 2026-09: wall, peak RSS (size) | quarterly 2026-Q3 | monthly, lists capped at $LIST_CAP | quarterly, capped |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
