@@ -59,8 +59,6 @@ data list() {
   return data(data::type::list);
 }
 
-// Keeps the first options.max_list_lines items of `items` (all when 0) under `key`, and says
-// how many were left out under has_more_<key> / more_<key>.
 // Sets `key` to the first max_list_lines items (all with 0), each made into template data by
 // `make` (only those shown are made: at province scale a list has ~10,000 entries), and
 // has_more_<key> / more_<key> to what was left out.
