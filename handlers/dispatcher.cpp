@@ -66,8 +66,7 @@ std::vector<std::string> dispatcher_template_names() {
 }
 
 bool Dispatcher::is_admin(const std::string& userid) const {
-  return std::find(options_.admins.begin(), options_.admins.end(), userid) !=
-         options_.admins.end();
+  return std::find(options_.admins.begin(), options_.admins.end(), userid) != options_.admins.end();
 }
 
 std::string Dispatcher::bulletin_reply(const CommandMsg& cmd, const std::string& userid,
@@ -140,10 +139,9 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
     try {
       return tx.attempt([&] {
         bool recorded = false;
-        std::string reply =
-            prepared ? *prepared
-                     : handle_locked(tx, message, u, sender, helper_name.value_or(""), now,
-                                     recorded);
+        std::string reply = prepared ? *prepared
+                                     : handle_locked(tx, message, u, sender,
+                                                     helper_name.value_or(""), now, recorded);
         tx.set_reply(message.msgid, reply);
         out.recorded = recorded;
         return reply;

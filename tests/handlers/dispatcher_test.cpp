@@ -43,10 +43,11 @@ struct Fixture {
   int seq = 0;
 
   Fixture() {
-    store.import_roster({pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
-                         pairing("solo", "王芳", "H3", "陈玉兰"),
-                         pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health)},
-                        Date{2026, 1, 1});
+    store.import_roster(
+        {pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
+         pairing("solo", "王芳", "H3", "陈玉兰"),
+         pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health)},
+        Date{2026, 1, 1});
   }
 
   handlers::Outcome say(const std::string& from, const std::string& text,
