@@ -5,7 +5,8 @@ pkgs=(build-essential cmake pkg-config
       libcpp-httplib-dev nlohmann-json3-dev libsqlitecpp-dev libsqlite3-dev libssl-dev
       catch2 libkainjow-mustache-dev libxlsxwriter-dev libbenchmark-dev sqlite3
       time  # /usr/bin/time: wall and peak RSS in bench/bulletins.sh
-      clang libclang-rt-14-dev)  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
+      clang libclang-rt-14-dev  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
+      clang-format git)  # the formatting check in scripts/test.sh
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite from a fresh clone: install what is missing, build with warnings as
+# The whole test suite from a fresh clone: install what is missing, check the formatting
+# (clang-format, .clang-format), build with warnings as
 # errors, run the unit tests and the integration tests against the real binary (the soak
 # included: SOAK_SECONDS, default 180); then the suite again under ASan+UBSan and TSan
 # (scripts/sanitize.sh), and each fuzz target for 20 s (scripts/fuzz.sh).
@@ -7,6 +8,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# Formatting first: it is the cheapest check, and a diff that drifts from .clang-format fails here.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z '*.cpp' '*.h'
+else  # a tree without its .git: the same source folders
+  find storage handlers bot tests bench fuzz -path '*/node_modules' -prune -o \
+    \( -name '*.cpp' -o -name '*.h' \) -print0
+fi | xargs -0 clang-format --dry-run -Werror
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
 cmake -S . -B build -DBOT_WERROR=ON -DBOT_BUILD_TESTS=ON -DBOT_BUILD_FUZZ=ON -DBOT_BUILD_BENCH=ON >/dev/null
 cmake --build build -j"$(nproc)"
