@@ -9,20 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "storage/columns.h"
+
 namespace storage {
 namespace {
-
-Date date_of(const SQLite::Column& c) {
-  const char* text = c.getText();
-  auto d = Date::parse_iso(text);
-  if (!d) throw SQLite::Exception(std::string("stored date is not YYYY-MM-DD: ") + text);
-  return *d;
-}
-
-std::optional<Date> optional_date_of(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return date_of(c);
-}
 
 int month_number(Month m) {
   return m.year * 12 + (m.month - 1);
@@ -32,27 +22,9 @@ Month month_at(int number) {
   return Month{number / 12, number % 12 + 1};
 }
 
-Ledger ledger_of(const SQLite::Column& c) {
-  auto l = ledger_from(c.getString());
-  if (!l) throw SQLite::Exception("stored ledger is unknown: " + c.getString());
-  return *l;
-}
-
 std::vector<std::string> json_strings(const char* text) {
   return nlohmann::json::parse(text).get<std::vector<std::string>>();
 }
-
-// Resets the statement when the scope ends (no read snapshot kept, ready for the next run).
-class Use {
- public:
-  explicit Use(SQLite::Statement& s) : s_(s) {}
-  ~Use() { s_.tryReset(); }
-  Use(const Use&) = delete;
-  Use& operator=(const Use&) = delete;
-
- private:
-  SQLite::Statement& s_;
-};
 
 // Pairing id → index in the snapshot's pairings (sorted by id). Row ids are dense in practice,
 // so a direct table is used when it stays small; otherwise a binary search.
@@ -179,13 +151,13 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
       p.id = s.getColumn(0).getInt64();
       p.helper_id = s.getColumn(1).getString();
       p.helper_name = s.getColumn(2).getString();
-      p.ledger = ledger_of(s.getColumn(3));
+      p.ledger = ledger_col(s.getColumn(3));
       p.unit = s.getColumn(4).getString();
       p.household_id = s.getColumn(5).getString();
       p.household_head = s.getColumn(6).getString();
       p.person = s.getColumn(7).getString();
-      p.start_date = optional_date_of(s.getColumn(8));
-      p.end_date = optional_date_of(s.getColumn(9));
+      p.start_date = date_col(s.getColumn(8));
+      p.end_date = date_col(s.getColumn(9));
       out.pairings.push_back(std::move(p));
     }
   }
@@ -219,7 +191,7 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
       const int64_t id = s.getColumn(0).getInt64();
       const int pos = positions.find(id);
       if (pos < 0) continue;  // another ledger
-      const Date day = date_of(s.getColumn(1));
+      const Date day = required_date_col(s.getColumn(1));
       const size_t cell = static_cast<size_t>(month_number(Month::of(day)) - first_month) * n +
                           static_cast<size_t>(pos);
       const uint32_t bit = 1u << (day.day - 1);
@@ -244,7 +216,7 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
     while (s.executeStep()) {
       const int64_t id = s.getColumn(0).getInt64();
       if (positions.find(id) < 0) continue;  // another ledger
-      const Date day = date_of(s.getColumn(1));
+      const Date day = required_date_col(s.getColumn(1));
       if (!s.getColumn(2).isNull())
         for (auto& k : json_strings(s.getColumn(2).getText())) occasions.push_back({id, day, k});
       if (!s.getColumn(3).isNull())
@@ -271,7 +243,7 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
     s.bind(1, o.pairing_id);
     s.bind(2, o.date.iso());
     std::optional<Date> first;
-    if (s.executeStep()) first = optional_date_of(s.getColumn(0));
+    if (s.executeStep()) first = date_col(s.getColumn(0));
     out.occasions.push_back({o.pairing_id, o.date, std::move(o.kind), first});
   }
   std::sort(policies.begin(), policies.end());
@@ -288,8 +260,8 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
     else
       s.bind(3);
     while (s.executeStep()) {
-      out.problems.push_back({s.getColumn(0).getInt64(), ledger_of(s.getColumn(1)),
-                              s.getColumn(2).getString(), date_of(s.getColumn(3))});
+      out.problems.push_back({s.getColumn(0).getInt64(), ledger_col(s.getColumn(1)),
+                              s.getColumn(2).getString(), required_date_col(s.getColumn(3))});
     }
   }
   read.commit();

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "storage/columns.h"
+
 namespace storage {
 namespace {
 
@@ -15,18 +17,6 @@ constexpr const char* kColumns =
 std::string select_from(const char* where) {
   return std::string("SELECT ") + kColumns + " FROM outbox " + where;
 }
-
-// Resets a reused statement when the scope ends (no read snapshot is held between calls).
-class Use {
- public:
-  explicit Use(SQLite::Statement& s) : s_(s) {}
-  ~Use() { s_.tryReset(); }
-  Use(const Use&) = delete;
-  Use& operator=(const Use&) = delete;
-
- private:
-  SQLite::Statement& s_;
-};
 
 std::optional<int64_t> opt_int(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;

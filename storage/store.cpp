@@ -9,6 +9,8 @@
 #include <set>
 #include <tuple>
 
+#include "storage/columns.h"
+
 namespace storage {
 namespace {
 
@@ -175,43 +177,11 @@ int64_t now_unix() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-// Resets a reused statement when the scope ends, so it never holds a read snapshot open and is
-// ready for the next bind. Every use binds all parameters, so bindings need not be cleared.
-class Use {
- public:
-  explicit Use(SQLite::Statement& s) : s_(s) {}
-  ~Use() { s_.tryReset(); }
-  Use(const Use&) = delete;
-  Use& operator=(const Use&) = delete;
-
- private:
-  SQLite::Statement& s_;
-};
-
 void bind_date(SQLite::Statement& s, int i, const std::optional<Date>& d) {
   if (d)
     s.bind(i, d->iso());
   else
     s.bind(i);
-}
-
-std::optional<Date> date_col(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  auto d = Date::parse_iso(c.getString());
-  if (!d) throw SQLite::Exception("stored date is not YYYY-MM-DD: " + c.getString());
-  return d;
-}
-
-Date required_date_col(const SQLite::Column& c) {
-  auto d = date_col(c);
-  if (!d) throw SQLite::Exception(std::string("stored date is NULL in column ") + c.getName());
-  return *d;
-}
-
-Ledger ledger_col(const SQLite::Column& c) {
-  auto l = ledger_from(c.getString());
-  if (!l) throw SQLite::Exception("stored ledger is unknown: " + c.getString());
-  return *l;
 }
 
 Mode mode_col(const SQLite::Column& c) {
