@@ -9,30 +9,16 @@
 #include <vector>
 
 #include "bot/cmd_ledger.h"
+#include "tests/support/temp_dir.h"
 
 using storage::Date;
 using storage::Ledger;
 using storage::LedgerRow;
 using storage::Mode;
 
+using bangfu_test::TempDir;
+
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "bangfu-xlsx-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 LedgerRow row(Ledger l, const std::string& msgid) {
   LedgerRow r;

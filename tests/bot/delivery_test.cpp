@@ -26,6 +26,7 @@
 #include "bot/webhook_sender.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 using bot::decide;
 using bot::Moment;
@@ -51,28 +52,13 @@ CATCH_REGISTER_ENUM(storage::OutboxStatus, storage::OutboxStatus::Pending,
 CATCH_REGISTER_ENUM(bot::OutboxWorker::Step::Kind, bot::OutboxWorker::Step::Kind::Idle,
                     bot::OutboxWorker::Step::Kind::Wait, bot::OutboxWorker::Step::Kind::Posted)
 
+using bangfu_test::TempDir;
+
 namespace {
 
 constexpr int kOffset = 8 * 3600;
 
 // --- fakes for the outside world ---------------------------------------------------------------
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "bangfu-delivery-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 // A clock the test moves by hand.
 struct FakeClock {

@@ -18,6 +18,7 @@
 #include "handlers/templates.h"
 #include "storage/bulletin_queries.h"
 #include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 using handlers::BulletinKind;
 using handlers::BulletinOptions;
@@ -35,28 +36,13 @@ using storage::Month;
 using storage::Pairing;
 using storage::Store;
 
+using bangfu_test::TempDir;
+
 namespace {
 
 // ------------------------------------------------------------------------------------------
 // A small district, built through the real Store API on a temporary file (so that the oracle
 // below can open a second, independent connection to it).
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "bangfu-bulletin-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 Date d(const char* iso) {
   auto x = Date::parse_iso(iso);

@@ -9,6 +9,7 @@
 
 #include "storage/outbox.h"
 #include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 using storage::ClaimResult;
 using storage::Outbox;
@@ -24,24 +25,9 @@ CATCH_REGISTER_ENUM(storage::ClaimResult::Outcome, storage::ClaimResult::Outcome
                     storage::ClaimResult::Outcome::RateLimited,
                     storage::ClaimResult::Outcome::NotPending)
 
+using bangfu_test::TempDir;
+
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "bangfu-outbox-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::vector<OutboxMessage> messages(int n, const std::string& tag = "m") {
   std::vector<OutboxMessage> out;

@@ -14,6 +14,7 @@
 
 #include "storage/bulletin_queries.h"
 #include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 using storage::AuditEntry;
 using storage::CheckinRecord;
@@ -27,25 +28,9 @@ using storage::Pairing;
 using storage::SaveInbound;
 using storage::Store;
 
+using bangfu_test::TempDir;
+
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "bangfu-store-XXXXXX").string();
-    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
 
 Pairing pairing(std::string helper, std::string household, std::string person = "") {
   Pairing p;
