@@ -51,7 +51,7 @@ std::optional<Mode> mode_from(std::string_view code);
 /// A check-in as it is stored (the understanding of one message plus bookkeeping).
 struct CheckinRecord {
   int64_t id = 0;
-  std::string msgid;  // the inbound message it came from; unique
+  std::string msgid;  // the inbound message it came from ("" for an office entry); unique per pairing
   int64_t pairing_id = 0;
   std::string helper_id;
   Date visit_date;

@@ -155,6 +155,54 @@ CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, proble
   WHERE problems <> '[]' AND undone_at IS NULL;
 DROP INDEX checkins_open_problems;
 )sql"},
+    // Check-ins get a status and may be more than one per message:
+    // - one message may name several beneficiaries: unique per (msgid, pairing) instead of msgid;
+    // - office entries (paper records, `bangfu checkin add`) have no message: msgid NULL,
+    //   entered_by 'office:<login>';
+    // - status: active, or why it stopped counting (undone by the helper, corrected by a later
+    //   check-in, voided by the office). undone_at/undone_by say when and by whom it stopped
+    //   counting, whatever the reason, so every index and query that reads "undone_at IS NULL"
+    //   as "counts" stays right; the CHECK keeps the two in step.
+    // - corrected_by: the check-in that replaced a corrected one.
+    {5, R"sql(
+CREATE TABLE checkins_v5 (
+  id           INTEGER PRIMARY KEY,
+  msgid        TEXT REFERENCES inbound (msgid),
+  pairing_id   INTEGER NOT NULL REFERENCES pairings (id),
+  helper_id    TEXT NOT NULL,
+  visit_date   TEXT NOT NULL CHECK (visit_date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+  mode         TEXT NOT NULL CHECK (mode IN ('visit', 'home_visit', 'school_visit', 'service', 'phone')),
+  occasions    TEXT NOT NULL DEFAULT '[]',
+  policies     TEXT NOT NULL DEFAULT '[]',
+  problems     TEXT NOT NULL DEFAULT '[]',
+  note         TEXT NOT NULL DEFAULT '',
+  received_at  INTEGER NOT NULL,
+  undone_at    INTEGER,
+  undone_by    TEXT,
+  status       TEXT NOT NULL DEFAULT 'active'
+                 CHECK (status IN ('active', 'undone', 'corrected', 'void')),
+  corrected_by INTEGER REFERENCES checkins_v5 (id),
+  entered_by   TEXT,
+  CHECK ((status = 'active') = (undone_at IS NULL)),
+  CHECK (msgid IS NOT NULL OR entered_by IS NOT NULL),
+  UNIQUE (msgid, pairing_id)
+);
+INSERT INTO checkins_v5 (id, msgid, pairing_id, helper_id, visit_date, mode, occasions, policies,
+                         problems, note, received_at, undone_at, undone_by, status)
+  SELECT id, msgid, pairing_id, helper_id, visit_date, mode, occasions, policies, problems, note,
+         received_at, undone_at, undone_by,
+         CASE WHEN undone_at IS NULL THEN 'active' ELSE 'undone' END
+  FROM checkins;
+DROP TABLE checkins;
+ALTER TABLE checkins_v5 RENAME TO checkins;
+CREATE INDEX checkins_helper_received ON checkins (helper_id, received_at);
+CREATE INDEX checkins_visit_cover ON checkins (visit_date, pairing_id, mode, undone_at);
+CREATE INDEX checkins_pairing_cover ON checkins (pairing_id, visit_date, mode, undone_at);
+CREATE INDEX checkins_reports ON checkins (visit_date, pairing_id, occasions, policies, undone_at)
+  WHERE undone_at IS NULL AND (occasions <> '[]' OR policies <> '[]');
+CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, problems, undone_at)
+  WHERE problems <> '[]' AND undone_at IS NULL;
+)sql"},
 };
 
 constexpr const char* kPairingColumns =
@@ -391,16 +439,18 @@ struct Store::Statements {
         set_failed(db,
                    "UPDATE inbound SET status = 'failed', error = ?2, handled_at = ?3 "
                    "WHERE msgid = ?1"),
-        checkin_insert(db,
-                       "INSERT INTO checkins (msgid, pairing_id, helper_id, visit_date, mode, "
-                       "occasions, policies, problems, note, received_at, undone_at, undone_by) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+        checkin_insert(
+            db,
+            "INSERT INTO checkins (msgid, pairing_id, helper_id, visit_date, mode, "
+            "occasions, policies, problems, note, received_at, undone_at, undone_by, status) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+            "CASE WHEN ?11 IS NULL THEN 'active' ELSE 'undone' END)"),
         checkin_by_id(db, sql({"SELECT ", kCheckinColumns, " FROM checkins WHERE id = ?1"})),
         last_active_checkin(db, sql({"SELECT ", kCheckinColumns,
                                      " FROM checkins WHERE helper_id = ?1 AND undone_at IS NULL "
                                      "ORDER BY received_at DESC, id DESC LIMIT 1"})),
         mark_undone(db,
-                    "UPDATE checkins SET undone_at = ?2, undone_by = ?3 "
+                    "UPDATE checkins SET undone_at = ?2, undone_by = ?3, status = 'undone' "
                     "WHERE id = ?1 AND undone_at IS NULL"),
         counted_visits(db,
                        "SELECT count(DISTINCT visit_date) FROM checkins WHERE pairing_id = ?1 "

@@ -104,13 +104,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 4);
+    CHECK(store.schema_version() == 5);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 4);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 5);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -118,13 +118,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 4);
+  CHECK(again.schema_version() == 5);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 4);
+  CHECK(store.schema_version() == 5);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
@@ -704,4 +704,33 @@ TEST_CASE("Bulletin queries read their indexes alone", "[storage]") {
   CHECK_THAT(plan["first_visit"], Catch::Contains("COVERING INDEX checkins_pairing_cover"));
   CHECK_THAT(plan["problems"], Catch::Contains("COVERING INDEX checkins_problems_cover"));
   CHECK_THAT(plan["pairings"], Catch::Contains("COVERING INDEX checkins_pairing_cover"));
+}
+
+TEST_CASE("One message may record several pairings, each once, and undo sets the status",
+          "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("status.db");
+  Store store(path);
+  auto ps = seed(store, {pairing("u1", "H1"), pairing("u1", "H2")});
+  const int64_t c1 = add(store, ps[0], "m1", Date{2026, 11, 1});
+  CheckinRecord second;
+  second.msgid = "m1";  // the same message names a second household
+  second.pairing_id = ps[1].id;
+  second.helper_id = "u1";
+  second.visit_date = Date{2026, 11, 1};
+  second.received_at = 1000;
+  const int64_t c2 = store.transaction([&](Store::Tx& tx) { return tx.add_checkin(second); });
+  CHECK(c2 != c1);
+  // … but not the same pairing twice from one message (a retry is not a second visit).
+  CHECK_THROWS_AS(store.transaction([&](Store::Tx& tx) { return tx.add_checkin(second); }),
+                  SQLite::Exception);
+  store.transaction([&](Store::Tx& tx) { CHECK(tx.mark_undone(c1, "u1", 500)); });
+
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  auto status = [&](int64_t id) {
+    return raw.execAndGet("SELECT status FROM checkins WHERE id = " + std::to_string(id))
+        .getString();
+  };
+  CHECK(status(c1) == "undone");
+  CHECK(status(c2) == "active");
 }
