@@ -24,6 +24,7 @@
 #include "bot/config.h"
 #include "bot/log.h"
 #include "bot/server.h"
+#include "bot/version.h"
 #include "bot/wecom_crypto.h"
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"
@@ -68,6 +69,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   StreamLogger log(err);
+  require_templates_dir(config);  // names the folder it looked at
   // Every template is compiled at start-up, the bulletins' too, so a bad one stops start-up.
   std::vector<std::string> template_names = handlers::Templates::reply_names();
   for (const auto& n : handlers::bulletin_template_names())
@@ -254,7 +256,7 @@ std::string usage(const std::vector<CommandSpec>& commands) {
     line.resize(std::max<size_t>(line.size() + 1, 20), ' ');
     u += line + c.summary + "\n";
   }
-  return u + "Each command answers --help.\n";
+  return u + "Each command answers --help; bangfu --version prints the version.\n";
 }
 
 }  // namespace
@@ -268,6 +270,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (args.empty() || args[0] == "--help" || args[0] == "help" || args[0] == "-h") {
       (args.empty() ? err : out) << usage(commands);
       return args.empty() ? 2 : 0;
+    }
+    if (args[0] == "--version" || args[0] == "version") {
+      if (args.size() > 1) throw UsageError("--version takes no arguments");
+      out << version_text();
+      return 0;
     }
     const CommandSpec* spec = nullptr;
     size_t consumed = 0;
