@@ -34,8 +34,9 @@ install(CODE "
   if(EXISTS \"\${dest}\")
     message(STATUS \"Kept (not overwritten): \${dest}\")
   else()
+    # file(INSTALL) prefixes DESTDIR itself.
     file(INSTALL \"${PROJECT_SOURCE_DIR}/deploy/config.json\"
-         DESTINATION \"\$ENV{DESTDIR}${CMAKE_INSTALL_FULL_SYSCONFDIR}/bangfu\"
+         DESTINATION \"${CMAKE_INSTALL_FULL_SYSCONFDIR}/bangfu\"
          PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
   endif()
 ")

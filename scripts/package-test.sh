@@ -26,9 +26,13 @@ rm -rf "$build/packages"
 (cd "$build" && cpack -G DEB >/dev/null)
 deb=$(ls "$build"/packages/bangfu_*_amd64.deb)
 echo "== $deb"
-dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
-dpkg-deb -I "$deb" conffiles | grep -qx /etc/bangfu/config.json || fail "no conffile"
+dpkg-deb -f "$deb" Package Version Architecture Depends
+[ "$(dpkg-deb -I "$deb" conffiles)" = /etc/bangfu/config.json ] || fail "no conffile"
 dpkg-deb -f "$deb" Depends | grep -q libsqlite3 || fail "Depends lacks libsqlite3"
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+stray=$(grep -Ev '^\./(usr|etc)/' <<<"$contents" || true)
+[ -z "$stray" ] || fail "files outside /usr and /etc: $stray"
+grep -qx './etc/bangfu/config.json' <<<"$contents" || fail "no /etc/bangfu/config.json"
 
 cleanup() {
   apt_get purge bangfu >/dev/null 2>&1 || true
