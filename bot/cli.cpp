@@ -169,6 +169,9 @@ int cmd_say(const Args& a, std::ostream& out, std::ostream& err) {
   const std::string ts = std::to_string(system_clock_seconds());
   const std::string nonce = std::to_string(rd());
   httplib::Client client(url);
+  // https:// URLs are verified against the system's CA store, or against --ca (e.g. the
+  // self-signed certificate of a test proxy).
+  if (auto ca = a.get("ca")) client.set_ca_cert_path(ca->c_str());
   client.set_connection_timeout(5, 0);
   client.set_read_timeout(10, 0);
   const std::string path = "/wecom/callback?msg_signature=" + crypto.signature(ts, nonce, enc) +
@@ -240,10 +243,12 @@ std::vector<CommandSpec> core_commands() {
        cmd_ledger_export},
       {"say",
        "send a message to a running service as WeCom would",
-       "usage: bangfu say --config FILE --from USERID [--url http://127.0.0.1:8080] TEXT\n"
+       "usage: bangfu say --config FILE --from USERID [--url http://127.0.0.1:8080]\n"
+       "                  [--ca CERT.pem] TEXT\n"
        "Sends TEXT to the running service as a signed, encrypted WeCom AI-bot group message\n"
-       "from USERID, and prints the bot's reply. For trying the bot without WeCom.\n",
-       {"config", "from", "url"},
+       "from USERID, and prints the bot's reply. For trying the bot without WeCom. An https://\n"
+       "URL (the TLS proxy) is verified with the system's CAs, or with --ca CERT.pem.\n",
+       {"config", "from", "url", "ca"},
        {},
        cmd_say},
   };

@@ -509,9 +509,8 @@ void require_templates_dir(const Config& config) {
   throw ConfigError(
       "config key 'templates_dir': no templates directory at " + config.templates_dir +
       (config.templates_dir_is_default
-           ? " (the default for this binary: <prefix>/share/bangfu/templates beside <prefix>/bin, "
-             "or the source tree's templates/ for a build-tree binary; set templates_dir to "
-             "where the templates are)"
+           ? " (the default for this binary; set templates_dir in the config to the folder "
+             "that holds the .mustache files)"
            : " (as set in the config file)"));
 }
 

@@ -28,19 +28,24 @@ install(PROGRAMS deploy/bangfu-backup.sh DESTINATION "${CMAKE_INSTALL_LIBEXECDIR
 
 # /etc/bangfu/config.json: the sane default (no secrets; `bangfu config check` lists what is
 # missing). An existing config is left as it is, by `cmake --install` and by the package (dpkg
-# conffile). Honours DESTDIR, as CPack uses it to stage the package.
-install(CODE "
-  set(dest \"\$ENV{DESTDIR}${CMAKE_INSTALL_FULL_SYSCONFDIR}/bangfu/config.json\")
-  if(EXISTS \"\${dest}\")
-    message(STATUS \"Kept (not overwritten): \${dest}\")
+# conffile). The folder follows the prefix given at install time: /etc for /usr (the package,
+# `cmake --install build --prefix /usr`), <prefix>/etc otherwise, so that an install into a
+# scratch prefix does not write to the real /etc. DESTDIR is honoured (CPack stages with it).
+install(CODE "set(BANGFU_ETC_CONFIG \"${PROJECT_SOURCE_DIR}/deploy/config.json\")")
+install(CODE [[
+  if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
+    set(bangfu_etc "/etc/bangfu")
+  else()
+    set(bangfu_etc "${CMAKE_INSTALL_PREFIX}/etc/bangfu")
+  endif()
+  if(EXISTS "$ENV{DESTDIR}${bangfu_etc}/config.json")
+    message(STATUS "Kept (not overwritten): $ENV{DESTDIR}${bangfu_etc}/config.json")
   else()
     # file(INSTALL) prefixes DESTDIR itself.
-    file(INSTALL \"${PROJECT_SOURCE_DIR}/deploy/config.json\"
-         DESTINATION \"${CMAKE_INSTALL_FULL_SYSCONFDIR}/bangfu\"
+    file(INSTALL "${BANGFU_ETC_CONFIG}" DESTINATION "${bangfu_etc}"
          PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
   endif()
-")
-
+]])
 # The Debian package.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME bangfu)

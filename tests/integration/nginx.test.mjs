@@ -14,7 +14,7 @@ import { createServer, connect } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  makeDistrict, startServer, callback, textMessage, openReply, ledger, nowSeconds,
+  BIN, makeDistrict, startServer, callback, textMessage, openReply, ledger, nowSeconds,
 } from './harness.mjs';
 
 const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
@@ -148,6 +148,18 @@ test('a signed check-in goes through nginx over TLS and is stored', async () => 
   assert.equal(rows.length, 1);
   assert.equal(rows[0].household_head, '王秀英');
 });
+
+test('`bangfu say --url https://… --ca` checks in through the proxy, and refuses an untrusted one',
+  () => {
+    const url = `https://127.0.0.1:${tlsPort}`;
+    const ca = join(district.dir, 'nginx', 'cert.pem');
+    const out = execFileSync(BIN, ['say', '--config', district.config, '--from', 'zhangwei',
+      '--url', url, '--ca', ca, '走访 李德明户 今天']).toString();
+    assert.match(out, /^已记下：.*李\*明户/);
+    // Without --ca the self-signed certificate is not trusted: nothing is sent.
+    assert.throws(() => execFileSync(BIN, ['say', '--config', district.config, '--from', 'zhangwei',
+      '--url', url, '走访 李德明户 今天'], { stdio: 'pipe' }), /cannot reach/);
+  });
 
 test('/healthz is passed on; a stale callback gets bangfu\'s 401 through the proxy', async () => {
   const health = await https('GET', '/healthz');
