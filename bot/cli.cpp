@@ -24,6 +24,7 @@
 #include "bot/config.h"
 #include "bot/log.h"
 #include "bot/server.h"
+#include "bot/version.h"
 #include "bot/wecom_crypto.h"
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"
@@ -68,6 +69,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   StreamLogger log(err);
+  require_templates_dir(config);  // names the folder it looked at
   // Every template is compiled at start-up, the bulletins' too, so a bad one stops start-up.
   std::vector<std::string> template_names = handlers::Templates::reply_names();
   for (const auto& n : handlers::bulletin_template_names())
@@ -167,6 +169,9 @@ int cmd_say(const Args& a, std::ostream& out, std::ostream& err) {
   const std::string ts = std::to_string(system_clock_seconds());
   const std::string nonce = std::to_string(rd());
   httplib::Client client(url);
+  // https:// URLs are verified against the system's CA store, or against --ca (e.g. the
+  // self-signed certificate of a test proxy).
+  if (auto ca = a.get("ca")) client.set_ca_cert_path(ca->c_str());
   client.set_connection_timeout(5, 0);
   client.set_read_timeout(10, 0);
   const std::string path = "/wecom/callback?msg_signature=" + crypto.signature(ts, nonce, enc) +
@@ -238,10 +243,12 @@ std::vector<CommandSpec> core_commands() {
        cmd_ledger_export},
       {"say",
        "send a message to a running service as WeCom would",
-       "usage: bangfu say --config FILE --from USERID [--url http://127.0.0.1:8080] TEXT\n"
+       "usage: bangfu say --config FILE --from USERID [--url http://127.0.0.1:8080]\n"
+       "                  [--ca CERT.pem] TEXT\n"
        "Sends TEXT to the running service as a signed, encrypted WeCom AI-bot group message\n"
-       "from USERID, and prints the bot's reply. For trying the bot without WeCom.\n",
-       {"config", "from", "url"},
+       "from USERID, and prints the bot's reply. For trying the bot without WeCom. An https://\n"
+       "URL (the TLS proxy) is verified with the system's CAs, or with --ca CERT.pem.\n",
+       {"config", "from", "url", "ca"},
        {},
        cmd_say},
   };
@@ -254,7 +261,7 @@ std::string usage(const std::vector<CommandSpec>& commands) {
     line.resize(std::max<size_t>(line.size() + 1, 20), ' ');
     u += line + c.summary + "\n";
   }
-  return u + "Each command answers --help.\n";
+  return u + "Each command answers --help; bangfu --version prints the version.\n";
 }
 
 }  // namespace
@@ -268,6 +275,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     if (args.empty() || args[0] == "--help" || args[0] == "help" || args[0] == "-h") {
       (args.empty() ? err : out) << usage(commands);
       return args.empty() ? 2 : 0;
+    }
+    if (args[0] == "--version" || args[0] == "version") {
+      if (args.size() > 1) throw UsageError("--version takes no arguments");
+      out << version_text();
+      return 0;
     }
     const CommandSpec* spec = nullptr;
     size_t consumed = 0;

@@ -1,6 +1,7 @@
 #include "bot/cmd_ops.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <SQLiteCpp/Backup.h>
@@ -10,6 +11,8 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -17,10 +20,12 @@
 #include "bot/wecom_crypto.h"
 #include "handlers/bulletin.h"
 #include "handlers/templates.h"
+#include "storage/store.h"
 
 // These commands open the database file with SQLiteCpp directly, beside storage::Store: a backup
 // and an integrity check are about the file itself, must not run migrations, and are meant to
-// work on a second connection while the service (and its Store) keep running.
+// work on a second connection while the service (and its Store) keep running. `config check`
+// is the exception: it opens a new database through storage::Store, which creates it.
 
 namespace bot {
 namespace {
@@ -142,6 +147,17 @@ bool is_uuid(const std::string& s) {
   return true;
 }
 
+// Compiles every template the service loads; returns the "N templates compile, from DIR" line.
+// Throws (ConfigError naming the folder when it is missing, TemplateError for a bad template).
+std::string check_templates(const Config& config) {
+  require_templates_dir(config);
+  std::vector<std::string> names = handlers::Templates::reply_names();
+  for (const auto& n : handlers::bulletin_template_names())
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  handlers::Templates::load(config.templates_dir, names);
+  return std::to_string(names.size()) + " templates compile, from " + config.templates_dir;
+}
+
 int cmd_check(const Args& a, std::ostream& out, std::ostream&) {
   const std::string path = a.need("config");
   bool ok = true;
@@ -199,12 +215,7 @@ int cmd_check(const Args& a, std::ostream& out, std::ostream&) {
   }
 
   try {
-    std::vector<std::string> names = handlers::Templates::reply_names();
-    for (const auto& n : handlers::bulletin_template_names())
-      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
-    handlers::Templates::load(config.templates_dir, names);
-    line("templates", true,
-         std::to_string(names.size()) + " templates compile, from " + config.templates_dir);
+    line("templates", true, check_templates(config));
   } catch (const std::exception& e) {
     line("templates", false, e.what());
   }
@@ -240,6 +251,157 @@ int cmd_check(const Args& a, std::ostream& out, std::ostream&) {
   return ok ? 0 : 1;
 }
 
+std::string day_time(const DayTime& d) {
+  if (!d.enabled) return "off";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "day %d at %02d:%02d", d.day, d.hour, d.minute);
+  return buf;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out.empty() ? "(none)" : out;
+}
+
+// A secret as config check shows it: *** when set, never its value.
+std::string secret(const std::string& value) {
+  return value.empty() ? "(not set)" : "***";
+}
+
+// The webhook URL with the key as ***.
+std::string starred_url(const std::string& url) {
+  const size_t k = url.find("key=");
+  if (k == std::string::npos) return url;
+  size_t end = url.find('&', k);
+  if (end == std::string::npos) end = url.size();
+  return url.substr(0, k + 4) + "***" + url.substr(end);
+}
+
+// When root creates the database in a folder that belongs to the service user (config check run
+// with sudo before the first start), the new files are handed to that user, so that the
+// service can open them.
+void give_to_folder_owner(const fs::path& db) {
+  if (::geteuid() != 0) return;
+  struct stat dir {};
+  const fs::path folder = db.parent_path().empty() ? fs::path(".") : db.parent_path();
+  if (::stat(folder.c_str(), &dir) != 0 || dir.st_uid == 0) return;
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string f = db.string() + suffix;
+    if (fs::exists(f) && ::chown(f.c_str(), dir.st_uid, dir.st_gid) != 0) {
+      throw std::runtime_error("cannot hand " + f + " to the owner of " + folder.string());
+    }
+  }
+}
+
+int cmd_config_check(const Args& a, std::ostream& out, std::ostream&) {
+  const std::string path = a.need("config");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    out << "problems (1):\n  - cannot read config file '" << path << "'\n";
+    return 2;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string base = fs::absolute(path).parent_path().string();
+  ConfigCheck check = check_config(text.str(), secrets_from_environment(), base);
+  const Config& c = check.config;
+  const bool callback = c.wecom.mode == WecomMode::Callback;
+  const bool parsed = check.problems.empty() || !check.problems.front().key.empty();
+
+  auto row = [&](const std::string& key, const std::string& value) {
+    std::string k = "  " + key;
+    k.resize(std::max<size_t>(k.size() + 1, 36), ' ');
+    out << k << value << "\n";
+  };
+  out << "config file: " << fs::absolute(path).lexically_normal().string() << "\n";
+  if (parsed) {
+    out << "effective settings (secrets shown as ***):\n";
+    row("listen", c.listen_host + ":" + std::to_string(c.listen_port));
+    row("database", c.database.empty() ? "(missing)" : c.database);
+    row("timezone", c.timezone);
+    row("bot_name", c.bot_name);
+    row("admins", joined(c.admins));
+    row("templates_dir", c.templates_dir + (c.templates_dir_is_default ? " (default)" : ""));
+    row("threads", std::to_string(c.threads));
+    row("wecom.mode", callback ? "callback" : "websocket");
+    if (callback) {
+      row("wecom.token", secret(c.wecom.token));
+      row("wecom.encoding_aes_key", secret(c.wecom.encoding_aes_key));
+      row("wecom.receive_id",
+          c.wecom.receive_id.empty() ? "\"\" (the AI bot)" : "\"" + c.wecom.receive_id + "\"");
+      row("wecom.callback_url", c.wecom.callback_url.empty() ? "(not set)" : c.wecom.callback_url);
+      row("wecom.timestamp_skew_seconds", std::to_string(c.wecom.timestamp_skew_seconds));
+    } else {
+      row("wecom.bot_id", c.wecom.bot_id.empty() ? "(not set)" : c.wecom.bot_id);
+      row("wecom.secret", secret(c.wecom.secret));
+      row("wecom.ws_url", c.wecom.ws_url);
+    }
+    row("wecom.webhook_url", c.wecom.webhook_url.empty()
+                                 ? "(not set: bulletins and reminders are not posted)"
+                                 : starred_url(c.wecom.webhook_url));
+    row("bulletin.unit_threshold_percent", std::to_string(c.bulletin.unit_threshold_percent));
+    row("bulletin.name_helpers", c.bulletin.name_helpers ? "true" : "false");
+    row("bulletin.occasion_window_days", std::to_string(c.bulletin.occasion_window_days));
+    row("bulletin.max_list_lines", std::to_string(c.bulletin.max_list_lines));
+    row("schedule.monthly", day_time(c.schedule.monthly));
+    row("schedule.quarterly", day_time(c.schedule.quarterly));
+    std::vector<std::string> days;
+    for (int d : c.schedule.reminder_days) days.push_back(std::to_string(d));
+    char at[16];
+    std::snprintf(at, sizeof at, "%02d:%02d", c.schedule.reminder_hour, c.schedule.reminder_minute);
+    row("schedule.reminders", days.empty() ? "off" : "days " + joined(days) + " at " + at);
+    row("schedule.ledgers", joined(c.schedule.ledgers));
+    row("limits.per_sender_per_minute", std::to_string(c.limits.per_sender_per_minute));
+    row("limits.max_queue", std::to_string(c.limits.max_queue));
+    row("limits.max_connections", std::to_string(c.limits.max_connections));
+
+    // What the service does at start with these settings: the templates, then the database.
+    out << "checks:\n";
+    try {
+      out << "  ok    templates: " << check_templates(c) << "\n";
+    } catch (const std::exception& e) {
+      const std::string what = e.what();
+      check.problems.push_back(
+          {"templates_dir",
+           what.rfind("config key", 0) == 0 ? what : "config key 'templates_dir': " + what, true});
+      out << "  FAIL  templates (see problems)\n";
+    }
+    if (!c.database.empty()) {
+      try {
+        const bool existed = fs::exists(c.database);
+        const fs::path folder = fs::path(c.database).parent_path();
+        if (!existed && !folder.empty() && !fs::is_directory(folder))
+          throw std::runtime_error("its folder " + folder.string() + " does not exist");
+        int version = 0;
+        {
+          storage::Store store(c.database);  // creates a new database, applies migrations
+          version = store.schema_version();
+        }
+        if (!existed) give_to_folder_owner(c.database);
+        SQLite::Database db(c.database, SQLite::OPEN_READWRITE);
+        db.setBusyTimeout(10000);
+        const std::string result = integrity(db);
+        if (result != "ok") throw std::runtime_error("integrity_check: " + result);
+        out << "  ok    database: " << c.database << (existed ? " opened" : " created")
+            << ", schema version " << version << ", integrity ok, " << counts(db) << "\n";
+      } catch (const std::exception& e) {
+        check.problems.push_back(
+            {"database", "config key 'database': " + c.database + ": " + e.what(), true});
+        out << "  FAIL  database (see problems)\n";
+      }
+    }
+  }
+
+  if (check.problems.empty()) {
+    out << "no problems: `bangfu serve --config " << path << "` will start\n";
+    return 0;
+  }
+  out << "problems (" << check.problems.size() << "):\n";
+  for (const auto& p : check.problems) out << "  - " << p.message << "\n";
+  return 2;
+}
+
 }  // namespace
 
 std::vector<CommandSpec> ops_commands() {
@@ -264,6 +426,19 @@ std::vector<CommandSpec> ops_commands() {
        {"config"},
        {},
        cmd_check},
+      {"config check",
+       "validate a config before serving with it: every problem listed by key",
+       "usage: bangfu config check --config FILE\n"
+       "Validates FILE (with BANGFU_WECOM_* secrets from the environment, as serve reads them)\n"
+       "and every template, opens the database (creating it when new, as serve would), prints\n"
+       "the effective settings with secrets shown as ***, and lists every problem with its key,\n"
+       "including what the chosen wecom.mode still lacks (callback: wecom.token,\n"
+       "wecom.encoding_aes_key and wecom.callback_url, the public https:// URL behind the TLS\n"
+       "proxy; websocket: wecom.bot_id and wecom.secret). Exit 0 when there is no problem,\n"
+       "2 otherwise. Run it as the service user: sudo -u bangfu bangfu config check --config …\n",
+       {"config"},
+       {},
+       cmd_config_check},
   };
 }
 

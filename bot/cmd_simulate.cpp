@@ -506,7 +506,8 @@ std::vector<CommandSpec> simulate_commands() {
       {"simulate roster",
        "a synthetic district's roster (CSV), for demos and benchmarks",
        "usage: bangfu simulate roster [--scale N] [--seed S] [--as-of YYYY-MM-DD] [--out FILE]\n"
-       "Writes a roster of N districts of the shape in DOMAIN.md (per district: 37 units, 320\n"
+       "Writes a roster of N districts of the shape in docs/domain.md (per district: 37 units, "
+       "320\n"
        "cadres with 759 households in 139 villages, 129 doctors with 454 ill and 361 disabled\n"
        "persons, 132 teachers with 88 students), in the CSV format of `roster import`. The same\n"
        "seed gives the same file. A few pairings start mid-month in the three months up to\n"

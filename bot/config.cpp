@@ -5,19 +5,71 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
 #include "bot/webhook_sender.h"
 
-#ifndef BANGFU_DEFAULT_TEMPLATES_DIR
-#define BANGFU_DEFAULT_TEMPLATES_DIR "templates"
+// Set per build in bot/CMakeLists.txt: the build tree, the source tree's templates, and the
+// installed templates relative to the installed binary's folder (e.g. ../share/bangfu/templates).
+#ifndef BANGFU_BUILD_DIR
+#define BANGFU_BUILD_DIR ""
+#endif
+#ifndef BANGFU_SOURCE_TEMPLATES_DIR
+#define BANGFU_SOURCE_TEMPLATES_DIR "templates"
+#endif
+#ifndef BANGFU_INSTALLED_TEMPLATES_REL
+#define BANGFU_INSTALLED_TEMPLATES_REL "../share/bangfu/templates"
 #endif
 
 namespace bot {
+
+namespace {
+std::string join_problems(const std::vector<std::string>& problems) {
+  std::string out;
+  for (const auto& p : problems) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+}  // namespace
+
+ConfigError::ConfigError(const std::string& problem)
+    : std::runtime_error(problem), problems_{problem} {}
+
+ConfigError::ConfigError(std::vector<std::string> problems)
+    : std::runtime_error(join_problems(problems)), problems_(std::move(problems)) {}
+
 namespace {
 
 using nlohmann::json;
+
+// Gathers the problems of a config: each key is read inside run(), so that one bad key does not
+// hide the next one.
+class Problems {
+ public:
+  explicit Problems(std::vector<ConfigProblem>& out) : out_(out) {}
+  template <class F>
+  void run(F&& f) {
+    try {
+      f();
+    } catch (const ConfigError& e) {
+      for (const auto& p : e.problems()) add(p, true);
+    }
+  }
+  // `text` is "config key 'a.b' ..." as the readers below write it; the key is taken from it.
+  void add(const std::string& text, bool blocks_start) {
+    std::string key;
+    const std::string mark = "config key '";
+    if (auto k = text.find(mark); k != std::string::npos) {
+      const size_t start = k + mark.size();
+      key = text.substr(start, text.find('\'', start) - start);
+    }
+    out_.push_back({key, text, blocks_start});
+  }
+
+ private:
+  std::vector<ConfigProblem>& out_;
+};
 
 std::string get_string(const json& obj, const std::string& key, const std::string& path,
                        const std::string& fallback, bool required) {
@@ -113,33 +165,52 @@ DayTime parse_day_time(const json& obj, const std::string& key, const std::strin
   return dt;
 }
 
-handlers::BulletinOptions parse_bulletin(const json& root) {
+void parse_reminders(const json& o, ScheduleConfig& s);
+void parse_ledgers(const json& o, ScheduleConfig& s);
+
+handlers::BulletinOptions parse_bulletin(const json& root, Problems& p) {
   handlers::BulletinOptions b;
   auto it = root.find("bulletin");
   if (it == root.end() || it->is_null()) return b;
   if (!it->is_object()) throw ConfigError("config key 'bulletin' must be an object");
-  only_keys(*it, "bulletin",
-            {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines"});
-  b.unit_threshold_percent =
-      get_int(*it, "unit_threshold_percent", "bulletin.unit_threshold_percent",
-              b.unit_threshold_percent, 0, 100);
-  b.name_helpers = get_bool(*it, "name_helpers", "bulletin.name_helpers", b.name_helpers);
-  b.occasion_window_days = get_int(*it, "occasion_window_days", "bulletin.occasion_window_days",
-                                   b.occasion_window_days, 0, 60);
-  b.max_list_lines =
-      get_int(*it, "max_list_lines", "bulletin.max_list_lines", b.max_list_lines, 0, 100000);
+  p.run([&] {
+    only_keys(*it, "bulletin",
+              {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines"});
+  });
+  p.run([&] {
+    b.unit_threshold_percent =
+        get_int(*it, "unit_threshold_percent", "bulletin.unit_threshold_percent",
+                b.unit_threshold_percent, 0, 100);
+  });
+  p.run([&] {
+    b.name_helpers = get_bool(*it, "name_helpers", "bulletin.name_helpers", b.name_helpers);
+  });
+  p.run([&] {
+    b.occasion_window_days = get_int(*it, "occasion_window_days", "bulletin.occasion_window_days",
+                                     b.occasion_window_days, 0, 60);
+  });
+  p.run([&] {
+    b.max_list_lines =
+        get_int(*it, "max_list_lines", "bulletin.max_list_lines", b.max_list_lines, 0, 100000);
+  });
   return b;
 }
 
-ScheduleConfig parse_schedule(const json& root) {
+ScheduleConfig parse_schedule(const json& root, Problems& p) {
   ScheduleConfig s;
   auto it = root.find("schedule");
   if (it == root.end() || it->is_null()) return s;
   if (!it->is_object()) throw ConfigError("config key 'schedule' must be an object");
   const json& o = *it;
-  only_keys(o, "schedule", {"monthly", "quarterly", "reminders", "ledgers"});
-  s.monthly = parse_day_time(o, "monthly", "schedule.monthly", s.monthly);
-  s.quarterly = parse_day_time(o, "quarterly", "schedule.quarterly", s.quarterly);
+  p.run([&] { only_keys(o, "schedule", {"monthly", "quarterly", "reminders", "ledgers"}); });
+  p.run([&] { s.monthly = parse_day_time(o, "monthly", "schedule.monthly", s.monthly); });
+  p.run([&] { s.quarterly = parse_day_time(o, "quarterly", "schedule.quarterly", s.quarterly); });
+  p.run([&] { parse_reminders(o, s); });
+  p.run([&] { parse_ledgers(o, s); });
+  return s;
+}
+
+void parse_reminders(const json& o, ScheduleConfig& s) {
   if (auto r = o.find("reminders"); r != o.end() && !r->is_null()) {
     if (r->is_boolean() && !r->get<bool>()) {
       s.reminder_days.clear();
@@ -163,6 +234,9 @@ ScheduleConfig parse_schedule(const json& root) {
         std::tie(s.reminder_hour, s.reminder_minute) = parse_time(*t, "schedule.reminders.time");
     }
   }
+}
+
+void parse_ledgers(const json& o, ScheduleConfig& s) {
   if (auto l = o.find("ledgers"); l != o.end() && !l->is_null()) {
     const char* what =
         "config key 'schedule.ledgers' must be a list of \"cadre\", \"health\", "
@@ -178,20 +252,26 @@ ScheduleConfig parse_schedule(const json& root) {
         s.ledgers.push_back(name);
     }
   }
-  return s;
 }
 
-LimitsConfig parse_limits(const json& root) {
+LimitsConfig parse_limits(const json& root, Problems& p) {
   LimitsConfig l;
   auto it = root.find("limits");
   if (it == root.end() || it->is_null()) return l;
   if (!it->is_object()) throw ConfigError("config key 'limits' must be an object");
-  only_keys(*it, "limits", {"per_sender_per_minute", "max_queue", "max_connections"});
-  l.per_sender_per_minute = get_int(*it, "per_sender_per_minute", "limits.per_sender_per_minute",
-                                    l.per_sender_per_minute, 0, 100000);
-  l.max_queue = get_int(*it, "max_queue", "limits.max_queue", l.max_queue, 1, 100000);
-  l.max_connections =
-      get_int(*it, "max_connections", "limits.max_connections", l.max_connections, 8, 100000);
+  p.run([&] {
+    only_keys(*it, "limits", {"per_sender_per_minute", "max_queue", "max_connections"});
+  });
+  p.run([&] {
+    l.per_sender_per_minute = get_int(*it, "per_sender_per_minute", "limits.per_sender_per_minute",
+                                      l.per_sender_per_minute, 0, 100000);
+  });
+  p.run(
+      [&] { l.max_queue = get_int(*it, "max_queue", "limits.max_queue", l.max_queue, 1, 100000); });
+  p.run([&] {
+    l.max_connections =
+        get_int(*it, "max_connections", "limits.max_connections", l.max_connections, 8, 100000);
+  });
   return l;
 }
 
@@ -233,83 +313,213 @@ int zone_offset_seconds(const std::string& zone) {
                     "' (use Asia/Shanghai, Asia/Urumqi, UTC or an offset like +08:00)");
 }
 
-Config parse_config(const std::string& json_text, const std::map<std::string, std::string>& env,
-                    const std::string& base_dir) {
+ConfigCheck check_config(const std::string& json_text,
+                         const std::map<std::string, std::string>& env,
+                         const std::string& base_dir) {
+  ConfigCheck result;
+  Config& c = result.config;
+  Problems p(result.problems);
+  c.templates_dir = default_templates_dir();
   json root = json::parse(json_text, nullptr, false);
-  if (root.is_discarded() || !root.is_object())
-    throw ConfigError("config file is not a JSON object");
-  Config c;
-
-  const std::string listen = get_string(root, "listen", "listen", "127.0.0.1:8080", false);
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    throw ConfigError("config key 'listen' must be host:port, e.g. 127.0.0.1:8080");
-  c.listen_host = listen.substr(0, colon);
-  try {
-    size_t used = 0;
-    c.listen_port = std::stoi(listen.substr(colon + 1), &used);
-    if (used != listen.size() - colon - 1 || c.listen_port < 0 || c.listen_port > 65535)
-      throw std::invalid_argument("port");
-  } catch (const std::exception&) {
-    throw ConfigError("config key 'listen' has a bad port in '" + listen + "'");
+  if (root.is_discarded() || !root.is_object()) {
+    p.add("config file is not a JSON object", true);
+    return result;
   }
 
-  c.database = resolve(get_string(root, "database", "database", "", true), base_dir);
-  if (c.database.empty()) throw ConfigError("config key 'database' is empty");
-  c.timezone = get_string(root, "timezone", "timezone", "Asia/Shanghai", false);
-  c.utc_offset_seconds = zone_offset_seconds(c.timezone);
-  c.bot_name = get_string(root, "bot_name", "bot_name", "帮扶助手", false);
-  c.templates_dir = resolve(
-      get_string(root, "templates_dir", "templates_dir", BANGFU_DEFAULT_TEMPLATES_DIR, false),
-      base_dir);
-  c.threads = get_int(root, "threads", "threads", 8, 1, 256);
-
-  if (auto it = root.find("admins"); it != root.end() && !it->is_null()) {
-    if (!it->is_array()) throw ConfigError("config key 'admins' must be a list of userids");
-    for (const auto& a : *it) {
-      if (!a.is_string() || a.get<std::string>().empty())
-        throw ConfigError("config key 'admins' must hold non-empty userid strings");
-      c.admins.push_back(a.get<std::string>());
+  p.run([&] {
+    const std::string listen = get_string(root, "listen", "listen", "127.0.0.1:8080", false);
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      throw ConfigError("config key 'listen' must be host:port, e.g. 127.0.0.1:8080");
+    c.listen_host = listen.substr(0, colon);
+    try {
+      size_t used = 0;
+      c.listen_port = std::stoi(listen.substr(colon + 1), &used);
+      if (used != listen.size() - colon - 1 || c.listen_port < 0 || c.listen_port > 65535)
+        throw std::invalid_argument("port");
+    } catch (const std::exception&) {
+      c.listen_port = 8080;
+      throw ConfigError("config key 'listen' has a bad port in '" + listen + "'");
     }
-  }
+  });
+  p.run([&] {
+    c.database = resolve(get_string(root, "database", "database", "", true), base_dir);
+    if (c.database.empty()) throw ConfigError("config key 'database' is empty");
+  });
+  p.run([&] {
+    c.timezone = get_string(root, "timezone", "timezone", "Asia/Shanghai", false);
+    c.utc_offset_seconds = zone_offset_seconds(c.timezone);
+  });
+  p.run([&] { c.bot_name = get_string(root, "bot_name", "bot_name", "帮扶助手", false); });
+  p.run([&] {
+    const std::string dir = get_string(root, "templates_dir", "templates_dir", "", false);
+    if (!dir.empty()) {
+      c.templates_dir = resolve(dir, base_dir);
+      c.templates_dir_is_default = false;
+    }
+  });
+  p.run([&] { c.threads = get_int(root, "threads", "threads", 8, 1, 256); });
+  p.run([&] {
+    if (auto it = root.find("admins"); it != root.end() && !it->is_null()) {
+      if (!it->is_array()) throw ConfigError("config key 'admins' must be a list of userids");
+      for (const auto& a : *it) {
+        if (!a.is_string() || a.get<std::string>().empty())
+          throw ConfigError("config key 'admins' must hold non-empty userid strings");
+        c.admins.push_back(a.get<std::string>());
+      }
+    }
+  });
 
-  auto wit = root.find("wecom");
-  if (wit == root.end() || !wit->is_object())
-    throw ConfigError("config key 'wecom' is missing (an object with token, encoding_aes_key)");
-  const json& w = *wit;
   auto from_env = [&](const char* name) -> std::optional<std::string> {
     auto e = env.find(name);
     if (e == env.end() || e->second.empty()) return std::nullopt;
     return e->second;
   };
-  if (auto v = from_env("BANGFU_WECOM_TOKEN"))
-    c.wecom.token = *v;
-  else
-    c.wecom.token = get_string(w, "token", "wecom.token", "", true);
-  if (auto v = from_env("BANGFU_WECOM_AES_KEY"))
-    c.wecom.encoding_aes_key = *v;
-  else
-    c.wecom.encoding_aes_key =
-        get_string(w, "encoding_aes_key", "wecom.encoding_aes_key", "", true);
-  if (auto v = from_env("BANGFU_WECOM_WEBHOOK_URL"))
-    c.wecom.webhook_url = *v;
-  else
-    c.wecom.webhook_url = get_string(w, "webhook_url", "wecom.webhook_url", "", false);
-  c.wecom.receive_id = get_string(w, "receive_id", "wecom.receive_id", "", false);
-  c.wecom.timestamp_skew_seconds =
-      get_int(w, "timestamp_skew_seconds", "wecom.timestamp_skew_seconds", 300, 1, 86400);
+  static const json kEmpty = json::object();
+  const json* w = &kEmpty;
+  if (auto wit = root.find("wecom"); wit != root.end() && wit->is_object()) {
+    w = &*wit;
+  } else if (wit != root.end() && !wit->is_null()) {
+    p.add("config key 'wecom' must be an object (with token, encoding_aes_key, …)", true);
+  }
+  p.run([&] {
+    const std::string mode = get_string(*w, "mode", "wecom.mode", "callback", false);
+    if (mode == "websocket")
+      c.wecom.mode = WecomMode::Websocket;
+    else if (mode != "callback")
+      throw ConfigError("config key 'wecom.mode' must be \"callback\" or \"websocket\"");
+  });
+  const bool callback = c.wecom.mode == WecomMode::Callback;
+  // The callback secrets: required in callback mode, checked for shape whenever they are given.
+  p.run([&] {
+    if (auto v = from_env("BANGFU_WECOM_TOKEN"))
+      c.wecom.token = *v;
+    else
+      c.wecom.token = get_string(*w, "token", "wecom.token", "", false);
+    if (c.wecom.token.empty()) {
+      if (callback)
+        throw ConfigError(
+            "config key 'wecom.token' is missing: the callback Token from the AI bot's API "
+            "settings (or set BANGFU_WECOM_TOKEN)");
+    } else if (c.wecom.token.size() > 32 || !is_alnum(c.wecom.token)) {
+      throw ConfigError("config key 'wecom.token' must be 1-32 letters or digits");
+    }
+  });
+  p.run([&] {
+    if (auto v = from_env("BANGFU_WECOM_AES_KEY"))
+      c.wecom.encoding_aes_key = *v;
+    else
+      c.wecom.encoding_aes_key =
+          get_string(*w, "encoding_aes_key", "wecom.encoding_aes_key", "", false);
+    if (c.wecom.encoding_aes_key.empty()) {
+      if (callback)
+        throw ConfigError(
+            "config key 'wecom.encoding_aes_key' is missing: the 43-character EncodingAESKey "
+            "from the AI bot's API settings (or set BANGFU_WECOM_AES_KEY)");
+    } else if (c.wecom.encoding_aes_key.size() != 43 || !is_alnum(c.wecom.encoding_aes_key)) {
+      throw ConfigError("config key 'wecom.encoding_aes_key' must be 43 letters or digits");
+    }
+  });
+  p.run([&] {
+    if (auto v = from_env("BANGFU_WECOM_WEBHOOK_URL"))
+      c.wecom.webhook_url = *v;
+    else
+      c.wecom.webhook_url = get_string(*w, "webhook_url", "wecom.webhook_url", "", false);
+    // The sender's own checks (https://, or http:// to the loopback only): it throws ConfigError.
+    if (!c.wecom.webhook_url.empty()) WebhookSender check(c.wecom.webhook_url);
+  });
+  p.run([&] { c.wecom.receive_id = get_string(*w, "receive_id", "wecom.receive_id", "", false); });
+  p.run([&] {
+    c.wecom.timestamp_skew_seconds =
+        get_int(*w, "timestamp_skew_seconds", "wecom.timestamp_skew_seconds", 300, 1, 86400);
+  });
+  p.run([&] {
+    c.wecom.callback_url = get_string(*w, "callback_url", "wecom.callback_url", "", false);
+    if (c.wecom.callback_url.empty()) {
+      if (callback)
+        p.add(
+            "config key 'wecom.callback_url' is missing: the public https:// URL of "
+            "/wecom/callback behind the TLS proxy, as entered in WeCom's admin console "
+            "(bangfu runs without it; WeCom cannot reach it without one)",
+            false);
+    } else if (c.wecom.callback_url.rfind("https://", 0) != 0 ||
+               c.wecom.callback_url.find("/wecom/callback") == std::string::npos) {
+      throw ConfigError(
+          "config key 'wecom.callback_url' must be the public https:// URL ending in "
+          "/wecom/callback (TLS is terminated by the proxy in front of bangfu)");
+    }
+  });
+  // The long connection (issue 12): required in websocket mode.
+  p.run([&] {
+    c.wecom.bot_id = get_string(*w, "bot_id", "wecom.bot_id", "", false);
+    if (c.wecom.bot_id.empty() && !callback)
+      throw ConfigError("config key 'wecom.bot_id' is missing: the AI bot's BotID");
+  });
+  p.run([&] {
+    if (auto v = from_env("BANGFU_WECOM_SECRET"))
+      c.wecom.secret = *v;
+    else
+      c.wecom.secret = get_string(*w, "secret", "wecom.secret", "", false);
+    if (c.wecom.secret.empty() && !callback)
+      throw ConfigError(
+          "config key 'wecom.secret' is missing: the AI bot's long-connection Secret (or set "
+          "BANGFU_WECOM_SECRET)");
+  });
+  p.run([&] {
+    c.wecom.ws_url = get_string(*w, "ws_url", "wecom.ws_url", c.wecom.ws_url, false);
+    if (c.wecom.ws_url.rfind("wss://", 0) != 0 && c.wecom.ws_url.rfind("ws://", 0) != 0)
+      throw ConfigError("config key 'wecom.ws_url' must start with wss://");
+  });
+  if (!callback)
+    p.add(
+        "config key 'wecom.mode' is \"websocket\": the long connection is not built in this "
+        "version yet (issue 12); use \"callback\" behind a TLS proxy",
+        true);
 
-  if (c.wecom.token.empty() || c.wecom.token.size() > 32 || !is_alnum(c.wecom.token))
-    throw ConfigError("config key 'wecom.token' must be 1-32 letters or digits");
-  if (c.wecom.encoding_aes_key.size() != 43 || !is_alnum(c.wecom.encoding_aes_key))
-    throw ConfigError("config key 'wecom.encoding_aes_key' must be 43 letters or digits");
-  // The sender's own checks (https://, or http:// to the loopback only): it throws ConfigError.
-  if (!c.wecom.webhook_url.empty()) WebhookSender check(c.wecom.webhook_url);
+  p.run([&] { c.bulletin = parse_bulletin(root, p); });
+  p.run([&] { c.schedule = parse_schedule(root, p); });
+  p.run([&] { c.limits = parse_limits(root, p); });
+  return result;
+}
 
-  c.bulletin = parse_bulletin(root);
-  c.schedule = parse_schedule(root);
-  c.limits = parse_limits(root);
-  return c;
+Config parse_config(const std::string& json_text, const std::map<std::string, std::string>& env,
+                    const std::string& base_dir) {
+  ConfigCheck check = check_config(json_text, env, base_dir);
+  std::vector<std::string> blocking;
+  for (const auto& problem : check.problems)
+    if (problem.blocks_start) blocking.push_back(problem.message);
+  if (!blocking.empty()) throw ConfigError(std::move(blocking));
+  return std::move(check.config);
+}
+
+std::string default_templates_dir() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return BANGFU_SOURCE_TEMPLATES_DIR;
+  const std::string build = BANGFU_BUILD_DIR;
+  // A binary of the build tree (bangfu, the test binaries) uses the templates it was built with.
+  if (!build.empty() && exe.string().rfind(build + "/", 0) == 0) return BANGFU_SOURCE_TEMPLATES_DIR;
+  return (exe.parent_path() / BANGFU_INSTALLED_TEMPLATES_REL).lexically_normal().string();
+}
+
+void require_templates_dir(const Config& config) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(config.templates_dir, ec)) return;
+  throw ConfigError(
+      "config key 'templates_dir': no templates directory at " + config.templates_dir +
+      (config.templates_dir_is_default
+           ? " (the default for this binary; set templates_dir in the config to the folder "
+             "that holds the .mustache files)"
+           : " (as set in the config file)"));
+}
+
+std::map<std::string, std::string> secrets_from_environment() {
+  std::map<std::string, std::string> env;
+  for (const char* name : {"BANGFU_WECOM_TOKEN", "BANGFU_WECOM_AES_KEY", "BANGFU_WECOM_WEBHOOK_URL",
+                           "BANGFU_WECOM_SECRET"})
+    if (const char* v = std::getenv(name)) env[name] = v;
+  return env;
 }
 
 Config load_config(const std::string& path) {
@@ -317,12 +527,8 @@ Config load_config(const std::string& path) {
   if (!in) throw ConfigError("cannot read config file '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
-  std::map<std::string, std::string> env;
-  for (const char* name :
-       {"BANGFU_WECOM_TOKEN", "BANGFU_WECOM_AES_KEY", "BANGFU_WECOM_WEBHOOK_URL"})
-    if (const char* v = std::getenv(name)) env[name] = v;
   auto base = std::filesystem::absolute(path).parent_path().string();
-  return parse_config(ss.str(), env, base);
+  return parse_config(ss.str(), secrets_from_environment(), base);
 }
 
 }  // namespace bot

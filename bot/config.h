@@ -10,17 +10,39 @@
 namespace bot {
 
 /// Thrown when the configuration cannot be used; what() names the key and says what to fix.
+/// parse_config gathers every problem it finds before it throws: problems() holds one text per
+/// problem (each naming its key), and what() is them joined by "; ".
 class ConfigError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(const std::string& problem);
+  explicit ConfigError(std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const noexcept { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+/// How WeCom reaches the bot (`wecom.mode`; docs/protocols.md).
+enum class WecomMode {
+  Callback,   // "callback": WeCom POSTs to our public HTTPS URL (the default; built)
+  Websocket,  // "websocket": the long connection we dial out (issue 12; not built yet)
 };
 
 struct WecomConfig {
+  WecomMode mode = WecomMode::Callback;
   std::string token;
   std::string encoding_aes_key;
   std::string receive_id;  // "" for the AI bot
   std::string webhook_url;
   int timestamp_skew_seconds = 300;  // callbacks older (or newer) than this are refused
+  /// `wecom.callback_url`: the public https:// URL entered in WeCom's admin console, served by the
+  /// TLS proxy in front of bangfu. Not needed to run; `config check` asks for it in callback mode.
+  std::string callback_url;
+  /// The long connection's credentials (`wecom.bot_id`, `wecom.secret` or BANGFU_WECOM_SECRET)
+  /// and endpoint (`wecom.ws_url`); read and checked here, used once issue 12 lands.
+  std::string bot_id;
+  std::string secret;
+  std::string ws_url = "wss://openws.work.weixin.qq.com";
 };
 
 /// A day of a month and a local time of day. `day` 1..28 counts from the month's start,
@@ -74,17 +96,54 @@ struct Config {
   int utc_offset_seconds = 8 * 3600;  // resolved from `timezone`
   std::string bot_name = "帮扶助手";
   std::vector<std::string> admins;
-  std::string templates_dir;  // default: the templates/ folder of the source tree
-  int threads = 8;            // HTTP worker threads
+  std::string templates_dir;             // default: default_templates_dir()
+  bool templates_dir_is_default = true;  // false when the config file names it
+  int threads = 8;                       // HTTP worker threads
   WecomConfig wecom;
   handlers::BulletinOptions bulletin;  // `bulletin.*`
   ScheduleConfig schedule;             // `schedule.*`
   LimitsConfig limits;                 // `limits.*`
 };
 
+/// One thing wrong with a config. `key` is the dotted key it concerns ("" for the file as a
+/// whole); `message` says what is wrong and what to do. `blocks_start` is false for what the
+/// service can run without but a deployment needs (e.g. `wecom.callback_url`).
+struct ConfigProblem {
+  std::string key;
+  std::string message;
+  bool blocks_start = true;
+};
+
+/// What check_config found: the effective settings (defaults where a key was missing or wrong)
+/// and every problem, in file order.
+struct ConfigCheck {
+  Config config;
+  std::vector<ConfigProblem> problems;
+};
+
+/// Reads the config like parse_config but never throws ConfigError: every problem is listed,
+/// including what the chosen `wecom.mode` still lacks (callback: token, AES key, callback_url;
+/// websocket: bot_id, secret). Pure apart from default_templates_dir().
+ConfigCheck check_config(const std::string& json_text,
+                         const std::map<std::string, std::string>& env,
+                         const std::string& base_dir);
+
+/// Where the templates are when `templates_dir` is not set: for a binary run from its build tree,
+/// the source tree's templates/; otherwise the installed ones, <prefix>/share/bangfu/templates,
+/// found relative to the executable (/proc/self/exe), so that an install with any --prefix works.
+std::string default_templates_dir();
+
+/// Throws ConfigError naming `templates_dir` and the path it looked at when that is not a
+/// directory (a missing templates folder must stop start-up with where it looked).
+void require_templates_dir(const Config& config);
+
+/// The secrets read from the process environment (they override the file).
+std::map<std::string, std::string> secrets_from_environment();
+
 /// Parses the JSON text of a config file. `env` supplies BANGFU_WECOM_TOKEN,
-/// BANGFU_WECOM_AES_KEY and BANGFU_WECOM_WEBHOOK_URL, which override the file. Relative paths
-/// (database, templates_dir) are resolved against `base_dir`. Throws ConfigError.
+/// BANGFU_WECOM_AES_KEY, BANGFU_WECOM_WEBHOOK_URL and BANGFU_WECOM_SECRET, which override the
+/// file. Relative paths (database, templates_dir) are resolved against `base_dir`. Throws
+/// ConfigError listing every problem that stops start-up (check_config's blocking ones).
 Config parse_config(const std::string& json_text, const std::map<std::string, std::string>& env,
                     const std::string& base_dir);
 

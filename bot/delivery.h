@@ -1,6 +1,6 @@
 #pragma once
 
-// Delivery to the WeCom group robot (../shared/protocols.md section c; README "Delivery"):
+// Delivery to the WeCom group robot (docs/protocols.md "Group robot webhook"; README "Delivery"):
 // splitting long texts into numbered parts, the JSON bodies, the reminder (及时提醒) messages,
 // what to do with each answer, and the outbox worker that posts queued parts.
 //

@@ -790,7 +790,8 @@ void HttpServer::get_callback(const httplib::Request& req, httplib::Response& re
   const std::string ts = req.get_param_value("timestamp");
   const std::string nonce = req.get_param_value("nonce");
   std::string echostr = req.get_param_value("echostr");
-  // A proxy may turn '+' into a space on the way (protocols.md §a); base64 has no spaces.
+  // A proxy may turn '+' into a space on the way (docs/protocols.md "Callback crypto"); base64 has
+  // no spaces.
   for (char& c : echostr)
     if (c == ' ') c = '+';
   if (!is_signature_shape(sig) || !fresh(ts, clock_()) || !is_nonce_shape(nonce) ||

@@ -31,8 +31,8 @@ int64_t system_clock_seconds();
 
 // --- the callback payload, as pure functions (also the fuzz targets' entry points) -----------
 
-/// The parts of a decrypted AI-bot callback the server acts on (../shared/protocols.md §b).
-/// A field of the wrong JSON type reads as absent ("" or nullopt), never as an error.
+/// The parts of a decrypted AI-bot callback the server acts on (docs/protocols.md "AI-bot
+/// callback"). A field of the wrong JSON type reads as absent ("" or nullopt), never as an error.
 struct CallbackMessage {
   std::string msgtype;
   std::string msgid;

@@ -37,8 +37,9 @@ class SimRandom {
   std::mt19937_64 gen_;
 };
 
-/// The district of DOMAIN.md, per scale unit. `simulate_roster` multiplies every count by the
-/// scale; each scale unit is one district with its own name, streets, villages and units.
+/// The district of docs/domain.md ("A district in figures"), per scale unit. `simulate_roster`
+/// multiplies every count by the scale; each scale unit is one district with its own name, streets,
+/// villages and units.
 struct DistrictShape {
   int cadre_units = 37;
   int cadres = 320;

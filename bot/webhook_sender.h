@@ -6,9 +6,9 @@
 
 namespace bot {
 
-/// Posts to the WeCom group robot webhook (../shared/protocols.md section c) with cpp-httplib.
-/// HTTPS with the server certificate and host name verified against the system CA store; plain
-/// http:// only to 127.0.0.1, ::1 or localhost (local fakes in tests). No redirects.
+/// Posts to the WeCom group robot webhook (docs/protocols.md "Group robot webhook") with
+/// cpp-httplib. HTTPS with the server certificate and host name verified against the system CA
+/// store; plain http:// only to 127.0.0.1, ::1 or localhost (local fakes in tests). No redirects.
 /// Timeouts: 10 s to connect, 10 s to write, 15 s to read. The URL's key is a credential: it is
 /// never logged and is blanked out of any error text this class returns.
 /// Thread-safe (each post uses its own connection).

@@ -6,7 +6,7 @@
 
 namespace bot {
 
-/// Error codes of the WXBizMsgCrypt scheme (../shared/protocols.md section a).
+/// Error codes of the WXBizMsgCrypt scheme (docs/protocols.md "Callback crypto").
 enum class CryptoError {
   Ok = 0,
   ValidateSignature = -40001,

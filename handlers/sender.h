@@ -6,7 +6,7 @@
 namespace handlers {
 
 /// What one POST to the group robot came to. WeCom answers errors with HTTP 200 and a non-zero
-/// `errcode` (../shared/protocols.md section c), so a result carries both layers.
+/// `errcode` (docs/protocols.md "Group robot webhook"), so a result carries both layers.
 struct SendResult {
   int http_status = 0;           // 0: no HTTP response at all (see `error`)
   std::string error;             // transport or parse failure, "" when a JSON answer was read

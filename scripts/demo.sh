@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and starts bangfu on the demo config with a simulated district
-# (seed 1, the shape of DOMAIN.md): its roster, and its helpers' messages for the last two full
+# (seed 1, the shape of docs/domain.md): its roster, and its helpers' messages for the last two full
 # quarters and this quarter up to yesterday, fed through the real dispatcher at their own times.
 # The database demo/run/bangfu.db is made afresh on every run. Stop the service with Ctrl-C.
 set -euo pipefail

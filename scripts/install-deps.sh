@@ -6,7 +6,10 @@ pkgs=(build-essential cmake pkg-config
       catch2 libkainjow-mustache-dev libxlsxwriter-dev libbenchmark-dev sqlite3
       time  # /usr/bin/time: wall and peak RSS in bench/bulletins.sh
       clang libclang-rt-14-dev  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
-      clang-format git)  # the formatting check in scripts/test.sh
+      clang-format git  # the formatting check in scripts/test.sh
+      # scripts/package-test.sh and integration.nginx: cpack's Depends (dpkg-shlibdeps), the
+      # package's postinst, `systemd-analyze verify`, nginx and a self-signed certificate
+      dpkg-dev adduser systemd nginx openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

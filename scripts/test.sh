@@ -3,7 +3,8 @@
 # (clang-format, .clang-format), build with warnings as
 # errors, run the unit tests and the integration tests against the real binary (the soak
 # included: SOAK_SECONDS, default 180); then the suite again under ASan+UBSan and TSan
-# (scripts/sanitize.sh), and each fuzz target for 20 s (scripts/fuzz.sh).
+# (scripts/sanitize.sh), and each fuzz target for 20 s (scripts/fuzz.sh). Between the two, the
+# Debian package is built, installed, checked and removed (scripts/package-test.sh).
 # BANGFU_QUICK=1 stops after the normal suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ fi | xargs -0 clang-format --dry-run -Werror
 cmake -S . -B build -DBOT_WERROR=ON -DBOT_BUILD_TESTS=ON -DBOT_BUILD_FUZZ=ON -DBOT_BUILD_BENCH=ON >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
+# The Debian package: cpack, apt-get install, --version, config check, systemd-analyze verify,
+# remove and purge (README "Deploy").
+bash scripts/package-test.sh build
 [ "${BANGFU_QUICK:-0}" = 1 ] && exit 0
 bash scripts/sanitize.sh
 bash scripts/fuzz.sh 20

@@ -160,3 +160,98 @@ TEST_CASE("config.example.json loads once the secrets come from the environment"
   CHECK(c.utc_offset_seconds == 8 * 3600);
   CHECK(c.bulletin.unit_threshold_percent == 80);
 }
+
+TEST_CASE("check_config lists every problem, each naming its key, and keeps the rest", "[bot]") {
+  json j = base();
+  j["wecom"].erase("token");
+  j["wecom"]["encoding_aes_key"] = "too-short";
+  j["listen"] = "127.0.0.1:99999";
+  j["bulletin"] = {{"unit_threshold_percent", 101}, {"name_helpers", "yes"}};
+  j["threads"] = 8;
+  const bot::ConfigCheck r = bot::check_config(j.dump(), {}, "/srv/bangfu");
+  std::vector<std::string> keys;
+  for (const auto& p : r.problems) {
+    keys.push_back(p.key);
+    CHECK(p.message.find("'" + p.key + "'") != std::string::npos);
+  }
+  CAPTURE(keys);
+  CHECK(keys == std::vector<std::string>{"listen", "wecom.token", "wecom.encoding_aes_key",
+                                         "wecom.callback_url", "bulletin.unit_threshold_percent",
+                                         "bulletin.name_helpers"});
+  CHECK(r.config.database == "/srv/bangfu/bangfu.db");  // the good keys are still read
+  // parse_config (serve) stops on all the blocking ones at once; callback_url does not block.
+  const std::string e = error_of(j);
+  for (const char* k : {"'listen'", "'wecom.token'", "'wecom.encoding_aes_key'",
+                        "'bulletin.unit_threshold_percent'", "'bulletin.name_helpers'"})
+    CHECK(e.find(k) != std::string::npos);
+  CHECK(e.find("callback_url") == std::string::npos);
+}
+
+TEST_CASE("What each wecom.mode needs", "[bot]") {
+  using Row = std::tuple<json, std::vector<std::string>>;  // (wecom section, problem keys)
+  const std::string key = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+  auto [wecom, expected] = GENERATE_COPY(table<json, std::vector<std::string>>({
+      Row{json::object(), {"wecom.token", "wecom.encoding_aes_key", "wecom.callback_url"}},
+      Row{json{{"token", "tok1"}, {"encoding_aes_key", key}}, {"wecom.callback_url"}},
+      Row{json{{"token", "tok1"},
+               {"encoding_aes_key", key},
+               {"callback_url", "https://bangfu.example.gov.cn/wecom/callback"}},
+          {}},
+      Row{json{{"token", "tok1"},
+               {"encoding_aes_key", key},
+               {"callback_url", "http://bangfu.example.gov.cn/wecom/callback"}},
+          {"wecom.callback_url"}},
+      Row{json{{"mode", "websocket"}}, {"wecom.bot_id", "wecom.secret", "wecom.mode"}},
+      Row{json{{"mode", "websocket"}, {"bot_id", "b1"}, {"secret", "s1"}}, {"wecom.mode"}},
+      Row{json{{"mode", "webhook"}, {"token", "tok1"}, {"encoding_aes_key", key}},
+          {"wecom.mode", "wecom.callback_url"}},
+  }));
+  json j = {{"database", "bangfu.db"}, {"wecom", wecom}};
+  CAPTURE(wecom.dump());
+  const bot::ConfigCheck r = bot::check_config(j.dump(), {}, "/srv/bangfu");
+  std::vector<std::string> keys;
+  for (const auto& p : r.problems) keys.push_back(p.key);
+  CHECK(keys == expected);
+  // The environment supplies the secrets of either mode.
+  const bot::ConfigCheck env = bot::check_config(
+      json{{"database", "b.db"}, {"wecom", {{"mode", "websocket"}, {"bot_id", "b1"}}}}.dump(),
+      {{"BANGFU_WECOM_SECRET", "from-env"}}, "/srv");
+  CHECK(env.config.wecom.secret == "from-env");
+}
+
+TEST_CASE("The shipped /etc config lists exactly the secrets and the public URL as missing",
+          "[bot]") {
+  std::ifstream in(BANGFU_SOURCE_DIR "/deploy/config.json");
+  REQUIRE(in);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const bot::ConfigCheck r = bot::check_config(text, {}, "/etc/bangfu");
+  std::vector<std::string> keys;
+  for (const auto& p : r.problems) keys.push_back(p.key);
+  CHECK(keys ==
+        std::vector<std::string>{"wecom.token", "wecom.encoding_aes_key", "wecom.callback_url"});
+  CHECK(r.config.database == "/var/lib/bangfu/bangfu.db");
+  CHECK(r.config.templates_dir_is_default);
+  const bot::ConfigCheck filled =
+      bot::check_config(text,
+                        {{"BANGFU_WECOM_TOKEN", "RealToken123"},
+                         {"BANGFU_WECOM_AES_KEY", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"}},
+                        "/etc/bangfu");
+  REQUIRE(filled.problems.size() == 1);
+  CHECK_FALSE(filled.problems[0].blocks_start);
+}
+
+TEST_CASE("templates_dir: the build tree's templates by default, else as configured", "[bot]") {
+  // This test binary runs from the build tree, so the default is the source tree's templates.
+  const Config c = parse(base());
+  CHECK(c.templates_dir_is_default);
+  CHECK(c.templates_dir == std::string(BANGFU_SOURCE_DIR) + "/templates");
+  CHECK_NOTHROW(bot::require_templates_dir(c));
+  json j = base();
+  j["templates_dir"] = "no-such-templates";
+  const Config set = parse(j);
+  CHECK_FALSE(set.templates_dir_is_default);
+  CHECK(set.templates_dir == "/srv/bangfu/no-such-templates");
+  CHECK_THROWS_WITH(
+      bot::require_templates_dir(set),
+      Catch::Contains("/srv/bangfu/no-such-templates") && Catch::Contains("'templates_dir'"));
+}

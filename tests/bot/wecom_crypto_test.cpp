@@ -47,7 +47,7 @@ constexpr const char* kAibotEchoPlain = "5927782489442352469";
 constexpr const char* kPrefix = "0123456789abcdef";
 
 nlohmann::json load_vectors() {
-  std::ifstream in(BANGFU_SHARED_DIR "/wecom-vectors.json");
+  std::ifstream in(BANGFU_SOURCE_DIR "/tests/data/wecom-vectors.json");
   REQUIRE(in.good());
   return nlohmann::json::parse(in);
 }
