@@ -144,8 +144,8 @@ CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templ
   } else if (const auto* c = std::get_if<Checkin>(&u)) {
     pairing_id = c->pairing_id;
     if (date) day = c->visit_date;
-  } else if (date) {
-    day = date->date;  // a date and a name not (or not uniquely) paired: match by date alone
+  } else if (date && std::get<ParseError>(u).code == "ambiguous") {
+    day = date->date;  // a date, and no name (or one several pairings share): by date alone
   } else {
     error = true;
     const auto& e = std::get<ParseError>(u);
