@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <ctime>
 #include <cwchar>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
@@ -261,7 +263,9 @@ int cmd_checkin_add(const Args& a, std::ostream& out, std::ostream&) {
 // --- audit list --------------------------------------------------------------------------------
 
 // One line for a terminal: the changed fields old→new, the reason, an import's counts.
-std::string audit_summary(const std::string& detail_text) {
+// `pairing` names a pairing id for people: "GX0002 李德明".
+std::string audit_summary(const std::string& detail_text,
+                          const std::function<std::string(int64_t)>& pairing) {
   const auto d = nlohmann::json::parse(detail_text, nullptr, false);
   if (d.is_discarded() || !d.is_object()) return detail_text;
   auto str = [](const nlohmann::json& v) {
@@ -274,13 +278,13 @@ std::string audit_summary(const std::string& detail_text) {
     add(str(d["helper_id"]) + " → " + str(d["household_id"]) +
         (d.value("person", "").empty() ? "" : " " + str(d["person"])));
   if (d.contains("before") && d["before"].is_object() && d["before"].contains("visit_date"))
-    add("was " + str(d["before"]["visit_date"]) + " " + str(d["before"]["mode"]) + " pairing " +
-        str(d["before"]["pairing_id"]));
+    add("was " + str(d["before"]["visit_date"]) + " " + str(d["before"]["mode"]) + " " +
+        pairing(d["before"].value("pairing_id", int64_t{0})));
   if (d.contains("after") && d["after"].is_object()) {
     const auto& af = d["after"].contains("checkin") ? d["after"]["checkin"] : d["after"];
     if (af.contains("visit_date"))
-      add("now " + str(af["visit_date"]) + " " + str(af["mode"]) + " pairing " +
-          str(af["pairing_id"]));
+      add("now " + str(af["visit_date"]) + " " + str(af["mode"]) + " " +
+          pairing(af.value("pairing_id", int64_t{0})));
   }
   if (d.contains("changes") && d["changes"].is_object())
     for (const auto& [k, v] : d["changes"].items())
@@ -314,10 +318,19 @@ int cmd_audit_list(const Args& a, std::ostream& out, std::ostream&) {
     out << dump(arr) << "\n";
     return 0;
   }
+  std::map<int64_t, std::string> names;
+  auto pairing = [&](int64_t id) {
+    auto [it, fresh] = names.try_emplace(id);
+    if (fresh) {
+      const auto p = store.pairing(id);
+      it->second = p ? p->household_id + " " + p->display_name() : "pairing " + std::to_string(id);
+    }
+    return it->second;
+  };
   std::vector<std::vector<std::string>> cells;
   for (const auto& e : entries)
     cells.push_back({std::to_string(e.id), local_iso(e.at, tz).substr(0, 19), e.actor, e.action,
-                     e.subject, audit_summary(e.detail)});
+                     e.subject, audit_summary(e.detail, pairing)});
   out << format_table({"编号", "时间", "操作人", "动作", "对象", "内容"}, cells);
   out << entries.size() << " 条\n";
   return 0;

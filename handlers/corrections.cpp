@@ -99,9 +99,15 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
   } else if (!c) {
     // The line after 更正 is not a check-in: say why, as for any check-in, and keep the old one.
     d.set("invalid", true);
-    if (const auto* e = std::get_if<ParseError>(&line))
+    if (const auto* e = std::get_if<ParseError>(&line)) {
       d.set("message", e->message);
-    else
+      // Names as the parser gives them: the dispatcher masks every name of the sender's pairings.
+      if ((e->code == "not_paired" || e->code == "ambiguous") && !e->suggestions.empty()) {
+        std::string names;
+        for (const auto& n : e->suggestions) names += (names.empty() ? "" : "、") + n;
+        d.set("hint", (e->code == "ambiguous" ? "可能是：" : "你的结对：") + names);
+      }
+    } else
       d.set("message", std::string("更正后面要写一整条打卡，如：更正 12月3日 走访 王某某户。"));
     d.set("last", describe(recent.front(), sender, today));
   } else {

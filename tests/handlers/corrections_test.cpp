@@ -113,6 +113,9 @@ TEST_CASE("更正 with a line that is not a check-in changes nothing and says wh
       CHECK(has(out.reply, "原打卡（12月4日 走访 王*英户）没有改动"));
   }
   CHECK(f.store.inbox("not_understood", 0).size() == 4);
+  const auto stranger = f.say("zw", "更正 走访 赵大海户 12月3日");
+  CHECK(has(stranger.reply, "你的结对：李*明、王*英"));
+  CHECK_FALSE(has(stranger.reply, "王秀英"));
 }
 
 TEST_CASE("更正 reaches back 7 days only", "[handlers]") {
