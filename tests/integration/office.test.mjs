@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, ROSTER, makeDistrict, startServer, checkin } from './harness.mjs';
+import {
+  BIN, ROSTER, makeDistrict, makeDistrictWith, startServer, checkin,
+} from './harness.mjs';
 
 let district;
 let server;
@@ -264,4 +266,24 @@ test('roster import: --dry-run, only the ledgers in the file, refusal above 10%,
   assert.equal(ended[0].actor, 'office:clerk');
   assert.equal(ended[0].detail.household_id, 'H002');
   assert.equal(open(), json('checkin', 'list').length);
+});
+
+test('inbox list shows rate-limited messages with the answer the sender got', async () => {
+  const d = makeDistrictWith({ limits: { per_sender_per_minute: 1 } });
+  const s = await startServer(d.config);
+  try {
+    const ok = await checkin(s.base, 'rl-1', 'zhangwei', '@帮扶助手 走访 王秀英户 今天');
+    assert.match(ok.content, /已记下/);
+    const slow = await checkin(s.base, 'rl-2', 'zhangwei', '@帮扶助手 走访 李德明户 今天');
+    assert.match(slow.content, /发得太快了/);
+    const r = spawnSync(BIN, ['inbox', 'list', '--config', d.config, '--status', 'rate_limited',
+      '--format', 'json'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const entries = JSON.parse(r.stdout);
+    assert.deepEqual(entries.map((e) => [e.msgid, e.status, e.reply]),
+      [['rl-2', 'rate_limited', slow.content]]);
+  } finally {
+    s.child.kill('SIGTERM');
+    await s.exited;
+  }
 });
