@@ -482,6 +482,7 @@ struct Store::Statements {
         checkin_by_id(db, sql({"SELECT ", kCheckinColumns, " FROM checkins WHERE id = ?1"})),
         last_active_checkin(db, sql({"SELECT ", kCheckinColumns,
                                      " FROM checkins WHERE helper_id = ?1 AND undone_at IS NULL "
+                                     "AND msgid IS NOT NULL "
                                      "ORDER BY received_at DESC, id DESC LIMIT 1"})),
         mark_undone(db,
                     "UPDATE checkins SET undone_at = ?2, undone_by = ?3, status = 'undone' "

@@ -226,7 +226,8 @@ class Store::Tx {
   auto attempt(Fn&& fn) -> decltype(fn());
   /// Inserts the check-in; returns its id.
   int64_t add_checkin(const CheckinRecord& c);
-  /// The helper's most recent (by received_at, then id) check-in that is not undone.
+  /// The helper's most recent (by received_at, then id) check-in from a message (not an office
+  /// entry) that still counts.
   std::optional<CheckinRecord> last_active_checkin(const std::string& helper_id);
   /// The helper's active check-ins that came from messages received at or after `since`
   /// (office entries excluded), newest first (received_at, then id).

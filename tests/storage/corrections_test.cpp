@@ -144,6 +144,8 @@ TEST_CASE("The window lists a helper's active check-ins from messages, newest fi
       store.transaction([&](Store::Tx& tx) { return tx.active_checkins_since("zw", 1500); });
   REQUIRE(recent.size() == 1);  // a is too old, c undone, the office entry has no message
   CHECK(recent[0].id == b);
+  // Plain 撤销 cannot take back what the office entered either.
+  CHECK(store.transaction([&](Store::Tx& tx) { return tx.last_active_checkin("zw")->id; }) == b);
   const auto all =
       store.transaction([&](Store::Tx& tx) { return tx.active_checkins_since("zw", 0); });
   REQUIRE(all.size() == 2);
