@@ -19,6 +19,7 @@
 #include "bot/args.h"
 #include "bot/cmd_bulletin.h"
 #include "bot/cmd_ledger.h"
+#include "bot/cmd_office.h"
 #include "bot/cmd_ops.h"
 #include "bot/cmd_simulate.h"
 #include "bot/config.h"
@@ -111,6 +112,23 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   return ok ? 0 : 1;
 }
 
+// "cadre,health" (codes or 区直/卫生/教育) for --ledger.
+std::vector<storage::Ledger> ledger_list(const std::string& text) {
+  std::vector<storage::Ledger> out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string word = text.substr(start, end - start);
+    const auto l = storage::ledger_from(word);
+    if (!l)
+      throw UsageError("--ledger takes cadre, health or education separated by commas, not '" +
+                       word + "'");
+    if (std::find(out.begin(), out.end(), *l) == out.end()) out.push_back(*l);
+    start = end + 1;
+  }
+  return out;
+}
+
 int cmd_roster_import(const Args& a, std::ostream& out, std::ostream& err) {
   const Config config = load_config(a.need("config"));
   if (a.positional.size() != 1) throw UsageError("roster import takes one ROSTER.csv file");
@@ -118,13 +136,62 @@ int cmd_roster_import(const Args& a, std::ostream& out, std::ostream& err) {
   if (!parsed.errors.empty()) {
     err << "名册有 " << parsed.errors.size() << " 处错误，未导入任何内容 (nothing imported):\n";
     for (const auto& e : parsed.errors) err << "  " << e.message << "\n";
-    return 1;
+    return 2;
+  }
+  storage::ImportOptions options;
+  options.dry_run = a.flag("dry-run");
+  options.force = a.flag("force");
+  if (auto l = a.get("ledger")) {
+    options.ledgers = ledger_list(*l);
+    std::map<storage::Ledger, int> outside;
+    for (const auto& row : parsed.rows)
+      if (std::find(options.ledgers->begin(), options.ledgers->end(), row.ledger) ==
+          options.ledgers->end())
+        ++outside[row.ledger];
+    for (const auto& [ledger, n] : outside)
+      throw UsageError("the file has " + std::to_string(n) + " rows of ledger " +
+                       std::string(storage::ledger_code(ledger)) +
+                       ", which --ledger does not name; nothing imported");
   }
   storage::Store store(config.database);
-  const auto sum = store.import_roster(parsed.rows, now_in(config).date());
-  out << "imported " << parsed.rows.size() << " pairings (" << parsed.encoding
-      << "): " << sum.inserted << " new, " << sum.updated << " updated, " << sum.unchanged
-      << " unchanged, " << sum.ended << " ended\n";
+  const auto now = now_in(config);
+  const auto sum =
+      store.import_roster(parsed.rows, now.date(), office_actor(), now.unix_seconds, options);
+  auto by_ledger = [&](std::ostream& o) {
+    for (const auto& [ledger, n] : sum.by_ledger)
+      o << "  " << storage::ledger_label(ledger) << " " << storage::ledger_code(ledger) << ": "
+        << n.inserted << " new, " << n.updated << " updated, " << n.unchanged << " unchanged, "
+        << n.ended << " ended (of " << n.open_before << " open)\n";
+  };
+  auto report = [&] {
+    out << (options.dry_run ? "dry run, nothing changed: " : "imported ") << parsed.rows.size()
+        << " pairings (" << parsed.encoding << "): " << sum.inserted << " new, " << sum.updated
+        << " updated, " << sum.unchanged << " unchanged, " << sum.ended
+        << (options.dry_run ? " would end\n" : " ended\n");
+    by_ledger(out);
+    if (!sum.ended_pairings.empty()) {
+      out << (options.dry_run ? "would end on " : "ended on ") << now.date().iso() << ":\n";
+      for (const auto& p : sum.ended_pairings)
+        out << "  " << storage::ledger_code(p.ledger) << "  " << p.helper_id << " " << p.helper_name
+            << " -> " << p.household_id << " " << p.household_head
+            << (p.person.empty() ? "" : " / " + p.person) << "\n";
+    }
+  };
+  // A dry run shows everything, then says it would be refused (and exits 2 as the import would).
+  if (options.dry_run || sum.refused.empty()) report();
+  if (!sum.refused.empty()) {
+    for (storage::Ledger l : sum.refused) {
+      const auto& n = sum.by_ledger.at(l);
+      err << "bangfu: refusing to end " << n.ended << " of the " << n.open_before
+          << " open pairings of ledger " << storage::ledger_code(l) << " ("
+          << storage::ledger_label(l) << "): more than "
+          << static_cast<int>(options.max_end_share * 100) << "%. Nothing changed.\n";
+    }
+    err << "Check that the file is the whole roster of those ledgers; if the pairings really end, "
+           "run again with --force (try --dry-run first to see them).\n";
+    if (!options.dry_run) by_ledger(err);
+    return 2;
+  }
   return 0;
 }
 
@@ -216,12 +283,17 @@ std::vector<CommandSpec> core_commands() {
        cmd_serve},
       {"roster import",
        "import or update the roster (名册) from CSV",
-       "usage: bangfu roster import --config FILE ROSTER.csv\n"
-       "Imports the roster CSV (UTF-8, UTF-8 with BOM, or GBK). Re-importing updates pairings;\n"
-       "a pairing missing from the file ends today unless the file gives its end date.\n"
-       "A file with any error changes nothing; errors are listed by line.\n",
-       {"config"},
-       {},
+       "usage: bangfu roster import --config FILE [--dry-run] [--ledger cadre,health] [--force]\n"
+       "                            ROSTER.csv\n"
+       "Imports the roster CSV (UTF-8, UTF-8 with BOM, or GBK). Re-importing updates pairings.\n"
+       "An open pairing missing from the file ends today, but only in the ledgers the file has\n"
+       "rows of (or those named by --ledger; the file may then hold no other ledger's rows).\n"
+       "Ending more than 10% of a ledger's open pairings is refused (exit 2, nothing changed)\n"
+       "unless --force. --dry-run prints what would change, by ledger, and changes nothing.\n"
+       "Every updated, reopened or ended pairing is in `bangfu audit list`. A file with any\n"
+       "error changes nothing (exit 2); errors are listed by line.\n",
+       {"config", "ledger"},
+       {"dry-run", "force"},
        cmd_roster_import},
       {"parse",
        "show how one message is understood (stores nothing)",
@@ -271,6 +343,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   for (auto& c : simulate_commands()) commands.push_back(std::move(c));
   for (auto& c : bulletin_commands()) commands.push_back(std::move(c));
   for (auto& c : ops_commands()) commands.push_back(std::move(c));
+  for (auto& c : office_commands()) commands.push_back(std::move(c));
   try {
     if (args.empty() || args[0] == "--help" || args[0] == "help" || args[0] == "-h") {
       (args.empty() ? err : out) << usage(commands);

@@ -891,7 +891,7 @@ void HttpServer::post_callback(const httplib::Request& req, httplib::Response& r
     const std::string answer = store_.transaction([&](storage::Store::Tx& tx) -> std::string {
       if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
         if (auto r = tx.reply_for(in.msgid)) return *r;
-      tx.set_reply(in.msgid, slow_down);
+      tx.set_reply(in.msgid, slow_down, storage::InboundOutcome::RateLimited);
       return slow_down;
     });
     log_.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});

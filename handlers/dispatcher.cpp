@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "handlers/corrections.h"
 #include "handlers/labels.h"
 #include "handlers/understanding.h"
 
@@ -120,10 +121,13 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
   sender.known = helper_name.has_value();
   sender.pairings = store_.pairings_of(message.userid, now.date());
 
-  const Understanding u = understand(message.text, sender, now.date(), options_.bot_name);
+  // 更正 <line>: the line is understood as any check-in, then replaces the last one.
+  const std::optional<std::string> correction = parse_correction(message.text, options_.bot_name);
+  const Understanding u =
+      understand(correction ? *correction : message.text, sender, now.date(), options_.bot_name);
   std::optional<std::string> prepared;
   if (const auto* cmd = std::get_if<CommandMsg>(&u);
-      cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
+      !correction && cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
     prepared = bulletin_reply(*cmd, message.userid, now);
 
   std::optional<std::string> failure;
@@ -139,10 +143,12 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
     try {
       return tx.attempt([&] {
         bool recorded = false;
-        std::string reply = prepared ? *prepared
-                                     : handle_locked(tx, message, u, sender,
-                                                     helper_name.value_or(""), now, recorded);
-        tx.set_reply(message.msgid, reply);
+        storage::InboundOutcome outcome = storage::InboundOutcome::Answered;
+        std::string reply = prepared
+                                ? *prepared
+                                : handle_locked(tx, message, u, sender, helper_name.value_or(""),
+                                                now, recorded, outcome, correction);
+        tx.set_reply(message.msgid, reply, outcome);
         out.recorded = recorded;
         return reply;
       });
@@ -158,12 +164,30 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
 
 std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& m,
                                       const Understanding& u, const SenderContext& sender,
-                                      const std::string& name, LocalTime now, bool& recorded) {
+                                      const std::string& name, LocalTime now, bool& recorded,
+                                      storage::InboundOutcome& outcome,
+                                      const std::optional<std::string>& correction) {
   const Date today = now.date();
   const Month month = Month::of(today);
   std::string reply;
+  outcome = storage::InboundOutcome::NotUnderstood;  // until something below is done
 
-  if (const auto* c = std::get_if<Checkin>(&u)) {
+  const auto* undo = std::get_if<CommandMsg>(&u);
+  if (undo && undo->command != Command::Undo) undo = nullptr;
+  if (correction && sender.known) {
+    const auto r = apply_correction(tx, templates_, m, *correction, u, sender, now);
+    reply = r.reply;
+    recorded = r.recorded;
+    outcome = r.outcome;
+  } else if (undo && !undo->argument.empty() && sender.known) {
+    const auto r =
+        apply_named_undo(tx, templates_, m, undo->argument, sender, now, options_.bot_name);
+    reply = r.reply;
+    recorded = r.recorded;
+    outcome = r.outcome;
+  } else if (correction) {
+    reply = templates_.render("unknown_sender", data{});
+  } else if (const auto* c = std::get_if<Checkin>(&u)) {
     const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
     storage::CheckinRecord rec;
     rec.msgid = m.msgid;
@@ -178,6 +202,7 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
     rec.received_at = now.unix_seconds;
     tx.add_checkin(rec);
     recorded = true;
+    outcome = storage::InboundOutcome::Recorded;
     const Month visit_month = Month::of(c->visit_date);
     data d;
     d.set("date", chinese_date(c->visit_date, today));
@@ -196,6 +221,7 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
   } else if (const auto* cmd = std::get_if<CommandMsg>(&u)) {
     if (cmd->command == Command::Help) {
       reply = templates_.render("help", data{});
+      outcome = storage::InboundOutcome::Answered;
     } else if (!sender.known) {
       reply = templates_.render("unknown_sender", data{});
     } else if (cmd->command == Command::MyPairings || cmd->command == Command::Progress) {
@@ -224,6 +250,7 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
       d.set("missing", join(missing, "、"));
       reply =
           templates_.render(cmd->command == Command::MyPairings ? "my_pairings" : "progress", d);
+      outcome = storage::InboundOutcome::Answered;
     } else if (cmd->command == Command::Undo) {
       data d;
       auto last = tx.last_active_checkin(m.userid);
@@ -235,6 +262,7 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
         d.set("mode", std::string(mode_label(last->mode)));
         d.set("whom", p ? masked_whom(*p) : std::string("该户"));
         recorded = true;
+        outcome = storage::InboundOutcome::Undone;
       }
       reply = templates_.render("undo", d);
     }

@@ -40,7 +40,9 @@ class Dispatcher {
  private:
   std::string handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& message,
                             const Understanding& u, const SenderContext& sender,
-                            const std::string& helper_name, storage::LocalTime now, bool& recorded);
+                            const std::string& helper_name, storage::LocalTime now, bool& recorded,
+                            storage::InboundOutcome& outcome,
+                            const std::optional<std::string>& correction);
   /// The reply to 通报 / 点评: rendered from the store outside the write unit (it reads a lot).
   std::string bulletin_reply(const CommandMsg& command, const std::string& userid,
                              storage::LocalTime now);

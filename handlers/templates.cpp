@@ -67,7 +67,9 @@ std::string Templates::render(const std::string& name, const kainjow::mustache::
 
 const std::vector<std::string>& Templates::reply_names() {
   static const std::vector<std::string> kNames = {
-      "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender"};
+      "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender",
+      // 更正 and 撤销 <whom> <date> (handlers/corrections)
+      "correct", "undo_named"};
   return kNames;
 }
 

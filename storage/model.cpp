@@ -54,4 +54,25 @@ std::optional<Mode> mode_from(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view checkin_status_code(CheckinStatus s) {
+  switch (s) {
+    case CheckinStatus::Active:
+      return "active";
+    case CheckinStatus::Undone:
+      return "undone";
+    case CheckinStatus::Corrected:
+      return "corrected";
+    case CheckinStatus::Void:
+      return "void";
+  }
+  return "active";
+}
+
+std::optional<CheckinStatus> checkin_status_from(std::string_view s) {
+  for (CheckinStatus c : {CheckinStatus::Active, CheckinStatus::Undone, CheckinStatus::Corrected,
+                          CheckinStatus::Void})
+    if (s == checkin_status_code(c)) return c;
+  return std::nullopt;
+}
+
 }  // namespace storage

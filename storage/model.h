@@ -48,10 +48,17 @@ enum class Mode { Visit, HomeVisit, SchoolVisit, Service, Phone };
 std::string_view mode_code(Mode m);  // "visit", "home_visit", "school_visit", "service", "phone"
 std::optional<Mode> mode_from(std::string_view code);
 
+/// Whether a check-in counts, and if not, why: undone by its helper, replaced by a correction
+/// (更正), or voided by the office. Stored as "active" / "undone" / "corrected" / "void".
+enum class CheckinStatus { Active, Undone, Corrected, Void };
+std::string_view checkin_status_code(CheckinStatus s);
+std::optional<CheckinStatus> checkin_status_from(std::string_view code);
+
 /// A check-in as it is stored (the understanding of one message plus bookkeeping).
 struct CheckinRecord {
   int64_t id = 0;
-  std::string msgid;  // the inbound message it came from ("" for an office entry); unique per pairing
+  std::string
+      msgid;  // the inbound message it came from ("" for an office entry); unique per pairing
   int64_t pairing_id = 0;
   std::string helper_id;
   Date visit_date;
@@ -62,7 +69,10 @@ struct CheckinRecord {
   std::string note;
   int64_t received_at = 0;           // unix seconds
   std::optional<int64_t> undone_at;  // unix seconds, when marked undone
-  std::string undone_by;             // userid who undid it
+  std::string undone_by;             // who made it stop counting (userid or office:<login>)
+  CheckinStatus status = CheckinStatus::Active;
+  std::optional<int64_t> corrected_by;  // the check-in that replaced this one (Corrected)
+  std::string entered_by;               // office entries: "office:<login>"; "" for messages
 };
 
 /// A raw inbound message, stored before it is handled so nothing a helper sent is lost.

@@ -203,6 +203,20 @@ CREATE INDEX checkins_reports ON checkins (visit_date, pairing_id, occasions, po
 CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, problems, undone_at)
   WHERE problems <> '[]' AND undone_at IS NULL;
 )sql"},
+    // (6 and 7 are reserved for problems/bulletins and charts.)
+    // What the bot made of each handled message, so the office can list the ones it did not
+    // record (bangfu inbox list). Messages handled before this step: recorded when a check-in
+    // came from them, rate_limited by the answer the server gave; the rest stay NULL (unknown).
+    {8, R"sql(
+ALTER TABLE inbound ADD COLUMN outcome TEXT CHECK (outcome IS NULL OR outcome IN
+  ('recorded', 'corrected', 'undone', 'answered', 'not_understood', 'rate_limited'));
+UPDATE inbound SET outcome = 'recorded'
+  WHERE status = 'handled' AND EXISTS (SELECT 1 FROM checkins c WHERE c.msgid = inbound.msgid);
+UPDATE inbound SET outcome = 'rate_limited'
+  WHERE status = 'handled' AND outcome IS NULL AND reply LIKE '发得太快了%';
+CREATE INDEX inbound_not_recorded ON inbound (received_at)
+  WHERE status = 'failed' OR outcome IN ('not_understood', 'rate_limited');
+)sql"},
 };
 
 constexpr const char* kPairingColumns =
@@ -211,7 +225,7 @@ constexpr const char* kPairingColumns =
 
 constexpr const char* kCheckinColumns =
     "id, msgid, pairing_id, helper_id, visit_date, mode, occasions, policies, problems, note, "
-    "received_at, undone_at, undone_by";
+    "received_at, undone_at, undone_by, status, corrected_by, entered_by";
 
 constexpr const char* kDefaultImportActor = "roster-import";
 
@@ -292,7 +306,26 @@ CheckinRecord read_checkin(SQLite::Statement& s) {
   c.received_at = s.getColumn(10).getInt64();
   if (!s.getColumn(11).isNull()) c.undone_at = s.getColumn(11).getInt64();
   c.undone_by = s.getColumn(12).getString();
+  const auto status = checkin_status_from(s.getColumn(13).getString());
+  if (!status) throw SQLite::Exception("stored check-in status is unknown");
+  c.status = *status;
+  if (!s.getColumn(14).isNull()) c.corrected_by = s.getColumn(14).getInt64();
+  c.entered_by = s.getColumn(15).getString();
   return c;
+}
+
+// The audit's picture of a check-in: what it says and whether it counts.
+json checkin_json(const CheckinRecord& c) {
+  return json{{"msgid", c.msgid.empty() ? json(nullptr) : json(c.msgid)},
+              {"pairing_id", c.pairing_id},
+              {"helper_id", c.helper_id},
+              {"visit_date", c.visit_date.iso()},
+              {"mode", mode_code(c.mode)},
+              {"occasions", c.occasions},
+              {"policies", c.policies},
+              {"problems", c.problems},
+              {"note", c.note},
+              {"status", checkin_status_code(c.status)}};
 }
 
 json date_json(const std::optional<Date>& d) {
@@ -435,23 +468,32 @@ struct Store::Statements {
         reply_for(db, "SELECT reply FROM inbound WHERE msgid = ?1 AND status = 'handled'"),
         set_reply(db,
                   "UPDATE inbound SET status = 'handled', reply = ?2, error = NULL, "
-                  "handled_at = ?3 WHERE msgid = ?1"),
+                  "handled_at = ?3, outcome = ?4 WHERE msgid = ?1"),
         set_failed(db,
                    "UPDATE inbound SET status = 'failed', error = ?2, handled_at = ?3 "
                    "WHERE msgid = ?1"),
         checkin_insert(
             db,
             "INSERT INTO checkins (msgid, pairing_id, helper_id, visit_date, mode, "
-            "occasions, policies, problems, note, received_at, undone_at, undone_by, status) "
+            "occasions, policies, problems, note, received_at, undone_at, undone_by, status, "
+            "entered_by) "
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
-            "CASE WHEN ?11 IS NULL THEN 'active' ELSE 'undone' END)"),
+            "CASE WHEN ?11 IS NULL THEN 'active' ELSE 'undone' END, ?13)"),
         checkin_by_id(db, sql({"SELECT ", kCheckinColumns, " FROM checkins WHERE id = ?1"})),
         last_active_checkin(db, sql({"SELECT ", kCheckinColumns,
                                      " FROM checkins WHERE helper_id = ?1 AND undone_at IS NULL "
+                                     "AND msgid IS NOT NULL "
                                      "ORDER BY received_at DESC, id DESC LIMIT 1"})),
         mark_undone(db,
                     "UPDATE checkins SET undone_at = ?2, undone_by = ?3, status = 'undone' "
                     "WHERE id = ?1 AND undone_at IS NULL"),
+        mark_stopped(db,
+                     "UPDATE checkins SET undone_at = ?2, undone_by = ?3, status = ?4, "
+                     "corrected_by = ?5 WHERE id = ?1 AND status = 'active'"),
+        active_since(db, sql({"SELECT ", kCheckinColumns,
+                              " FROM checkins WHERE helper_id = ?1 AND received_at >= ?2 "
+                              "AND status = 'active' AND msgid IS NOT NULL "
+                              "ORDER BY received_at DESC, id DESC"})),
         counted_visits(db,
                        "SELECT count(DISTINCT visit_date) FROM checkins WHERE pairing_id = ?1 "
                        "AND visit_date BETWEEN ?2 AND ?3 AND undone_at IS NULL "
@@ -479,8 +521,8 @@ struct Store::Statements {
   SQLite::Statement pairing_by_key, pairing_insert, pairing_update, pairings_open_after,
       pairing_end, pairings_of, pairings_between, pairing_by_id, helper_name;
   SQLite::Statement inbound_insert, reply_for, set_reply, set_failed;
-  SQLite::Statement checkin_insert, checkin_by_id, last_active_checkin, mark_undone, counted_visits,
-      checkins_between, ledger;
+  SQLite::Statement checkin_insert, checkin_by_id, last_active_checkin, mark_undone, mark_stopped,
+      active_since, counted_visits, checkins_between, ledger;
   SQLite::Statement audit_insert, audit_after;
 
   void audit(int64_t at, const std::string& actor, std::string_view action,
@@ -549,14 +591,39 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
 
 ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import_date,
                                    const std::string& actor, int64_t at) {
+  ImportOptions whole;
+  whole.ledgers = std::vector<Ledger>{Ledger::Cadre, Ledger::Health, Ledger::Education};
+  whole.force = true;
+  return import_roster(rows, import_date, actor, at, whole);
+}
+
+ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import_date,
+                                   const std::string& actor, int64_t at,
+                                   const ImportOptions& options) {
   std::lock_guard lock(mu_);
   Statements& st = *st_;
   SQLite::Transaction tx(*db_, SQLite::TransactionBehavior::IMMEDIATE);
   ImportSummary sum;
   std::set<std::tuple<std::string, std::string, std::string>> in_file;
+  std::set<Ledger> scope;
+  if (options.ledgers)
+    scope.insert(options.ledgers->begin(), options.ledgers->end());
+  else
+    for (const Pairing& row : rows) scope.insert(row.ledger);
+  for (Ledger l : scope) sum.by_ledger[l];
+  // Open after the import date, before this import: no end date, or a later one. One that
+  // already ends on the import date needs no change and is not counted again on a second import
+  // the same day. Pairings absent from the file are the same before and after its rows.
+  std::vector<Pairing> open;
+  {
+    Use use(st.pairings_open_after);
+    st.pairings_open_after.bind(1, import_date.iso());
+    open = read_pairings(st.pairings_open_after);
+  }
 
   for (const Pairing& row : rows) {
     in_file.emplace(row.helper_id, row.household_id, row.person);
+    LedgerImport& per = sum.by_ledger[row.ledger];
     std::optional<Pairing> old;
     {
       Use use(st.pairing_by_key);
@@ -584,11 +651,13 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
       s.bind(14, at);
       s.exec();
       ++sum.inserted;
+      ++per.inserted;
       continue;
     }
     json changes = pairing_changes(*old, row);
     if (changes.empty()) {
       ++sum.unchanged;
+      ++per.unchanged;
       continue;
     }
     {
@@ -609,6 +678,7 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
       s.exec();
     }
     ++sum.updated;
+    ++per.updated;
     const bool was_ended = old->end_date && *old->end_date < import_date;
     const bool now_open = !row.end_date || *row.end_date >= import_date;
     json detail = pairing_identity(*old);
@@ -618,16 +688,23 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
              "pairing:" + std::to_string(old->id), detail);
   }
 
-  // Still open after the import date: no end date, or a later one. One that already ends on the
-  // import date needs no change and is not counted again on a second import the same day.
-  std::vector<Pairing> open;
-  {
-    Use use(st.pairings_open_after);
-    st.pairings_open_after.bind(1, import_date.iso());
-    open = read_pairings(st.pairings_open_after);
-  }
+  // A pairing the file moves to another ledger counts as open in the one it had.
+  std::map<Ledger, int> open_before;
   for (const Pairing& p : open) {
-    if (in_file.count({p.helper_id, p.household_id, p.person})) continue;
+    ++open_before[p.ledger];
+    if (!scope.count(p.ledger) || in_file.count({p.helper_id, p.household_id, p.person})) continue;
+    sum.ended_pairings.push_back(p);
+    ++sum.by_ledger[p.ledger].ended;
+  }
+  for (auto& [l, per] : sum.by_ledger) per.open_before = open_before[l];
+  for (const auto& [l, per] : sum.by_ledger)
+    if (per.ended > 0 && per.ended > options.max_end_share * per.open_before && !options.force)
+      sum.refused.push_back(l);
+  if (!sum.refused.empty()) {
+    sum.ended = static_cast<int>(sum.ended_pairings.size());
+    return sum;  // the transaction rolls back: nothing changed
+  }
+  for (const Pairing& p : sum.ended_pairings) {
     {
       Use use(st.pairing_end);
       st.pairing_end.bind(1, p.id);
@@ -642,14 +719,20 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
     st.audit(at, actor, "pairing_end", "pairing:" + std::to_string(p.id), detail);
   }
 
+  json ledgers = json::array();
+  for (Ledger l : scope) ledgers.push_back(ledger_code(l));
   st.audit(at, actor, "roster_import", "roster",
            json{{"import_date", import_date.iso()},
                 {"rows", rows.size()},
                 {"inserted", sum.inserted},
                 {"updated", sum.updated},
                 {"unchanged", sum.unchanged},
-                {"ended", sum.ended}});
+                {"ended", sum.ended},
+                {"ending_ledgers", ledgers},
+                {"forced", options.force}});
+  if (options.dry_run) return sum;  // rolls back
   tx.commit();
+  sum.applied = true;
   return sum;
 }
 
@@ -852,7 +935,10 @@ void Store::rollback_locked() {
 int64_t Store::Tx::add_checkin(const CheckinRecord& c) {
   auto& s = s_.st_->checkin_insert;
   Use use(s);
-  s.bind(1, c.msgid);
+  if (c.msgid.empty())
+    s.bind(1);
+  else
+    s.bind(1, c.msgid);
   s.bind(2, c.pairing_id);
   s.bind(3, c.helper_id);
   s.bind(4, c.visit_date.iso());
@@ -869,8 +955,97 @@ int64_t Store::Tx::add_checkin(const CheckinRecord& c) {
     s.bind(11);
     s.bind(12);
   }
+  if (c.entered_by.empty())
+    s.bind(13);
+  else
+    s.bind(13, c.entered_by);
   s.exec();
   return s_.db_->getLastInsertRowid();
+}
+
+std::vector<CheckinRecord> Store::Tx::active_checkins_since(const std::string& helper_id,
+                                                            int64_t since) {
+  auto& s = s_.st_->active_since;
+  Use use(s);
+  s.bind(1, helper_id);
+  s.bind(2, since);
+  std::vector<CheckinRecord> out;
+  while (s.executeStep()) out.push_back(read_checkin(s));
+  return out;
+}
+
+std::optional<CheckinRecord> Store::Tx::checkin(int64_t id) {
+  auto& s = s_.st_->checkin_by_id;
+  Use use(s);
+  s.bind(1, id);
+  if (!s.executeStep()) return std::nullopt;
+  return read_checkin(s);
+}
+
+namespace {
+// Marks an active check-in as no longer counting, for `status`'s reason. False if it was not
+// active.
+bool stop_counting(SQLite::Statement& s, int64_t id, const std::string& by, int64_t at,
+                   CheckinStatus status, std::optional<int64_t> corrected_by) {
+  Use use(s);
+  s.bind(1, id);
+  s.bind(2, at);
+  s.bind(3, by);
+  s.bind(4, std::string(checkin_status_code(status)));
+  if (corrected_by)
+    s.bind(5, *corrected_by);
+  else
+    s.bind(5);
+  return s.exec() == 1;
+}
+}  // namespace
+
+std::optional<int64_t> Store::Tx::correct_checkin(int64_t old_id, const CheckinRecord& replacement,
+                                                  const std::string& by, int64_t at) {
+  const auto old = checkin(old_id);
+  if (!old || old->status != CheckinStatus::Active) return std::nullopt;
+  CheckinRecord fresh = replacement;
+  fresh.undone_at.reset();
+  fresh.undone_by.clear();
+  fresh.status = CheckinStatus::Active;
+  const int64_t new_id = add_checkin(fresh);
+  if (!stop_counting(s_.st_->mark_stopped, old_id, by, at, CheckinStatus::Corrected, new_id))
+    throw SQLite::Exception("correct_checkin: check-in " + std::to_string(old_id) + " changed");
+  fresh.id = new_id;
+  s_.st_->audit(at, by, "checkin_correct", "checkin:" + std::to_string(old_id),
+                json{{"changes",
+                      {{"status", json::array({"active", "corrected"})},
+                       {"corrected_by", json::array({nullptr, new_id})}}},
+                     {"before", checkin_json(*old)},
+                     {"after", json{{"id", new_id}, {"checkin", checkin_json(fresh)}}}});
+  return new_id;
+}
+
+bool Store::Tx::void_checkin(int64_t checkin_id, const std::string& by, int64_t at,
+                             const std::string& reason) {
+  const auto old = checkin(checkin_id);
+  if (!old || old->status != CheckinStatus::Active) return false;
+  if (!stop_counting(s_.st_->mark_stopped, checkin_id, by, at, CheckinStatus::Void, std::nullopt))
+    return false;
+  s_.st_->audit(at, by, "checkin_void", "checkin:" + std::to_string(checkin_id),
+                json{{"changes", {{"status", json::array({"active", "void"})}}},
+                     {"before", checkin_json(*old)},
+                     {"reason", reason}});
+  return true;
+}
+
+int64_t Store::Tx::add_office_checkin(CheckinRecord c, const std::string& by, int64_t at,
+                                      const std::string& reason) {
+  c.msgid.clear();
+  c.entered_by = by;
+  c.undone_at.reset();
+  c.undone_by.clear();
+  c.status = CheckinStatus::Active;
+  c.received_at = at;
+  const int64_t id = add_checkin(c);
+  s_.st_->audit(at, by, "checkin_add", "checkin:" + std::to_string(id),
+                json{{"after", checkin_json(c)}, {"reason", reason}});
+  return id;
 }
 
 std::optional<CheckinRecord> Store::Tx::last_active_checkin(const std::string& helper_id) {
@@ -898,7 +1073,8 @@ bool Store::Tx::mark_undone(int64_t checkin_id, const std::string& by, int64_t a
     c = read_checkin(st.checkin_by_id);
   }
   st.audit(at, by, "checkin_undo", "checkin:" + std::to_string(checkin_id),
-           json{{"msgid", c.msgid},
+           json{{"changes", {{"status", json::array({"active", "undone"})}}},
+                {"msgid", c.msgid},
                 {"pairing_id", c.pairing_id},
                 {"helper_id", c.helper_id},
                 {"visit_date", c.visit_date.iso()},
@@ -916,12 +1092,32 @@ int Store::Tx::counted_visits(int64_t pairing_id, Month m) {
   return s.getColumn(0).getInt();
 }
 
-void Store::Tx::set_reply(const std::string& msgid, const std::string& reply) {
+std::string_view inbound_outcome_code(InboundOutcome o) {
+  switch (o) {
+    case InboundOutcome::Recorded:
+      return "recorded";
+    case InboundOutcome::Corrected:
+      return "corrected";
+    case InboundOutcome::Undone:
+      return "undone";
+    case InboundOutcome::Answered:
+      return "answered";
+    case InboundOutcome::NotUnderstood:
+      return "not_understood";
+    case InboundOutcome::RateLimited:
+      return "rate_limited";
+  }
+  return "answered";
+}
+
+void Store::Tx::set_reply(const std::string& msgid, const std::string& reply,
+                          InboundOutcome outcome) {
   auto& s = s_.st_->set_reply;
   Use use(s);
   s.bind(1, msgid);
   s.bind(2, reply);
   s.bind(3, now_unix());
+  s.bind(4, std::string(inbound_outcome_code(outcome)));
   if (s.exec() == 0) throw SQLite::Exception("set_reply: no inbound message " + msgid);
 }
 
@@ -992,6 +1188,125 @@ std::vector<AuditEntry> Store::audit_entries(int64_t after_id) {
     out.push_back({s.getColumn(0).getInt64(), s.getColumn(1).getInt64(), s.getColumn(2).getString(),
                    s.getColumn(3).getString(), s.getColumn(4).getString(),
                    s.getColumn(5).getString()});
+  }
+  return out;
+}
+
+// --- the office's reads (bangfu checkin/audit/inbox list) ------------------------------------
+// Prepared per call: these run once per command, not per message.
+
+std::vector<Pairing> Store::pairings_with(const std::string& helper_id,
+                                          const std::string& household_id) {
+  std::lock_guard lock(mu_);
+  SQLite::Statement s(*db_, sql({"SELECT ", kPairingColumns,
+                                 " FROM pairings WHERE helper_id = ?1 AND household_id = ?2 "
+                                 "ORDER BY person, id"}));
+  s.bind(1, helper_id);
+  s.bind(2, household_id);
+  return read_pairings(s);
+}
+
+std::vector<AuditEntry> Store::audit_since(int64_t since) {
+  std::lock_guard lock(mu_);
+  SQLite::Statement s(*db_,
+                      "SELECT id, at, actor, action, subject, detail FROM audit WHERE at >= ?1 "
+                      "ORDER BY id");
+  s.bind(1, since);
+  std::vector<AuditEntry> out;
+  while (s.executeStep()) {
+    out.push_back({s.getColumn(0).getInt64(), s.getColumn(1).getInt64(), s.getColumn(2).getString(),
+                   s.getColumn(3).getString(), s.getColumn(4).getString(),
+                   s.getColumn(5).getString()});
+  }
+  return out;
+}
+
+std::vector<CheckinListRow> Store::checkins(const CheckinFilter& f) {
+  std::lock_guard lock(mu_);
+  std::string cols;
+  for (std::string_view c : {"id", "msgid", "pairing_id", "helper_id", "visit_date", "mode",
+                             "occasions", "policies", "problems", "note", "received_at",
+                             "undone_at", "undone_by", "status", "corrected_by", "entered_by"})
+    cols += std::string(cols.empty() ? "" : ", ") + "c." + std::string(c);
+  std::string pcols;
+  for (std::string_view c : {"id", "helper_id", "helper_name", "phone", "ledger", "unit",
+                             "household_id", "household_head", "person", "person_category",
+                             "village", "street", "start_date", "end_date"})
+    pcols += ", p." + std::string(c);
+  SQLite::Statement s(*db_, sql({"SELECT ", cols, pcols,
+                                 " FROM checkins c JOIN pairings p ON p.id = c.pairing_id "
+                                 "WHERE (?1 IS NULL OR c.helper_id = ?1) "
+                                 "AND (?2 IS NULL OR p.household_id = ?2) "
+                                 "AND (?3 IS NULL OR c.visit_date BETWEEN ?3 AND ?4) "
+                                 "ORDER BY c.visit_date, c.id"}));
+  if (f.helper_id) s.bind(1, *f.helper_id);
+  if (f.household_id) s.bind(2, *f.household_id);
+  if (f.month) {
+    s.bind(3, f.month->first().iso());
+    s.bind(4, f.month->last().iso());
+  }
+  std::vector<CheckinListRow> out;
+  while (s.executeStep()) {
+    CheckinListRow r;
+    r.checkin = read_checkin(s);
+    Pairing& p = r.pairing;
+    const int o = 16;  // the pairing's columns follow the check-in's
+    p.id = s.getColumn(o).getInt64();
+    p.helper_id = s.getColumn(o + 1).getString();
+    p.helper_name = s.getColumn(o + 2).getString();
+    p.phone = s.getColumn(o + 3).getString();
+    p.ledger = ledger_col(s.getColumn(o + 4));
+    p.unit = s.getColumn(o + 5).getString();
+    p.household_id = s.getColumn(o + 6).getString();
+    p.household_head = s.getColumn(o + 7).getString();
+    p.person = s.getColumn(o + 8).getString();
+    p.person_category = s.getColumn(o + 9).getString();
+    p.village = s.getColumn(o + 10).getString();
+    p.street = s.getColumn(o + 11).getString();
+    p.start_date = date_col(s.getColumn(o + 12));
+    p.end_date = date_col(s.getColumn(o + 13));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::optional<CheckinRecord> Store::checkin(int64_t id) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->checkin_by_id;
+  Use use(s);
+  s.bind(1, id);
+  if (!s.executeStep()) return std::nullopt;
+  return read_checkin(s);
+}
+
+std::vector<InboxEntry> Store::inbox(std::optional<std::string> status, int64_t since) {
+  std::lock_guard lock(mu_);
+  // The WHERE repeats the partial index's condition so the planner can use it.
+  SQLite::Statement s(*db_,
+                      "SELECT msgid, platform, userid, chatid, chattype, text, received_at, "
+                      "CASE WHEN status = 'failed' THEN 'failed' ELSE outcome END, reply, error, "
+                      "handled_at FROM inbound "
+                      "WHERE (status = 'failed' OR outcome IN ('not_understood', 'rate_limited')) "
+                      "AND received_at >= ?1 "
+                      "AND (?2 IS NULL OR ?2 = CASE WHEN status = 'failed' THEN 'failed' "
+                      "ELSE outcome END) ORDER BY received_at, msgid");
+  s.bind(1, since);
+  if (status) s.bind(2, *status);
+  std::vector<InboxEntry> out;
+  while (s.executeStep()) {
+    InboxEntry e;
+    e.message.msgid = s.getColumn(0).getString();
+    e.message.platform = s.getColumn(1).getString();
+    e.message.userid = s.getColumn(2).getString();
+    e.message.chatid = s.getColumn(3).getString();
+    e.message.chattype = s.getColumn(4).getString();
+    e.message.text = s.getColumn(5).getString();
+    e.message.received_at = s.getColumn(6).getInt64();
+    e.status = s.getColumn(7).getString();
+    e.reply = s.getColumn(8).getString();
+    e.error = s.getColumn(9).getString();
+    if (!s.getColumn(10).isNull()) e.handled_at = s.getColumn(10).getInt64();
+    out.push_back(std::move(e));
   }
   return out;
 }

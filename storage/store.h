@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,12 +23,36 @@ class Statement;
 
 namespace storage {
 
+/// One ledger's share of a roster import.
+struct LedgerImport {
+  int inserted = 0, updated = 0, unchanged = 0;
+  int ended = 0;        // open pairings absent from the file, ended on the import date
+  int open_before = 0;  // pairings of the ledger open after the import date, before the import
+};
+
+/// How a roster import may end pairings.
+struct ImportOptions {
+  /// The ledgers whose pairings absent from the file end. nullopt: the ledgers that have at least
+  /// one row in the file (so importing only the health office's sheet ends no cadre pairing).
+  std::optional<std::vector<Ledger>> ledgers;
+  /// Ending more than this share of a ledger's open pairings is refused (nothing changes)...
+  double max_end_share = 0.10;
+  /// ...unless forced.
+  bool force = false;
+  /// Work out and report everything, then roll back: nothing changes.
+  bool dry_run = false;
+};
+
 /// Outcome of a roster import.
 struct ImportSummary {
   int inserted = 0;  // new pairings
   int updated = 0;   // existing pairings whose fields changed
   int unchanged = 0;
   int ended = 0;  // pairings absent from the file, now ended on the import date
+  std::map<Ledger, LedgerImport> by_ledger;  // the same counts per ledger (ledger after import)
+  std::vector<Pairing> ended_pairings;       // as they were before the import
+  std::vector<Ledger> refused;  // ledgers over max_end_share without force: nothing changed
+  bool applied = false;         // committed (false for a dry run or a refusal)
 };
 
 /// One row of the audit trail: who changed what, and when.
@@ -35,13 +60,42 @@ struct AuditEntry {
   int64_t id = 0;
   int64_t at = 0;       // unix seconds
   std::string actor;    // userid, or "roster-import" when no one was named
-  std::string action;   // roster_import, pairing_update, pairing_reopen, pairing_end, checkin_undo
+  std::string action;   // roster_import, pairing_update, pairing_reopen, pairing_end,
+                        // checkin_undo, checkin_correct, checkin_void, checkin_add
   std::string subject;  // "roster", "pairing:<id>", "checkin:<id>"
   std::string detail;   // JSON; for changes {"field": [old, new], ...}
 };
 
 /// What happened to an inbound message when it was saved.
 enum class SaveInbound { New, Duplicate };
+
+/// What the bot made of a handled message, stored as inbound.outcome:
+///  recorded (a check-in), corrected (更正), undone (撤销), answered (a command such as 帮助),
+///  not_understood (answered with a question or an error: nothing recorded), rate_limited.
+enum class InboundOutcome { Recorded, Corrected, Undone, Answered, NotUnderstood, RateLimited };
+std::string_view inbound_outcome_code(InboundOutcome o);
+
+/// A check-in joined with its pairing, as the office lists it.
+struct CheckinListRow {
+  CheckinRecord checkin;
+  Pairing pairing;
+};
+
+/// Which check-ins `Store::checkins` lists; every field set narrows the list.
+struct CheckinFilter {
+  std::optional<std::string> helper_id;
+  std::optional<std::string> household_id;
+  std::optional<Month> month;  // by visit_date
+};
+
+/// A message the bot did not record (bangfu inbox list).
+struct InboxEntry {
+  InboundMessage message;
+  std::string status;  // not_understood, failed, rate_limited
+  std::string reply;   // what the bot answered ("" when it failed before answering)
+  std::string error;   // why handling failed (failed only)
+  std::optional<int64_t> handled_at;
+};
 
 /// The one owner of the SQLite database. Opens (creating if needed) the file, sets WAL,
 /// synchronous=FULL and foreign keys, applies migrations (PRAGMA user_version). All methods are
@@ -69,11 +123,20 @@ class Store {
   /// The same, naming who imported and when (unix seconds) in the audit trail.
   ImportSummary import_roster(const std::vector<Pairing>& rows, Date import_date,
                               const std::string& actor, int64_t at);
+  /// The office's import (bangfu roster import): ends only pairings of the ledgers in scope
+  /// (`options.ledgers`, else those present in `rows`), refuses to end more than
+  /// `max_end_share` of a ledger's open pairings unless `force` (summary.refused lists them, and
+  /// nothing changes), and with `dry_run` reports what would change and rolls back. The two
+  /// overloads above replace the whole roster (every ledger, no limit): for tools and tests.
+  ImportSummary import_roster(const std::vector<Pairing>& rows, Date import_date,
+                              const std::string& actor, int64_t at, const ImportOptions& options);
   /// Pairings of `helper_id` in force on `on`, ordered by household_head, person.
   std::vector<Pairing> pairings_of(const std::string& helper_id, Date on);
   /// Every pairing in force at any day of [from, to], all helpers (for bulletins).
   std::vector<Pairing> pairings_between(Date from, Date to);
   std::optional<Pairing> pairing(int64_t id);
+  /// Every pairing (ended ones included) of `helper_id` with `household_id`, by person, id.
+  std::vector<Pairing> pairings_with(const std::string& helper_id, const std::string& household_id);
   /// Name of the helper if the userid appears in any pairing (ended ones included).
   std::optional<std::string> helper_name(const std::string& helper_id);
 
@@ -108,6 +171,17 @@ class Store {
   std::vector<LedgerRow> ledger(Month m, std::optional<Ledger> only);
   /// Audit rows with id > after_id, oldest first.
   std::vector<AuditEntry> audit_entries(int64_t after_id = 0);
+  /// Audit rows written at or after `since` (unix seconds), oldest first.
+  std::vector<AuditEntry> audit_since(int64_t since);
+
+  /// Check-ins matching `filter`, every status, ordered by visit_date, id.
+  std::vector<CheckinListRow> checkins(const CheckinFilter& filter);
+  /// One check-in by id.
+  std::optional<CheckinRecord> checkin(int64_t id);
+  /// Messages received at or after `since` (unix seconds) that the bot did not record: failed,
+  /// or handled as not_understood or rate_limited. `status` narrows to one of those; nullopt
+  /// for all. Oldest first.
+  std::vector<InboxEntry> inbox(std::optional<std::string> status, int64_t since);
 
  private:
   friend class Tx;
@@ -152,14 +226,33 @@ class Store::Tx {
   auto attempt(Fn&& fn) -> decltype(fn());
   /// Inserts the check-in; returns its id.
   int64_t add_checkin(const CheckinRecord& c);
-  /// The helper's most recent (by received_at, then id) check-in that is not undone.
+  /// The helper's most recent (by received_at, then id) check-in from a message (not an office
+  /// entry) that still counts.
   std::optional<CheckinRecord> last_active_checkin(const std::string& helper_id);
+  /// The helper's active check-ins that came from messages received at or after `since`
+  /// (office entries excluded), newest first (received_at, then id).
+  std::vector<CheckinRecord> active_checkins_since(const std::string& helper_id, int64_t since);
+  /// One check-in by id.
+  std::optional<CheckinRecord> checkin(int64_t id);
   /// Marks the check-in undone (kept, not deleted). False if it was already undone.
   bool mark_undone(int64_t checkin_id, const std::string& by, int64_t at);
+  /// Replaces active check-in `old_id` by `replacement`: inserts it, marks the old one corrected
+  /// (kept, with corrected_by = the new id) and audits both as one checkin_correct row with
+  /// before and after. Returns the new id, or nullopt (nothing changed) if old_id is not active.
+  std::optional<int64_t> correct_checkin(int64_t old_id, const CheckinRecord& replacement,
+                                         const std::string& by, int64_t at);
+  /// The office voids an active check-in (kept, status void), auditing `reason`. False (nothing
+  /// changed) if it does not exist or no longer counts.
+  bool void_checkin(int64_t checkin_id, const std::string& by, int64_t at,
+                    const std::string& reason);
+  /// Records a check-in the office entered (paper record): no message, entered_by = `by`,
+  /// audited with `reason`. Returns its id.
+  int64_t add_office_checkin(CheckinRecord c, const std::string& by, int64_t at,
+                             const std::string& reason);
   /// Visits that count for the pairing in month m: not undone, mode != phone, distinct visit days.
   int counted_visits(int64_t pairing_id, Month m);
-  /// Records the reply sent for an inbound message (for retries).
-  void set_reply(const std::string& msgid, const std::string& reply);
+  /// Records the reply sent for an inbound message (for retries) and what the bot made of it.
+  void set_reply(const std::string& msgid, const std::string& reply, InboundOutcome outcome);
   /// Records that handling the message failed (kept for the office to see).
   void set_failed(const std::string& msgid, const std::string& reason);
 

@@ -104,13 +104,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 5);
+    CHECK(store.schema_version() == 8);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 5);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 8);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -118,13 +118,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 5);
+  CHECK(again.schema_version() == 8);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 5);
+  CHECK(store.schema_version() == 8);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
@@ -368,12 +368,15 @@ TEST_CASE("Replies and failures are recorded on the inbound message", "[storage]
   store.save_inbound(inbound("ok", "u1"));
   store.save_inbound(inbound("bad", "u1"));
   CHECK_FALSE(store.reply_for("ok"));
-  store.transaction([](Store::Tx& tx) { tx.set_reply("ok", "已记录：走访 王*英户"); });
+  store.transaction([](Store::Tx& tx) {
+    tx.set_reply("ok", "已记录：走访 王*英户", storage::InboundOutcome::Recorded);
+  });
   store.transaction([](Store::Tx& tx) { tx.set_failed("bad", "parser crashed"); });
   CHECK(store.reply_for("ok") == "已记录：走访 王*英户");
   CHECK_FALSE(store.reply_for("bad"));
   CHECK_FALSE(store.reply_for("unknown"));
-  CHECK_THROWS(store.transaction([](Store::Tx& tx) { tx.set_reply("unknown", "x"); }));
+  CHECK_THROWS(store.transaction(
+      [](Store::Tx& tx) { tx.set_reply("unknown", "x", storage::InboundOutcome::Recorded); }));
 
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
   SQLite::Statement q(raw, "SELECT status, error FROM inbound WHERE msgid = 'bad'");
@@ -394,7 +397,7 @@ TEST_CASE("A transaction that throws leaves nothing behind", "[storage]") {
 
   CHECK_THROWS_WITH(store.transaction([&](Store::Tx& tx) {
     tx.add_checkin(c);
-    tx.set_reply("m1", "已记录");
+    tx.set_reply("m1", "已记录", storage::InboundOutcome::Recorded);
     throw std::runtime_error("handler failed");
   }),
                     "handler failed");
@@ -403,7 +406,7 @@ TEST_CASE("A transaction that throws leaves nothing behind", "[storage]") {
 
   // The store is usable afterwards and a normal transaction commits.
   const int64_t id = store.transaction([&](Store::Tx& tx) {
-    tx.set_reply("m1", "已记录");
+    tx.set_reply("m1", "已记录", storage::InboundOutcome::Recorded);
     return tx.add_checkin(c);
   });
   auto rows = store.checkins_between(Date{2026, 11, 1}, Date{2026, 11, 30});
@@ -580,7 +583,7 @@ TEST_CASE("Store serialises calls from several threads", "[storage]") {
         c.visit_date = Date{2026, 11, 1 + i};
         store.transaction([&](Store::Tx& tx) {
           tx.add_checkin(c);
-          tx.set_reply(msgid, "ok");
+          tx.set_reply(msgid, "ok", storage::InboundOutcome::Recorded);
         });
       }
     });
@@ -647,7 +650,7 @@ TEST_CASE("Tx::attempt keeps earlier changes of the unit when the inner part thr
     REQUIRE(tx.save_inbound(inbound("raw-1", "u1")) == SaveInbound::New);
     try {
       tx.attempt([&] {
-        tx.set_reply("raw-1", "should vanish");
+        tx.set_reply("raw-1", "should vanish", storage::InboundOutcome::Recorded);
         throw std::runtime_error("handler failed");
       });
     } catch (const std::runtime_error&) {

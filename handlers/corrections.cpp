@@ -1,0 +1,200 @@
+#include "handlers/corrections.h"
+
+#include <algorithm>
+
+#include "handlers/chinese_date.h"
+#include "handlers/labels.h"
+#include "handlers/text.h"
+
+namespace handlers {
+namespace {
+
+using kainjow::mustache::data;
+using storage::CheckinRecord;
+using storage::Date;
+using storage::InboundOutcome;
+using storage::LocalTime;
+using storage::Month;
+using storage::Pairing;
+
+const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {
+  for (const auto& p : ps)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+// "12月3日 走访 王*英户": how the chat names one check-in.
+std::string describe(const CheckinRecord& c, const SenderContext& sender, Date today) {
+  const Pairing* p = find_pairing(sender.pairings, c.pairing_id);
+  return chinese_date(c.visit_date, today) + " " + std::string(mode_label(c.mode)) + " " +
+         (p ? masked_whom(*p) : std::string("该户"));
+}
+
+// The first five, newest first: a question in the chat stays short.
+std::string describe_all(const std::vector<CheckinRecord>& cs, const SenderContext& sender,
+                         Date today) {
+  constexpr size_t kShown = 5;
+  std::string out;
+  for (size_t i = 0; i < cs.size() && i < kShown; ++i)
+    out += (out.empty() ? "" : "；") + describe(cs[i], sender, today);
+  if (cs.size() > kShown) out += "（共 " + std::to_string(cs.size()) + " 条）";
+  return out;
+}
+
+// "撤销 王*英户 12月3日": an undo line that names `c` (for the question when several match).
+std::string undo_example(const CheckinRecord& c, const SenderContext& sender, Date today) {
+  const Pairing* p = find_pairing(sender.pairings, c.pairing_id);
+  return std::string("撤销 ") + (p ? masked_whom(*p) + " " : "") +
+         chinese_date(c.visit_date, today);
+}
+
+CheckinRecord record_of(const Checkin& c, const storage::InboundMessage& m, LocalTime now) {
+  CheckinRecord rec;
+  rec.msgid = m.msgid;
+  rec.pairing_id = c.pairing_id;
+  rec.helper_id = m.userid;
+  rec.visit_date = c.visit_date;
+  rec.mode = c.mode;
+  rec.occasions = c.occasions;
+  rec.policies = c.policies;
+  rec.problems = c.problems;
+  rec.note = c.note;
+  rec.received_at = now.unix_seconds;
+  return rec;
+}
+
+// A date written in `text` (normalized); nullopt when there is none.
+std::optional<DateToken> written_date(std::string_view text, Date today) {
+  return find_date(text, today);
+}
+
+}  // namespace
+
+std::optional<std::string> parse_correction(std::string_view text, std::string_view bot_name) {
+  const std::string t = normalize(text, bot_name);
+  constexpr std::string_view kWord = "更正";
+  if (!std::string_view(t).starts_with(kWord)) return std::nullopt;
+  return std::string(trim_separators(std::string_view(t).substr(kWord.size())));
+}
+
+const std::vector<std::string>& correction_template_names() {
+  static const std::vector<std::string> kNames = {"correct", "undo_named"};
+  return kNames;
+}
+
+CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templates,
+                                  const storage::InboundMessage& m, std::string_view line_text,
+                                  const Understanding& line, const SenderContext& sender,
+                                  LocalTime now) {
+  const Date today = now.date();
+  CorrectionResult r;
+  data d;
+  const auto recent =
+      tx.active_checkins_since(m.userid, now.unix_seconds - kCorrectionWindowSeconds);
+  const auto* c = std::get_if<Checkin>(&line);
+  if (line_text.empty()) {
+    d.set("usage", true);
+  } else if (recent.empty()) {
+    d.set("none", true);
+  } else if (!c) {
+    // The line after 更正 is not a check-in: say why, as for any check-in, and keep the old one.
+    d.set("invalid", true);
+    if (const auto* e = std::get_if<ParseError>(&line)) {
+      d.set("message", e->message);
+      // Names as the parser gives them: the dispatcher masks every name of the sender's pairings.
+      if ((e->code == "not_paired" || e->code == "ambiguous") && !e->suggestions.empty()) {
+        std::string names;
+        for (const auto& n : e->suggestions) names += (names.empty() ? "" : "、") + n;
+        d.set("hint", (e->code == "ambiguous" ? "可能是：" : "你的结对：") + names);
+      }
+    } else
+      d.set("message", std::string("更正后面要写一整条打卡，如：更正 12月3日 走访 王某某户。"));
+    d.set("last", describe(recent.front(), sender, today));
+  } else {
+    const CheckinRecord& old = recent.front();
+    const CheckinRecord fresh = record_of(*c, m, now);
+    if (!tx.correct_checkin(old.id, fresh, m.userid, now.unix_seconds))
+      throw std::runtime_error("the check-in to correct changed under the write unit");
+    r.outcome = InboundOutcome::Corrected;
+    r.recorded = true;
+    const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
+    const Month visit_month = Month::of(c->visit_date);
+    d.set("ok", true);
+    d.set("old", describe(old, sender, today));
+    d.set("new", describe(fresh, sender, today));
+    d.set("month", std::to_string(visit_month.month));
+    d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
+    d.set("count", std::to_string(tx.counted_visits(c->pairing_id, visit_month)));
+  }
+  r.reply = templates.render("correct", d);
+  return r;
+}
+
+CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templates,
+                                  const storage::InboundMessage& m, std::string_view argument,
+                                  const SenderContext& sender, LocalTime now,
+                                  std::string_view bot_name) {
+  const Date today = now.date();
+  CorrectionResult r;
+  data d;
+  const auto recent =
+      tx.active_checkins_since(m.userid, now.unix_seconds - kCorrectionWindowSeconds);
+  const Understanding u = understand(argument, sender, today, bot_name);
+  const auto date = written_date(normalize(argument, bot_name), today);
+  std::optional<int64_t> pairing_id;
+  std::optional<Date> day;
+  bool error = false;
+  if (date && date->status != DateToken::Status::Ok) {
+    error = true;
+    d.set("message", std::get<ParseError>(u).message);
+  } else if (const auto* c = std::get_if<Checkin>(&u)) {
+    pairing_id = c->pairing_id;
+    if (date) day = c->visit_date;
+  } else if (date && std::get<ParseError>(u).code == "ambiguous") {
+    day = date->date;  // a date, and no name (or one several pairings share): by date alone
+  } else {
+    error = true;
+    const auto& e = std::get<ParseError>(u);
+    d.set("message", e.code == "not_paired" ? e.message : std::string("没看懂要撤销哪一条。"));
+  }
+  std::vector<CheckinRecord> matching;
+  if (pairing_id || day)
+    for (const auto& c : recent)
+      if ((!pairing_id || c.pairing_id == *pairing_id) && (!day || c.visit_date == *day))
+        matching.push_back(c);
+  // Both named and still several: the same visit sent twice that day. The newest goes.
+  if (pairing_id && day && matching.size() > 1) matching.resize(1);
+  std::string what;
+  if (pairing_id)
+    if (const Pairing* p = find_pairing(sender.pairings, *pairing_id)) what = masked_whom(*p);
+  if (day) what = chinese_date(*day, today) + (what.empty() ? "" : " " + what);
+
+  if (error) {
+    d.set("error", true);
+    d.set("example", recent.empty() ? std::string("撤销 王某某户 12月3日")
+                                    : undo_example(recent.front(), sender, today));
+  } else if (matching.size() == 1) {
+    const CheckinRecord& c = matching.front();
+    if (!tx.mark_undone(c.id, m.userid, now.unix_seconds))
+      throw std::runtime_error("the check-in to undo changed under the write unit");
+    r.outcome = InboundOutcome::Undone;
+    r.recorded = true;
+    d.set("ok", true);
+    d.set("what", describe(c, sender, today));
+  } else if (matching.empty()) {
+    d.set("none", true);
+    d.set("what", what);
+    if (!recent.empty()) d.set("recent", describe_all(recent, sender, today));
+  } else {
+    d.set("several", true);
+    d.set("what", what);
+    d.set("n", std::to_string(matching.size()));
+    d.set("list", describe_all(matching, sender, today));
+    d.set("example", undo_example(matching.front(), sender, today));
+  }
+  if (error && !recent.empty()) d.set("recent", describe_all(recent, sender, today));
+  r.reply = templates.render("undo_named", d);
+  return r;
+}
+
+}  // namespace handlers
