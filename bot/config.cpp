@@ -119,7 +119,8 @@ handlers::BulletinOptions parse_bulletin(const json& root) {
   if (it == root.end() || it->is_null()) return b;
   if (!it->is_object()) throw ConfigError("config key 'bulletin' must be an object");
   only_keys(*it, "bulletin",
-            {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines"});
+            {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines",
+             "charts"});
   b.unit_threshold_percent =
       get_int(*it, "unit_threshold_percent", "bulletin.unit_threshold_percent",
               b.unit_threshold_percent, 0, 100);
@@ -128,6 +129,7 @@ handlers::BulletinOptions parse_bulletin(const json& root) {
                                    b.occasion_window_days, 0, 60);
   b.max_list_lines =
       get_int(*it, "max_list_lines", "bulletin.max_list_lines", b.max_list_lines, 0, 100000);
+  b.charts = get_bool(*it, "charts", "bulletin.charts", b.charts);
   return b;
 }
 

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config
       catch2 libkainjow-mustache-dev libxlsxwriter-dev libbenchmark-dev sqlite3
       time  # /usr/bin/time: wall and peak RSS in bench/bulletins.sh
       clang libclang-rt-14-dev  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
-      clang-format git)  # the formatting check in scripts/test.sh
+      clang-format git  # the formatting check in scripts/test.sh
+      libcairo2-dev libpango1.0-dev libfontconfig-dev fonts-noto-cjk)  # the coverage charts
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
