@@ -166,9 +166,21 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
   if (!markdown.empty() && markdown.back() != '\n') out << "\n";
   out.flush();
   std::vector<charts::ChartFile> chart_files;
-  if (style)
-    chart_files =
-        charts::bulletin_charts(store, templates, *period, ledger, config.bulletin, *style, now);
+  if (style) {
+    if (chart_out) {
+      chart_files =
+          charts::bulletin_charts(store, templates, *period, ledger, config.bulletin, *style, now);
+    } else {
+      // Posting: as in the scheduler, a chart that cannot be drawn does not hold the text back.
+      try {
+        chart_files = charts::bulletin_charts(store, templates, *period, ledger, config.bulletin,
+                                              *style, now);
+      } catch (const std::exception& e) {
+        err << "bangfu: the charts could not be drawn (" << e.what()
+            << "); posting the text without them\n";
+      }
+    }
+  }
   if (chart_out) {
     std::filesystem::create_directories(*chart_out);
     for (const auto& f : chart_files) {

@@ -184,7 +184,15 @@ void Scheduler::fire(const Moment& m, int64_t now) {
         ledger == "all" ? std::nullopt : storage::ledger_from(ledger);
     const std::string markdown = sources_.render(m.period, only, local);
     std::vector<std::string> images;
-    if (sources_.charts && !markdown.empty()) images = sources_.charts(m.period, only, local);
+    if (sources_.charts && !markdown.empty()) {
+      // The pictures illustrate the text; a failure to draw them must not hold the text back
+      // (the moment would be retried forever). Logged, and the text goes alone.
+      try {
+        images = sources_.charts(m.period, only, local);
+      } catch (const std::exception& e) {
+        log_.error("chart_failed", {{"key", m.key}, {"ledger", ledger}, {"error", e.what()}});
+      }
+    }
     std::vector<size_t> too_large;
     const auto messages = bulletin_messages(markdown, images, &too_large);
     for (size_t i : too_large)

@@ -69,7 +69,8 @@ struct SchedulerSources {
                             storage::LocalTime)>
       render;
   /// The bulletin's charts as PNG bytes, posted after its text (README "Charts"). Unset, or
-  /// returning nothing: the text alone.
+  /// returning nothing: the text alone. If it throws, the failure is logged and the text is
+  /// queued alone.
   std::function<std::vector<std::string>(const handlers::Period&, std::optional<storage::Ledger>,
                                          storage::LocalTime)>
       charts;

@@ -471,6 +471,8 @@ MonthlyChart monthly_chart(const handlers::LedgerMonthFigures& figures,
   // Lowest first; equal values keep the bulletin's order (more due pairings first, then name).
   std::stable_sort(chart.rows.begin(), chart.rows.end(),
                    [](const MonthlyRow& a, const MonthlyRow& b) { return a.value < b.value; });
+  const size_t all_units = chart.rows.size();
+  if (chart.rows.size() > kMaxRows) chart.rows.resize(kMaxRows);
 
   const auto& t = figures.totals.coverage;
   data d;
@@ -478,7 +480,9 @@ MonthlyChart monthly_chart(const handlers::LedgerMonthFigures& figures,
   d.set("month", str(std::to_string(period.month.month)));
   d.set("ledger", str(std::string(storage::ledger_label(figures.ledger))));
   d.set("threshold", str(std::to_string(options.unit_threshold_percent)));
-  d.set("units", str(std::to_string(figures.units.size())));
+  d.set("units", str(std::to_string(all_units)));
+  d.set("has_omitted", all_units > chart.rows.size());
+  d.set("shown", str(std::to_string(chart.rows.size())));
   d.set("running", period.running);
   d.set("today", str(chinese_day(period.today)));
   d.set("due", str(std::to_string(t.due)));
@@ -515,6 +519,8 @@ QuarterlyChart quarterly_chart(
   std::stable_sort(
       chart.rows.begin(), chart.rows.end(),
       [](const QuarterlyRow& a, const QuarterlyRow& b) { return a.quarter < b.quarter; });
+  const size_t all_units = chart.rows.size();
+  if (chart.rows.size() > kMaxRows) chart.rows.resize(kMaxRows);
   auto add_quarter = [&](const handlers::LedgerQuarterFigures* f,
                          const handlers::QuarterlyFigures* p) {
     if (!p) return;
@@ -537,7 +543,9 @@ QuarterlyChart quarterly_chart(
   d.set("quarter", str(kQuarterNames[std::clamp(period.quarter, 1, 4) - 1]));
   d.set("ledger", str(std::string(storage::ledger_label(figures.ledger))));
   d.set("threshold", str(std::to_string(options.unit_threshold_percent)));
-  d.set("units", str(std::to_string(figures.units.size())));
+  d.set("units", str(std::to_string(all_units)));
+  d.set("has_omitted", all_units > chart.rows.size());
+  d.set("shown", str(std::to_string(chart.rows.size())));
   d.set("running", period.running);
   d.set("today", str(chinese_day(period.today)));
   d.set("trend_from",

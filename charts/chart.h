@@ -36,6 +36,10 @@ namespace charts {
 inline constexpr int kWidth = 1080;
 /// The smallest text size used anywhere, in pixels.
 inline constexpr int kMinFontPx = 28;
+/// At most this many units are drawn, the lowest first: a district has 37; a group covering a
+/// city has hundreds, which no phone screen can show (and a PNG would pass the robot's 2 MB and
+/// cairo's 32767 px). The words say how many were left out.
+inline constexpr size_t kMaxRows = 40;
 
 /// The first installed font family that covers the Chinese the charts draw (fontconfig), the
 /// Noto Sans CJK SC family when installed; nullopt when none is. Reads the fontconfig cache.

@@ -2,6 +2,8 @@
 
 #include <cairo.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -407,4 +409,20 @@ TEST_CASE("Charts from a store: one per ledger with units, named by period, kind
       store, t, {handlers::BulletinKind::Quarterly, 2026, 4}, Ledger::Cadre, options, style(), now);
   REQUIRE(quarter.size() == 1);
   CHECK(quarter[0].name == "2026-Q4-quarterly-cadre.png");
+}
+
+TEST_CASE("A city's hundreds of units: the lowest 40 are drawn, and the words say so", "[charts]") {
+  MonthFixture f;
+  f.now.units.clear();
+  for (int i = 0; i < 45; ++i)  // unit k has k+10 of 60 visited: unit 0 is the lowest
+    f.now.units.push_back({"单位" + std::to_string(i), Coverage{60, 10 + i}, 0});
+  std::reverse(f.now.units.begin(), f.now.units.end());  // the bulletin's order: highest first
+  const auto c = charts::monthly_chart(f.now, nullptr, f.period, templates(), {});
+  REQUIRE(c.rows.size() == charts::kMaxRows);
+  CHECK(c.rows.front().unit == "单位0");
+  CHECK(c.rows.back().unit == "单位39");
+  CHECK(c.subtitle == "45个单位，由低到高排列，只列出最低的40个");
+  const Rendered r = charts::render_monthly(c, style());
+  CHECK(decode(r.bytes).height == r.height);
+  CHECK(r.height < 32767);
 }
