@@ -27,6 +27,7 @@
 #include "bot/server.h"
 #include "bot/version.h"
 #include "bot/wecom_crypto.h"
+#include "charts/chart.h"
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"
 #include "handlers/templates.h"
@@ -76,6 +77,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   for (const auto& n : handlers::bulletin_template_names())
     if (std::find(template_names.begin(), template_names.end(), n) == template_names.end())
       template_names.push_back(n);
+  for (const auto& n : charts::chart_template_names()) template_names.push_back(n);
   const auto templates = handlers::Templates::load(config.templates_dir, template_names);
   storage::Store store(config.database);
   WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);

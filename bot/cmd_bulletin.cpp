@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "bot/delivery.h"
 #include "bot/scheduler.h"
 #include "bot/webhook_sender.h"
+#include "charts/chart.h"
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "storage/outbox.h"
@@ -22,9 +25,24 @@ bool open(const OutboxPart& p) {
   return p.status == OutboxStatus::Pending || p.status == OutboxStatus::Sending;
 }
 
+// The PNG bytes of the charts of one bulletin.
+std::vector<std::string> chart_pngs(std::vector<charts::ChartFile> files) {
+  std::vector<std::string> out;
+  for (auto& f : files) out.push_back(std::move(f.png));
+  return out;
+}
+
 SchedulerSources sources_for(const Config& config, storage::Store& store,
-                             const handlers::Templates& templates) {
+                             const handlers::Templates& templates,
+                             std::optional<charts::ChartStyle> chart_style) {
   SchedulerSources s;
+  if (chart_style)
+    s.charts = [&config, &store, &templates, style = *chart_style](
+                   const handlers::Period& period, std::optional<storage::Ledger> ledger,
+                   storage::LocalTime now) {
+      return chart_pngs(
+          charts::bulletin_charts(store, templates, period, ledger, config.bulletin, style, now));
+    };
   s.render = [&config, &store, &templates](const handlers::Period& period,
                                            std::optional<storage::Ledger> ledger,
                                            storage::LocalTime now) {
@@ -110,6 +128,8 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
   }
   const bool post = a.flag("post");
   if (a.flag("force") && !post) throw UsageError("--force goes with --post");
+  const auto chart_out = a.get("chart-out");
+  if (chart_out && chart_out->empty()) throw UsageError("--chart-out needs a directory");
 
   bool fake = false;
   const DeliveryClock clock = delivery_clock(fake);
@@ -123,20 +143,70 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
     throw UsageError(period_code(*period) +
                      " is not over yet: a bulletin is posted once its period has ended (without "
                      "--post it prints what is known so far)");
-  const auto templates =
-      handlers::Templates::load(config.templates_dir, handlers::bulletin_template_names());
+  // Charts are drawn for --chart-out, and for --post unless bulletin.charts is false.
+  const bool want_charts = chart_out || (post && config.bulletin.charts);
+  std::optional<charts::ChartStyle> style;
+  if (want_charts) {
+    if (auto family = charts::find_cjk_font()) {
+      style = charts::ChartStyle{*family};
+    } else {
+      err << "bangfu: no font with Chinese characters is installed (apt-get install "
+             "fonts-noto-cjk); "
+          << (chart_out ? "cannot draw the charts\n" : "posting the text without charts\n");
+      if (chart_out) return 1;
+    }
+  }
+  auto names = handlers::bulletin_template_names();
+  for (const auto& n : charts::chart_template_names()) names.push_back(n);
+  const auto templates = handlers::Templates::load(config.templates_dir, names);
   storage::Store store(config.database);
   const std::string markdown =
       handlers::render_bulletin(store, templates, *period, ledger, config.bulletin, now);
   out << markdown;
   if (!markdown.empty() && markdown.back() != '\n') out << "\n";
   out.flush();
+  std::vector<charts::ChartFile> chart_files;
+  if (style) {
+    if (chart_out) {
+      chart_files =
+          charts::bulletin_charts(store, templates, *period, ledger, config.bulletin, *style, now);
+    } else {
+      // Posting: as in the scheduler, a chart that cannot be drawn does not hold the text back.
+      try {
+        chart_files = charts::bulletin_charts(store, templates, *period, ledger, config.bulletin,
+                                              *style, now);
+      } catch (const std::exception& e) {
+        err << "bangfu: the charts could not be drawn (" << e.what()
+            << "); posting the text without them\n";
+      }
+    }
+  }
+  if (chart_out) {
+    std::filesystem::create_directories(*chart_out);
+    for (const auto& f : chart_files) {
+      const auto path = std::filesystem::path(*chart_out) / f.name;
+      std::ofstream file(path, std::ios::binary | std::ios::trunc);
+      file.write(f.png.data(), static_cast<std::streamsize>(f.png.size()));
+      file.close();
+      if (!file) {
+        err << "bangfu: cannot write " << path.string() << "\n";
+        return 1;
+      }
+      err << "wrote " << path.string() << " (" << f.png.size() << " bytes)\n";
+    }
+    if (chart_files.empty())
+      err << "no chart: no unit had pairings due in " << period->str() << "\n";
+  }
   if (!post) return 0;
 
   WebhookSender sender(config.wecom.webhook_url);
-  std::vector<storage::OutboxMessage> messages;
-  for (const auto& part : split_message(markdown, kMarkdownLimit))
-    messages.push_back({"markdown", markdown_body(part)});
+  std::vector<std::string> images;
+  if (config.bulletin.charts) images = chart_pngs(std::move(chart_files));
+  std::vector<size_t> too_large;
+  const auto messages = bulletin_messages(markdown, images, &too_large);
+  for (size_t i : too_large)
+    err << "bangfu: chart " << i + 1 << " is " << images[i].size()
+        << " bytes, above the robot's 2 MB: left out\n";
   if (messages.empty()) {
     err << "bangfu: the bulletin is empty; nothing to post\n";
     return 1;
@@ -255,8 +325,21 @@ struct Delivery::Parts {
         worker(outbox, sender, log, clock, worker_options(fake)),
         scheduler(
             outbox, config.schedule, config.utc_offset_seconds,
-            sources_for(config, store, templates), clock, log, [this] { worker.notify(); },
-            scheduler_options(fake)) {}
+            sources_for(config, store, templates, chart_style(config, log)), clock, log,
+            [this] { worker.notify(); }, scheduler_options(fake)) {}
+
+  // The font for the charts, or nullopt (charts off, or no CJK font: said in the log).
+  static std::optional<charts::ChartStyle> chart_style(const Config& config, Logger& log) {
+    if (!config.bulletin.charts) return std::nullopt;
+    if (auto family = charts::find_cjk_font()) {
+      log.info("charts_on", {{"font", *family}});
+      return charts::ChartStyle{*family};
+    }
+    log.error("charts_off", {{"reason",
+                              "no font with Chinese characters is installed (apt-get install "
+                              "fonts-noto-cjk): bulletins are posted without charts"}});
+    return std::nullopt;
+  }
 
   static OutboxWorker::Options worker_options(bool fake) {
     OutboxWorker::Options o;
@@ -316,6 +399,7 @@ std::vector<CommandSpec> bulletin_commands() {
        "print (or post) the monthly bulletin or the quarterly review",
        "usage: bangfu bulletin --config FILE --kind monthly|quarterly --period 2026-11|2026-Q4\n"
        "                       [--ledger cadre|health|education] [--post] [--force]\n"
+       "                       [--chart-out DIR]\n"
        "Prints the bulletin (markdown, as the group sees it) for the district, or for one\n"
        "ledger. A period not yet over shows what is known so far.\n"
        "--post  queues it in the outbox and sends it to the group robot (wecom.webhook_url),\n"
@@ -323,8 +407,11 @@ std::vector<CommandSpec> bulletin_commands() {
        "        retrying rate limits and network failures; exits when every part is sent (0)\n"
        "        or has failed (1). Each (kind, period, ledger) is posted once: again without\n"
        "        --force only finishes what is left. Only a period that is over can be posted.\n"
-       "--force posts it again as a new generation.\n",
-       {"config", "kind", "period", "ledger"},
+       "--force posts it again as a new generation.\n"
+       "--chart-out DIR  also writes the coverage charts as PNG files into DIR (created if\n"
+       "        needed), one per ledger, named like 2026-11-monthly-cadre.png; posts nothing.\n"
+       "With --post and bulletin.charts (default true) the charts follow the text as images.\n",
+       {"config", "kind", "period", "ledger", "chart-out"},
        {"post", "force"},
        cmd_bulletin},
       {"outbox list",

@@ -18,6 +18,7 @@
 
 #include "bot/config.h"
 #include "bot/wecom_crypto.h"
+#include "charts/chart.h"
 #include "handlers/bulletin.h"
 #include "handlers/templates.h"
 #include "storage/store.h"
@@ -154,6 +155,7 @@ std::string check_templates(const Config& config) {
   std::vector<std::string> names = handlers::Templates::reply_names();
   for (const auto& n : handlers::bulletin_template_names())
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  for (const auto& n : charts::chart_template_names()) names.push_back(n);
   handlers::Templates::load(config.templates_dir, names);
   return std::to_string(names.size()) + " templates compile, from " + config.templates_dir;
 }
@@ -218,6 +220,16 @@ int cmd_check(const Args& a, std::ostream& out, std::ostream&) {
     line("templates", true, check_templates(config));
   } catch (const std::exception& e) {
     line("templates", false, e.what());
+  }
+
+  if (!config.bulletin.charts) {
+    note("charts", "bulletin.charts is false: bulletins are posted without charts");
+  } else if (auto family = charts::find_cjk_font()) {
+    line("charts", true, "Chinese font \"" + *family + "\" for the coverage charts");
+  } else {
+    line("charts", false,
+         "no font with Chinese characters is installed: apt-get install fonts-noto-cjk (or set "
+         "bulletin.charts to false); without it bulletins are posted without charts");
   }
 
   const std::string& url = config.wecom.webhook_url;

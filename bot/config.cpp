@@ -175,7 +175,8 @@ handlers::BulletinOptions parse_bulletin(const json& root, Problems& p) {
   if (!it->is_object()) throw ConfigError("config key 'bulletin' must be an object");
   p.run([&] {
     only_keys(*it, "bulletin",
-              {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines"});
+              {"unit_threshold_percent", "name_helpers", "occasion_window_days", "max_list_lines",
+               "charts"});
   });
   p.run([&] {
     b.unit_threshold_percent =
@@ -193,6 +194,7 @@ handlers::BulletinOptions parse_bulletin(const json& root, Problems& p) {
     b.max_list_lines =
         get_int(*it, "max_list_lines", "bulletin.max_list_lines", b.max_list_lines, 0, 100000);
   });
+  p.run([&] { b.charts = get_bool(*it, "charts", "bulletin.charts", b.charts); });
   return b;
 }
 

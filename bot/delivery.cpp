@@ -11,6 +11,10 @@
 #include <stdexcept>
 #include <tuple>
 
+#include <openssl/evp.h>
+
+#include "bot/wecom_crypto.h"
+
 namespace bot {
 namespace {
 
@@ -189,6 +193,40 @@ std::vector<std::string> split_message(const std::string& text, size_t limit) {
 
 std::string markdown_body(const std::string& content) {
   return dump({{"msgtype", "markdown"}, {"markdown", {{"content", content}}}});
+}
+
+std::string image_body(std::string_view image) {
+  if (image.size() > kImageLimit)
+    throw std::length_error("image_body: " + std::to_string(image.size()) +
+                            " bytes is above the robot's 2 MB");
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_Digest(image.data(), image.size(), digest, &n, EVP_md5(), nullptr) != 1)
+    throw std::runtime_error("image_body: MD5 failed");
+  static const char kHex[] = "0123456789abcdef";
+  std::string md5;
+  for (unsigned int i = 0; i < n; ++i) {
+    md5 += kHex[digest[i] >> 4];
+    md5 += kHex[digest[i] & 0xF];
+  }
+  return dump({{"msgtype", "image"}, {"image", {{"base64", base64_encode(image)}, {"md5", md5}}}});
+}
+
+std::vector<storage::OutboxMessage> bulletin_messages(const std::string& markdown,
+                                                      const std::vector<std::string>& images,
+                                                      std::vector<size_t>* too_large) {
+  std::vector<storage::OutboxMessage> out;
+  for (const auto& part : split_message(markdown, kMarkdownLimit))
+    out.push_back({"markdown", markdown_body(part)});
+  if (out.empty()) return out;  // no text, no pictures: a chart alone says too little
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (images[i].size() > kImageLimit) {
+      if (too_large) too_large->push_back(i);
+      continue;
+    }
+    out.push_back({"image", image_body(images[i])});
+  }
+  return out;
 }
 
 std::string text_body(const std::string& content, const std::vector<std::string>& mentioned) {

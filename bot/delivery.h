@@ -33,9 +33,10 @@ namespace bot {
 /// Seconds since the Unix epoch (the same type as bot/server.h's Clock).
 using DeliveryClock = std::function<int64_t()>;
 
-inline constexpr size_t kMarkdownLimit = 4096;  // bytes of markdown.content
-inline constexpr size_t kTextLimit = 2048;      // bytes of text.content
-inline constexpr int kRatePerMinute = 20;       // messages per robot per rolling minute
+inline constexpr size_t kMarkdownLimit = 4096;          // bytes of markdown.content
+inline constexpr size_t kTextLimit = 2048;              // bytes of text.content
+inline constexpr int kRatePerMinute = 20;               // messages per robot per rolling minute
+inline constexpr size_t kImageLimit = 2 * 1024 * 1024;  // bytes of an image (before base64)
 
 /// Splits `text` into parts of at most `limit` bytes each, on line boundaries. When there is more
 /// than one part, each part's first line carries its number "（k/n）": part 1 at the end of its
@@ -48,6 +49,23 @@ std::vector<std::string> split_message(const std::string& text, size_t limit);
 /// The JSON bodies to POST.
 std::string markdown_body(const std::string& content);
 std::string text_body(const std::string& content, const std::vector<std::string>& mentioned);
+
+/// The body of an image message: {"msgtype":"image","image":{"base64","md5"}}, the md5 (lower-case
+/// hex) of the raw bytes, as the group robot checks it. Throws std::length_error above
+/// kImageLimit (the robot refuses larger images).
+std::string image_body(std::string_view image);
+
+/// The outbox parts of one bulletin: its markdown split as split_message does, then one image
+/// message per chart, in order, so the pictures follow the text they illustrate and are posted
+/// exactly once with it (one outbox generation). A chart above kImageLimit is left out and its
+/// index added to `too_large` (when given). Pure.
+///
+/// Extension point: these bodies are the group robot's. A long-connection (AI bot) transport
+/// would build its own parts from the same markdown and PNG bytes (an image in its reply
+/// message, or a media upload), with the same one-generation-per-bulletin rule.
+std::vector<storage::OutboxMessage> bulletin_messages(const std::string& markdown,
+                                                      const std::vector<std::string>& images,
+                                                      std::vector<size_t>* too_large = nullptr);
 
 /// A helper who still has unvisited pairings this month (及时提醒).
 struct ReminderEntry {

@@ -183,9 +183,23 @@ void Scheduler::fire(const Moment& m, int64_t now) {
     const std::optional<storage::Ledger> only =
         ledger == "all" ? std::nullopt : storage::ledger_from(ledger);
     const std::string markdown = sources_.render(m.period, only, local);
-    std::vector<storage::OutboxMessage> messages;
-    for (const auto& part : split_message(markdown, kMarkdownLimit))
-      messages.push_back({"markdown", markdown_body(part)});
+    std::vector<std::string> images;
+    if (sources_.charts && !markdown.empty()) {
+      // The pictures illustrate the text; a failure to draw them must not hold the text back
+      // (the moment would be retried forever). Logged, and the text goes alone.
+      try {
+        images = sources_.charts(m.period, only, local);
+      } catch (const std::exception& e) {
+        log_.error("chart_failed", {{"key", m.key}, {"ledger", ledger}, {"error", e.what()}});
+      }
+    }
+    std::vector<size_t> too_large;
+    const auto messages = bulletin_messages(markdown, images, &too_large);
+    for (size_t i : too_large)
+      log_.warn("chart_too_large", {{"key", m.key},
+                                    {"ledger", ledger},
+                                    {"chart", std::to_string(i + 1)},
+                                    {"bytes", std::to_string(images[i].size())}});
     if (messages.empty()) continue;
     const auto r = outbox_.enqueue(std::string(kind_code(m.kind)), period_code(m.period), ledger,
                                    messages, now, false);
@@ -193,6 +207,7 @@ void Scheduler::fire(const Moment& m, int64_t now) {
                             {"moment", at},
                             {"ledger", ledger},
                             {"parts", std::to_string(messages.size())},
+                            {"charts", std::to_string(images.size() - too_large.size())},
                             {"queued", r.created ? "1" : "0 (already queued)"}});
   }
 }

@@ -68,6 +68,12 @@ struct SchedulerSources {
   std::function<std::string(const handlers::Period&, std::optional<storage::Ledger>,
                             storage::LocalTime)>
       render;
+  /// The bulletin's charts as PNG bytes, posted after its text (README "Charts"). Unset, or
+  /// returning nothing: the text alone. If it throws, the failure is logged and the text is
+  /// queued alone.
+  std::function<std::vector<std::string>(const handlers::Period&, std::optional<storage::Ledger>,
+                                         storage::LocalTime)>
+      charts;
   /// Helpers with pairings not visited yet in the month of `now`.
   std::function<std::vector<ReminderEntry>(storage::LocalTime)> unvisited;
 };

@@ -39,6 +39,8 @@ struct BulletinOptions {
   /// At most this many lines per list of people in the chat (helpers to remind, overdue
   /// occasions, repeated misses), then "另有 N 条…"; 0 lists everyone. Units are always listed.
   int max_list_lines = 0;
+  /// Post the coverage charts (charts/chart.h) as images after each bulletin's text.
+  bool charts = true;
 };
 
 /// Renders the bulletin for `period` as chat markdown, for one ledger or, with nullopt, the

@@ -9,7 +9,8 @@ pkgs=(build-essential cmake pkg-config
       clang-format git  # the formatting check in scripts/test.sh
       # scripts/package-test.sh and integration.nginx: cpack's Depends (dpkg-shlibdeps), the
       # package's postinst, `systemd-analyze verify`, nginx and a self-signed certificate
-      dpkg-dev adduser systemd nginx openssl)
+      dpkg-dev adduser systemd nginx openssl
+      libcairo2-dev libpango1.0-dev libfontconfig-dev fonts-noto-cjk)  # the coverage charts
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

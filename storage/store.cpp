@@ -203,7 +203,53 @@ CREATE INDEX checkins_reports ON checkins (visit_date, pairing_id, occasions, po
 CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, problems, undone_at)
   WHERE problems <> '[]' AND undone_at IS NULL;
 )sql"},
-    // (6 and 7 are reserved for problems/bulletins and charts.)
+    // (6 is reserved for the problems and published-bulletin tables.)
+    // The outbox also carries images (the coverage charts after a bulletin's text, README
+    // "Charts"). SQLite cannot change a CHECK in place: the table is rebuilt with the same
+    // columns, ids, statuses and index. outbox_attempts, which references it, is rebuilt with
+    // it (children first), so no foreign key ever points at a dropped table.
+    {7, R"sql(
+CREATE TABLE outbox_v7 (
+  id              INTEGER PRIMARY KEY,
+  kind            TEXT NOT NULL CHECK (kind IN ('monthly', 'quarterly', 'reminder')),
+  period          TEXT NOT NULL,
+  ledger          TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education', 'all')),
+  generation      INTEGER NOT NULL CHECK (generation >= 1),
+  part            INTEGER NOT NULL,
+  parts           INTEGER NOT NULL,
+  msgtype         TEXT NOT NULL CHECK (msgtype IN ('markdown', 'text', 'image')),
+  body            TEXT NOT NULL,
+  status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                    ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  claim_id        INTEGER,
+  claimed_at      INTEGER,
+  last_error      TEXT NOT NULL DEFAULT '',
+  created_at      INTEGER NOT NULL,
+  sent_at         INTEGER,
+  CHECK (part BETWEEN 1 AND parts),
+  UNIQUE (kind, period, ledger, part, generation)
+);
+INSERT INTO outbox_v7 SELECT id, kind, period, ledger, generation, part, parts, msgtype, body,
+  status, attempts, next_attempt_at, claim_id, claimed_at, last_error, created_at, sent_at
+  FROM outbox;
+CREATE TABLE outbox_attempts_v7 (
+  id          INTEGER PRIMARY KEY,
+  outbox_id   INTEGER NOT NULL REFERENCES outbox_v7 (id),
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome     TEXT
+);
+INSERT INTO outbox_attempts_v7 SELECT id, outbox_id, started_at, finished_at, outcome
+  FROM outbox_attempts;
+DROP TABLE outbox_attempts;
+DROP TABLE outbox;
+ALTER TABLE outbox_v7 RENAME TO outbox;
+ALTER TABLE outbox_attempts_v7 RENAME TO outbox_attempts;
+CREATE INDEX outbox_open ON outbox (id) WHERE status IN ('pending', 'sending');
+CREATE INDEX outbox_attempts_started ON outbox_attempts (started_at);
+)sql"},
     // What the bot made of each handled message, so the office can list the ones it did not
     // record (bangfu inbox list). Messages handled before this step: recorded when a check-in
     // came from them, rate_limited by the answer the server gave; the rest stay NULL (unknown).

@@ -44,6 +44,7 @@ TEST_CASE("Bulletin and schedule keys have their documented defaults", "[bot]") 
   CHECK(c.bulletin.unit_threshold_percent == 80);
   CHECK(c.bulletin.name_helpers);
   CHECK(c.bulletin.occasion_window_days == 7);
+  CHECK(c.bulletin.charts);
   CHECK(c.schedule.monthly.enabled);
   CHECK(c.schedule.monthly.day == 1);
   CHECK(c.schedule.monthly.hour == 9);
@@ -60,8 +61,10 @@ TEST_CASE("Bulletin and schedule keys have their documented defaults", "[bot]") 
 
 TEST_CASE("Bulletin and schedule keys are read", "[bot]") {
   json j = base();
-  j["bulletin"] = {
-      {"unit_threshold_percent", 90}, {"name_helpers", false}, {"occasion_window_days", 3}};
+  j["bulletin"] = {{"unit_threshold_percent", 90},
+                   {"name_helpers", false},
+                   {"occasion_window_days", 3},
+                   {"charts", false}};
   j["schedule"] = {{"monthly", {{"day", 2}, {"time", "08:30"}}},
                    {"quarterly", false},
                    {"reminders", {{"days", {25, -1, 25}}, {"time", "17:05"}}},
@@ -70,6 +73,7 @@ TEST_CASE("Bulletin and schedule keys are read", "[bot]") {
   CHECK(c.bulletin.unit_threshold_percent == 90);
   CHECK_FALSE(c.bulletin.name_helpers);
   CHECK(c.bulletin.occasion_window_days == 3);
+  CHECK_FALSE(c.bulletin.charts);
   CHECK(c.schedule.monthly.day == 2);
   CHECK(c.schedule.monthly.hour == 8);
   CHECK(c.schedule.monthly.minute == 30);
@@ -92,6 +96,7 @@ TEST_CASE("Bad bulletin and schedule values are refused, naming the key", "[bot]
       Row{"bulletin", json{{"unit_threshold_percent", 101}}, "bulletin.unit_threshold_percent"},
       Row{"bulletin", json{{"unit_threshold_percent", "80"}}, "bulletin.unit_threshold_percent"},
       Row{"bulletin", json{{"name_helpers", "yes"}}, "bulletin.name_helpers"},
+      Row{"bulletin", json{{"charts", 1}}, "bulletin.charts"},
       Row{"bulletin", json{{"occasion_window_days", -1}}, "bulletin.occasion_window_days"},
       Row{"bulletin", json{{"occasion_window", 7}}, "bulletin.occasion_window"},
       Row{"bulletin", json::array(), "bulletin"},

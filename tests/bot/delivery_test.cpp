@@ -24,6 +24,7 @@
 #include "bot/delivery.h"
 #include "bot/scheduler.h"
 #include "bot/webhook_sender.h"
+#include "bot/wecom_crypto.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
 #include "tests/support/temp_dir.h"
@@ -290,6 +291,37 @@ TEST_CASE("Message bodies are the robot's JSON", "[delivery]") {
         json{{"msgtype", "text"},
              {"text", {{"content", "提醒"}, {"mentioned_list", {"zhangwei", "wangfang"}}}}});
   CHECK_FALSE(json::parse(bot::text_body("无人", {}))["text"].contains("mentioned_list"));
+}
+
+TEST_CASE("Image bodies carry the base64 and the md5 of the raw bytes", "[delivery]") {
+  // RFC 1321's vector for "abc".
+  const json abc = json::parse(bot::image_body("abc"));
+  CHECK(abc == json{{"msgtype", "image"},
+                    {"image", {{"base64", "YWJj"}, {"md5", "900150983cd24fb0d6963f7d28e17f72"}}}});
+  // Binary bytes (NUL, high bytes) survive: the base64 decodes to exactly the input.
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff\xfe", 18);
+  const json body = json::parse(bot::image_body(png));
+  CHECK(bot::base64_decode(body["image"]["base64"].get<std::string>()) == png);
+  CHECK(body["image"]["md5"].get<std::string>().size() == 32);
+  // The robot takes at most 2 MB.
+  CHECK_NOTHROW(bot::image_body(std::string(bot::kImageLimit, 'x')));
+  CHECK_THROWS_AS(bot::image_body(std::string(bot::kImageLimit + 1, 'x')), std::length_error);
+}
+
+TEST_CASE("A bulletin's parts: its text first, then its charts; too large ones left out",
+          "[delivery]") {
+  const std::string text = "## 标题\n" + std::string(5000, 'x');
+  std::vector<size_t> too_large;
+  const auto m = bot::bulletin_messages(
+      text, {"png-1", std::string(bot::kImageLimit + 1, 'y'), "png-3"}, &too_large);
+  std::vector<std::string> types;
+  for (const auto& x : m) types.push_back(x.msgtype);
+  CHECK(types == std::vector<std::string>{"markdown", "markdown", "image", "image"});
+  CHECK(json::parse(m[2].body)["image"]["base64"] == bot::base64_encode("png-1"));
+  CHECK(json::parse(m[3].body)["image"]["base64"] == bot::base64_encode("png-3"));
+  CHECK(too_large == std::vector<size_t>{1});
+  CHECK(bot::bulletin_messages("", {"png"}).empty());  // no text, no pictures
+  CHECK(bot::bulletin_messages(text, {}).size() == 2);
 }
 
 // --- reminders ---------------------------------------------------------------------------------
@@ -793,6 +825,74 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
   }
   CHECK(renders == 3);
   CHECK(wakes == 2);
+}
+
+TEST_CASE(
+    "The scheduler queues each bulletin's charts after its text, once, and posts them in order",
+    "[delivery]") {
+  TempDir dir;
+  const auto path = dir.file("bangfu.db");
+  FakeClock clock(local(2026, 11, 15, 10));
+  RecordingLogger log;
+  int charts = 0;
+  bot::SchedulerSources sources;
+  sources.render = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
+                       storage::LocalTime) {
+    return "## " + bot::period_code(p) + " " + std::string(storage::ledger_code(*l)) + "\n" +
+           std::string(l == storage::Ledger::Cadre ? 5000 : 10, 'x');
+  };
+  sources.charts = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
+                       storage::LocalTime) {
+    ++charts;
+    // Health has no unit due: no chart.
+    if (l == storage::Ledger::Health) return std::vector<std::string>{};
+    return std::vector<std::string>{"PNG " + bot::period_code(p) + " " +
+                                    std::string(storage::ledger_code(*l))};
+  };
+  sources.unvisited = [](storage::LocalTime) { return std::vector<ReminderEntry>{}; };
+  auto make = [&](Outbox& outbox) {
+    return std::make_unique<bot::Scheduler>(
+        outbox, ScheduleConfig{}, kOffset, sources, clock.fn(), log, [] {},
+        bot::Scheduler::Options{});
+  };
+  {
+    Store store(path);
+    Outbox outbox(store);
+    CHECK(make(outbox)->run_once().empty());  // the first run
+  }
+  clock.set(local(2026, 12, 1, 9, 30));
+  for (int restart = 0; restart < 2; ++restart) {
+    Store store(path);
+    Outbox outbox(store);
+    auto sched = make(outbox);
+    sched->run_once();
+    std::vector<std::string> what;
+    for (const auto& r : outbox.list())
+      what.push_back(r.ledger + " " + std::to_string(r.part) + "/" + std::to_string(r.parts) + " " +
+                     r.msgtype);
+    CAPTURE(restart);
+    CHECK(what == std::vector<std::string>{"cadre 1/3 markdown", "cadre 2/3 markdown",
+                                           "cadre 3/3 image", "health 1/1 markdown",
+                                           "education 1/2 markdown", "education 2/2 image"});
+  }
+  CHECK(charts == 3);  // rendered once per ledger, not again after the restart
+
+  // The worker posts them in that order, each once, the images with their md5.
+  Store store(path);
+  Outbox outbox(store);
+  RecordingSender sender(clock);
+  OutboxWorker worker(outbox, sender, log, clock.fn());
+  while (worker.step().kind == OutboxWorker::Step::Kind::Posted) {
+  }
+  std::vector<std::string> types;
+  for (const auto& p : sender.posts)
+    types.push_back(json::parse(p.body)["msgtype"].get<std::string>());
+  CHECK(types ==
+        std::vector<std::string>{"markdown", "markdown", "image", "markdown", "markdown", "image"});
+  const json image = json::parse(sender.posts[2].body);
+  CHECK(bot::base64_decode(image["image"]["base64"].get<std::string>()) == "PNG 2026-11 cadre");
+  CHECK(image["image"]["md5"] == json::parse(bot::image_body("PNG 2026-11 cadre"))["image"]["md5"]);
+  for (const auto& p : outbox.list()) CHECK(p.status == OutboxStatus::Sent);
 }
 
 TEST_CASE("A reminder with everyone done posts nothing; a failed render is tried again",

@@ -5,7 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
@@ -84,7 +85,9 @@ function fakeRobot() {
       const type = body.msgtype;
       const entry = {
         n: requests.length, url: req.url, raw: data, msgtype: type,
-        content: body[type].content, mentioned: body[type].mentioned_list ?? [], answer: null,
+        content: type === 'image' ? '' : body[type].content,
+        mentioned: body[type].mentioned_list ?? [], image: type === 'image' ? body.image : null,
+        answer: null,
       };
       requests.push(entry);
       if (robot.hang && robot.hang(entry)) {
@@ -182,7 +185,8 @@ async function advanceUntil(done, { step = 30, limit = 20000, what = 'condition'
   }
 }
 
-// Until the rows for `kinds` exist and none is pending or sending.
+// Until rows matching `match` exist and none is pending or sending. The scheduler queues a
+// moment's ledgers one after the other (each drawn with its chart first), so match the last one.
 async function untilDelivered(match, what) {
   await advanceUntil(async () => {
     const rows = await outbox();
@@ -191,8 +195,34 @@ async function untilDelivered(match, what) {
   }, { what });
 }
 
+// A chart as the robot receives it: a PNG 1080 px wide, at most 2 MB, whose md5 (of the raw
+// bytes, before base64) is the one sent with it.
+function checkImage(m) {
+  const png = Buffer.from(m.image.base64, 'base64');
+  assert.equal(png.toString('base64'), m.image.base64, `message ${m.n}: canonical base64`);
+  assert.equal(createHash('md5').update(png).digest('hex'), m.image.md5, `message ${m.n}: md5`);
+  assert.ok(png.length <= 2 * 1024 * 1024, `message ${m.n}: ${png.length} bytes`);
+  assert.equal(png.subarray(0, 8).toString('hex'), '89504e470d0a1a0a', 'a PNG');
+  assert.equal(png.readUInt32BE(16), 1080, 'width 1080');
+  return png;
+}
+
+// The ledgers and charts of `messages` in order, runs collapsed: ['区直', 'chart', '卫生', …].
+function ledgerRuns(messages) {
+  const runs = [];
+  for (const m of messages) {
+    const k = m.msgtype === 'image' ? 'chart' : (m.content.match(/(区直|卫生|教育)台账/) ?? [])[1];
+    if (runs.at(-1) !== k) runs.push(k);
+  }
+  return runs;
+}
+
 function checkPosted(messages) {
   for (const m of messages) {
+    if (m.msgtype === 'image') {
+      checkImage(m);
+      continue;
+    }
     const bytes = Buffer.byteLength(m.content, 'utf8');
     assert.ok(bytes <= (m.msgtype === 'text' ? 2048 : 4096), `message ${m.n} has ${bytes} bytes`);
     assert.ok(m.url.includes(`key=${KEY}`), 'posted to the configured webhook');
@@ -289,7 +319,8 @@ test('the reminder on the 20th mentions every helper with unvisited pairings, on
 test('the monthly bulletins: each part once, in order, within 4096 bytes, masked', async () => {
   const before = robot.requests.length;
   setClock(at(2027, 2, 1, 8, 59));
-  await untilDelivered((r) => r.kind === 'monthly' && r.period === '2027-01', 'January bulletins');
+  await untilDelivered((r) => r.kind === 'monthly' && r.period === '2027-01' && r.ledger === 'education',
+    'January bulletins');
   const posted = robot.accepted().filter((m) => m.n >= before);
   checkPosted(posted);
   noDuplicates(posted);
@@ -299,8 +330,8 @@ test('the monthly bulletins: each part once, in order, within 4096 bytes, masked
   assertInOrder(bulletinParts(posted, /2027年1月.*卫生台账/), 'health');
   assertInOrder(bulletinParts(posted, /2027年1月.*教育台账/), 'education');
   // Ledgers in the configured order: cadre, health, education.
-  const order = posted.map((m) => (m.content.match(/(区直|卫生|教育)台账/) ?? [])[1]);
-  assert.deepEqual([...new Set(order)], ['区直', '卫生', '教育']);
+  // Ledgers in the configured order, each bulletin's chart right after its text.
+  assert.deepEqual(ledgerRuns(posted), ['区直', 'chart', '卫生', 'chart', '教育', 'chart']);
   assert.equal(posted.length, (await outbox()).filter((r) => r.period === '2027-01').length);
 });
 
@@ -317,7 +348,8 @@ test('a restart in the middle of sending resumes and posts nothing twice', async
   // Back up. The claim on part 2 may belong to a POST still running, so it is waited out, then
   // given up as unknown (maybe posted): never resent. The rest is delivered once each.
   await startService();
-  await untilDelivered((r) => r.period === '2027-02', 'February bulletins after the restart');
+  await untilDelivered((r) => r.period === '2027-02' && r.ledger === 'education',
+    'February bulletins after the restart');
   const rows = (await outbox()).filter((r) => r.period === '2027-02');
   const unknown = rows.filter((r) => r.status === 'unknown');
   assert.equal(unknown.length, 1, rows.map((r) => r.line).join('\n'));
@@ -344,7 +376,8 @@ test('after downtime the missed bulletins are caught up once; stale reminders ar
   // Down through March 20 and 29 (reminders), April 1 (March bulletin), April 3 (Q1 review).
   setClock(at(2027, 4, 4, 10));
   await startService();
-  await untilDelivered((r) => r.kind === 'quarterly' && r.period === '2027-Q1', 'the catch-up');
+  await untilDelivered((r) => r.kind === 'quarterly' && r.period === '2027-Q1' && r.ledger === 'education',
+    'the catch-up');
   let posted = robot.accepted().filter((m) => m.n >= before);
   checkPosted(posted);
   noDuplicates(posted);
@@ -353,6 +386,8 @@ test('after downtime the missed bulletins are caught up once; stale reminders ar
     [/2027年第一季度.*卫生台账/, 'Q1 health'], [/2027年第一季度.*教育台账/, 'Q1 education']])
     assertInOrder(bulletinParts(posted, title), label);
   assert.equal(posted.filter((m) => m.msgtype === 'text').length, 0, 'no stale March reminders');
+  assert.deepEqual(ledgerRuns(posted), ['区直', 'chart', '卫生', 'chart', '教育', 'chart',
+    '区直', 'chart', '卫生', 'chart', '教育', 'chart'], 'March, then Q1, each with its chart');
   const rows = await outbox();
   assert.deepEqual([...new Set(rows.filter((r) => r.kind !== 'reminder').map((r) => r.period))],
     ['2027-01', '2027-02', '2027-03', '2027-Q1']);
@@ -387,6 +422,24 @@ test('bangfu bulletin --post: once per period unless --force; usage errors exit 
   assert.ok(posted.length >= 1);
   checkPosted(posted);
   assertInOrder(bulletinParts(posted, /2027年3月.*卫生台账/), 'forced health');
+
+  assert.deepEqual(ledgerRuns(posted), ['卫生', 'chart'], 'the chart again with --force');
+
+  // --chart-out writes the PNGs and posts nothing.
+  const count = robot.requests.length;
+  const out = join(dir, 'charts');
+  const wrote = await run(BIN, ['bulletin', '--config', config, '--kind', 'quarterly', '--period',
+    '2027-Q1', '--chart-out', out], { env });
+  assert.equal(robot.requests.length, count);
+  assert.deepEqual(readdirSync(out).sort(), ['2027-Q1-quarterly-cadre.png',
+    '2027-Q1-quarterly-education.png', '2027-Q1-quarterly-health.png']);
+  assert.match(wrote.stderr, /wrote .*2027-Q1-quarterly-cadre\.png/);
+  const png = readFileSync(join(out, '2027-Q1-quarterly-cadre.png'));
+  assert.equal(png.readUInt32BE(16), 1080);
+  // The same picture as the one posted with the Q1 review.
+  const postedQ1 = robot.accepted().filter((m) => m.msgtype === 'image')
+    .map((m) => m.image.md5);
+  assert.ok(postedQ1.includes(createHash('md5').update(png).digest('hex')), 'same chart as posted');
 
   for (const bad of [['--kind', 'monthly', '--period', '2027-Q1'], ['--kind', 'quarterly', '--period', '2027-03'],
     ['--kind', 'monthly', '--period', '2027-04', '--post']]) {

@@ -273,7 +273,7 @@ TEST_CASE("Migration 8 classifies the messages handled before it", "[storage]") 
     raw.exec("PRAGMA user_version = 5");
   }
   Store store(path);
-  CHECK(store.schema_version() == 8);
+  CHECK(store.schema_version() == Store(":memory:").schema_version());
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
   auto outcome = [&](const char* msgid) {
     SQLite::Statement q(raw, "SELECT outcome FROM inbound WHERE msgid = ?");

@@ -55,6 +55,79 @@ TEST_CASE("Outbox tables come with migration 2", "[storage]") {
   }
 }
 
+TEST_CASE("Migration 7: the outbox takes images, keeping every row, status and attempt",
+          "[storage]") {
+  TempDir dir;
+  const auto path = dir.file("bangfu.db");
+  { Store store(path); }
+  {
+    // Put the database back as it was at version 5: the outbox of migration 2, with rows, and
+    // the inbound table before migration 8 added its outcome.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA foreign_keys = ON");
+    raw.exec(R"sql(
+DROP INDEX inbound_not_recorded;
+ALTER TABLE inbound DROP COLUMN outcome;
+DROP TABLE outbox_attempts;
+DROP TABLE outbox;
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('monthly', 'quarterly', 'reminder')),
+  period TEXT NOT NULL,
+  ledger TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education', 'all')),
+  generation INTEGER NOT NULL CHECK (generation >= 1),
+  part INTEGER NOT NULL, parts INTEGER NOT NULL,
+  msgtype TEXT NOT NULL CHECK (msgtype IN ('markdown', 'text')),
+  body TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+    ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')),
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  claim_id INTEGER, claimed_at INTEGER, last_error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL, sent_at INTEGER,
+  CHECK (part BETWEEN 1 AND parts), UNIQUE (kind, period, ledger, part, generation));
+CREATE INDEX outbox_open ON outbox (id) WHERE status IN ('pending', 'sending');
+CREATE TABLE outbox_attempts (id INTEGER PRIMARY KEY,
+  outbox_id INTEGER NOT NULL REFERENCES outbox (id), started_at INTEGER NOT NULL,
+  finished_at INTEGER, outcome TEXT);
+CREATE INDEX outbox_attempts_started ON outbox_attempts (started_at);
+INSERT INTO outbox VALUES (7, 'monthly', '2026-11', 'cadre', 1, 1, 2, 'markdown', '{}', 'sent',
+  1, 100, 3, 100, '', 90, 101);
+INSERT INTO outbox VALUES (9, 'monthly', '2026-11', 'cadre', 1, 2, 2, 'markdown', '{}', 'unknown',
+  1, 100, 4, 102, 'gone', 90, NULL);
+INSERT INTO outbox_attempts VALUES (3, 7, 100, 101, 'sent'), (4, 9, 102, NULL, NULL);
+PRAGMA user_version = 5;
+)sql");
+    CHECK_THROWS(raw.exec(
+        "INSERT INTO outbox (kind, period, ledger, generation, part, parts, msgtype, body, "
+        "next_attempt_at, created_at) VALUES ('monthly', '2026-12', 'all', 1, 1, 1, 'image', "
+        "'{}', 1, 1)"));
+  }
+  Store store(path);
+  CHECK(store.schema_version() == Store(":memory:").schema_version());
+  Outbox outbox(store);
+  const auto rows = outbox.list();
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].id == 7);
+  CHECK(rows[0].status == OutboxStatus::Sent);
+  CHECK(rows[0].sent_at == 101);
+  CHECK(rows[1].id == 9);
+  CHECK(rows[1].status == OutboxStatus::Unknown);
+  CHECK(rows[1].last_error == "gone");
+  CHECK(outbox.requeue(9, 200));  // the attempts and the claim still line up
+  const auto q =
+      outbox.enqueue("monthly", "2026-12", "all",
+                     {{"markdown", "{}"}, {"image", R"({"msgtype":"image"})"}}, 300, false);
+  REQUIRE(q.ids.size() == 2);
+  CHECK(outbox.part(q.ids[1])->msgtype == "image");
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  CHECK(raw.execAndGet("SELECT count(*) FROM outbox_attempts").getInt() == 2);
+  SQLite::Statement fk(raw, "PRAGMA foreign_key_check");
+  CHECK_FALSE(fk.executeStep());
+  CHECK(raw.execAndGet("SELECT sql FROM sqlite_schema WHERE name = 'outbox_attempts'")
+            .getString()
+            .find("REFERENCES \"outbox\"") != std::string::npos);
+}
+
 TEST_CASE("Enqueue is idempotent per (kind, period, ledger); --force adds a generation",
           "[storage]") {
   Store store(":memory:");
@@ -229,7 +302,7 @@ TEST_CASE("The outbox rejects rows the schema does not allow", "[storage]") {
                   SQLite::Exception);
   CHECK_THROWS_AS(outbox.enqueue("monthly", "2026-11", "everyone", messages(1), T0, false),
                   SQLite::Exception);
-  CHECK_THROWS_AS(outbox.enqueue("monthly", "2026-11", "cadre", {{"image", "{}"}}, T0, false),
+  CHECK_THROWS_AS(outbox.enqueue("monthly", "2026-11", "cadre", {{"voice", "{}"}}, T0, false),
                   SQLite::Exception);
   CHECK_THROWS_AS(outbox.enqueue("monthly", "2026-11", "cadre", {}, T0, false),
                   std::invalid_argument);
