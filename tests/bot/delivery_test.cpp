@@ -895,6 +895,33 @@ TEST_CASE(
   for (const auto& p : outbox.list()) CHECK(p.status == OutboxStatus::Sent);
 }
 
+TEST_CASE("A chart that cannot be drawn does not hold the bulletin's text back", "[delivery]") {
+  Store store(":memory:");
+  Outbox outbox(store);
+  FakeClock clock(local(2026, 11, 15, 10));
+  RecordingLogger log;
+  bot::SchedulerSources sources;
+  sources.render = [](const handlers::Period&, std::optional<storage::Ledger>, storage::LocalTime) {
+    return std::string("## 通报\n正文");
+  };
+  sources.charts = [](const handlers::Period&, std::optional<storage::Ledger>,
+                      storage::LocalTime) -> std::vector<std::string> {
+    throw std::runtime_error("chart: cannot create the surface");
+  };
+  sources.unvisited = [](storage::LocalTime) { return std::vector<ReminderEntry>{}; };
+  ScheduleConfig schedule;
+  schedule.ledgers = {"cadre"};
+  bot::Scheduler sched(
+      outbox, schedule, kOffset, sources, clock.fn(), log, [] {}, bot::Scheduler::Options{});
+  sched.run_once();
+  clock.set(local(2026, 12, 1, 9, 30));
+  CHECK(keys(sched.run_once()) == std::vector<std::string>{"monthly:2026-11"});
+  const auto rows = outbox.list();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].msgtype == "markdown");
+  CHECK(log.has("error chart_failed"));
+}
+
 TEST_CASE("A reminder with everyone done posts nothing; a failed render is tried again",
           "[delivery]") {
   Store store(":memory:");
