@@ -227,25 +227,23 @@ void axis(Canvas& c, double top, double bottom) {
   for (int p = 0; p <= 100; p += 20) {
     const double x = x_of(p * 10);
     c.line(x, top + 40, x, bottom, kGrid, 1.5);
-    c.text(std::to_string(p) + "%", x, top, kTextPx - 2 > kMinFontPx ? kTextPx - 2 : kMinFontPx,
-           kMuted, false, Canvas::Align::Centre);
+    c.text(std::to_string(p) + "%", x, top, kTextPx, kMuted, false, Canvas::Align::Centre);
   }
 }
 
 // A legend entry: a short sample of the threshold line or a marker, then its words.
-double legend(Canvas& c, double x, double y, const std::string& words, bool threshold,
-              unsigned marker = kPreviousInk) {
+double legend(Canvas& c, double x, double y, const std::string& words, bool threshold) {
   const double mid = y + kTextPx * 0.75;
   if (threshold) {
     c.line(x + 16, y, x + 16, y + kTextPx * 1.5, kThresholdInk, 3, true);
   } else {
-    c.diamond(x + 16, mid, 12, marker);
+    c.diamond(x + 16, mid, 12, kPreviousInk);
   }
   c.text(words, x + 40, y, kTextPx, kInk);
   return x + 40 + c.width(words, kTextPx) + 40;
 }
 
-std::string read_line(std::vector<std::string>& lines, size_t i) {
+std::string read_line(const std::vector<std::string>& lines, size_t i) {
   return i < lines.size() ? lines[i] : std::string();
 }
 
