@@ -33,6 +33,7 @@ for part in "${parts[@]}"; do
       echo "== ASan + UBSan"
       build build-asan "${BOT_ASAN_CXX:-g++}" address,undefined
       ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:strict_string_checks=1" \
+      LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp" \
       UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
         ctest --test-dir build-asan --output-on-failure -j"$jobs" -E '^integration\.soak$'
       ;;
