@@ -356,6 +356,7 @@ int cmd_config_check(const Args& a, std::ostream& out, std::ostream&) {
     row("bulletin.name_helpers", c.bulletin.name_helpers ? "true" : "false");
     row("bulletin.occasion_window_days", std::to_string(c.bulletin.occasion_window_days));
     row("bulletin.max_list_lines", std::to_string(c.bulletin.max_list_lines));
+    row("bulletin.charts", c.bulletin.charts ? "true" : "false");
     row("schedule.monthly", day_time(c.schedule.monthly));
     row("schedule.quarterly", day_time(c.schedule.quarterly));
     std::vector<std::string> days;
@@ -378,6 +379,20 @@ int cmd_config_check(const Args& a, std::ostream& out, std::ostream&) {
           {"templates_dir",
            what.rfind("config key", 0) == 0 ? what : "config key 'templates_dir': " + what, true});
       out << "  FAIL  templates (see problems)\n";
+    }
+    if (c.bulletin.charts) {
+      if (auto family = charts::find_cjk_font()) {
+        out << "  ok    charts: Chinese font \"" << *family << "\" for the coverage charts\n";
+      } else {
+        // The service still starts and posts the text; the charts are what would be missing.
+        check.problems.push_back(
+            {"bulletin.charts",
+             "config key 'bulletin.charts': no font with Chinese characters is installed "
+             "(apt-get install fonts-noto-cjk, or set it to false): bulletins would be posted "
+             "without charts",
+             false});
+        out << "  FAIL  charts (see problems)\n";
+      }
     }
     if (!c.database.empty()) {
       try {
