@@ -111,13 +111,13 @@ TEST_CASE("visit counts: phone is not a visit, same day counts once", "[dispatch
   CHECK(later.reply.find("11月已走访该户 2 次") != std::string::npos);
 }
 
-TEST_CASE("occasions and policies are echoed, problems counted", "[dispatcher]") {
+TEST_CASE("occasions and policies are echoed, problems named", "[dispatcher]") {
   Fixture f;
   auto out = f.say("zw", "打卡：户主李德明，11月26日，生病住院必访，到县医院看望，落实医疗救助");
   CHECK(out.reply.find("五必访：生病住院") != std::string::npos);
   CHECK(out.reply.find("政策：医疗救助") != std::string::npos);
   auto p = f.say("zw", "走访张庄村王秀英家 发现应享未享低保 已报民政");
-  CHECK(p.reply.find("发现问题 1 条") != std::string::npos);
+  CHECK(p.reply.find("已记为问题 #1（应享未享：低保）") != std::string::npos);
 }
 
 TEST_CASE("a check-in for a past month is marked as a late report", "[dispatcher]") {
