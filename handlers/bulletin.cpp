@@ -83,6 +83,63 @@ data num(int v) {
   return data(std::to_string(v));
 }
 
+// "4.5" for 45 tenths, "3" for 30.
+std::string tenths_text(int tenths) {
+  return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "");
+}
+
+// The problem keys of a ledger or the district (README "Bulletins"): problems_new,
+// problems_resolved, problems_open, problems_long, has_problems, has_long_open, has_gaps, gaps
+// (policy, count, more), and for a ledger problem_units and long_list; quarterly adds
+// problems_share and problems_median (days) when there is one.
+void set_problems(data& d, const ProblemFigures& p, const BulletinOptions& options,
+                  bool with_lists) {
+  d.set("problems_new", num(p.fresh));
+  d.set("problems_resolved", num(p.resolved));
+  d.set("problems_open", num(p.open));
+  d.set("problems_long", num(p.long_open));
+  d.set("has_problems", p.any());
+  d.set("has_long_open", p.long_open > 0);
+  data gaps = list();
+  for (size_t i = 0; i < p.gaps.size(); ++i) {
+    data g;
+    g.set("policy", str(p.gaps[i].policy.empty() ? "未注明政策" : p.gaps[i].policy));
+    g.set("count", num(p.gaps[i].open));
+    g.set("more", i + 1 < p.gaps.size());
+    gaps.push_back(g);
+  }
+  d.set("has_gaps", !p.gaps.empty());
+  d.set("gaps", gaps);
+  if (auto share = p.resolved_permille())
+    d.set("problems_share", str(percent_text(*share)));
+  else
+    d.set("problems_share", false);
+  if (auto median = p.median_tenths())
+    d.set("problems_median", str(tenths_text(*median)));
+  else
+    d.set("problems_median", false);
+  if (!with_lists) return;
+  data units = list();
+  for (const auto& u : p.units) {
+    data x;
+    x.set("unit", str(u.unit));
+    x.set("fresh", num(u.fresh));
+    x.set("resolved", num(u.resolved));
+    x.set("open", num(u.open));
+    units.push_back(x);
+  }
+  d.set("problem_units", units);
+  d.set("has_long_list", !p.long_list.empty());
+  set_capped(d, "long_list", p.long_list, options, [](const LongOpenProblem& l) {
+    data x;
+    x.set("id", num(static_cast<int>(l.id)));
+    x.set("unit", str(l.unit));
+    x.set("whom", str(l.whom));
+    x.set("days", num(l.days));
+    return x;
+  });
+}
+
 // Joins items with "、", starting a new line before a line would pass kMaxJoinedLineBytes.
 data wrapped_lines(const std::vector<std::string>& items) {
   data lines = list();
@@ -243,9 +300,7 @@ data month_ledger_data(const LedgerMonthFigures& l, bool running, const Bulletin
   }
   d.set("has_policies", !shown.empty());
   d.set("policies", policies);
-  d.set("problems_new", num(t.problems_new));
-  d.set("problems_open", num(t.problems_open));
-  d.set("has_problems", t.problems_open > 0);
+  set_problems(d, t.problems, options, true);
   return d;
 }
 
@@ -344,9 +399,7 @@ data quarter_ledger_data(const QuarterlyFigures& f, const LedgerQuarterFigures& 
   });
 
   set_occasion_totals(d, t.occasions);
-  d.set("problems_new", num(t.problems_new));
-  d.set("problems_open", num(t.problems_open));
-  d.set("has_problems", t.problems_open > 0);
+  set_problems(d, t.problems, options, true);
   return d;
 }
 
@@ -430,8 +483,7 @@ std::string render_monthly(const Templates& templates, const MonthlyFigures& f,
     district.set("change",
                  change_data(change_of(f.running, f.district.coverage, f.district_previous)));
     set_occasion_totals(district, f.district.occasions);
-    district.set("problems_new", num(f.district.problems_new));
-    district.set("problems_open", num(f.district.problems_open));
+    set_problems(district, f.district.problems, options, false);
     d.set("district", district);
   } else {
     d.set("district", false);
@@ -461,8 +513,7 @@ std::string render_quarterly(const Templates& templates, const QuarterlyFigures&
                  change_data(change_of(f.running, f.district.quarter, f.district.previous)));
     district.set("months", month_rows(f, f.district.months));
     set_occasion_totals(district, f.district.occasions);
-    district.set("problems_new", num(f.district.problems_new));
-    district.set("problems_open", num(f.district.problems_open));
+    set_problems(district, f.district.problems, options, false);
     d.set("district", district);
   } else {
     d.set("district", false);

@@ -27,9 +27,17 @@
 //   has a visit dated in [date, date + window] and not after today (the reporting check-in counts
 //   if it is itself a visit); overdue when it is not and today is past date + window; pending
 //   otherwise.
-// - A policy report is one (pairing, month, kind). A problem is one (pairing, text), new in the
-//   period of its first report. Nothing marks a problem resolved yet, so every problem reported
-//   up to the end of the period is counted as still open (待跟进).
+// - A policy report is one (pairing, month, kind).
+// - A problem is one tracked item (README "Problems"), dated by the visit that reported it. Items
+//   set to not_a_problem (by the office, or because their check-in was undone, corrected or
+//   voided) are not problems and count nowhere. New in a period: reported in it. Resolved in a
+//   period: its status is resolved and it was resolved in it. Open at the period's end: reported
+//   by then and not resolved by then (open and in_progress alike). Open for more than 30 days:
+//   open at the end, where the end of a running period is today, and reported more than 30 days
+//   before it. The 应享未享 gaps are the items open at the end in that category, by policy.
+//   Quarterly only: share resolved = resolved in the quarter / (open at its start + new in it);
+//   days to resolve = resolved day - reported day, median over the items resolved in the
+//   quarter (the mean of the two middle ones for an even count, in tenths of a day).
 // - Quarter coverage = sum of visited due pairing-months / sum of due pairing-months over the
 //   quarter's months that have begun. A helper "missed the same pairing repeatedly" when that
 //   pairing was due and not visited in two or more months of the quarter that are over. The
@@ -112,6 +120,49 @@ struct PolicyTally {
   bool operator==(const PolicyTally&) const = default;
 };
 
+/// A problem open for more than kLongOpenDays days at the end of the period.
+struct LongOpenProblem {
+  int64_t id = 0;
+  std::string unit;
+  std::string whom;  // masked
+  int days = 0;
+  bool operator==(const LongOpenProblem&) const = default;
+};
+
+struct UnitProblems {
+  std::string unit;
+  int fresh = 0, resolved = 0, open = 0;
+  bool operator==(const UnitProblems&) const = default;
+};
+
+/// 应享未享 items open at the end of the period, for one policy ("" when none was named).
+struct PolicyGap {
+  std::string policy;
+  int open = 0;
+  bool operator==(const PolicyGap&) const = default;
+};
+
+inline constexpr int kLongOpenDays = 30;
+
+/// The problem figures of one ledger (units and lists filled) or of the district (counts).
+struct ProblemFigures {
+  int fresh = 0;                  // reported in the period
+  int resolved = 0;               // resolved in the period
+  int open = 0;                   // open at its end
+  int long_open = 0;              // of those, open more than kLongOpenDays days
+  int carried = 0;                // open at its start (reported before it, not resolved before it)
+  std::vector<int> resolve_days;  // of the items resolved in the period, ascending
+  std::vector<UnitProblems> units;         // units with any figure, by name
+  std::vector<LongOpenProblem> long_list;  // days desc, then number
+  std::vector<PolicyGap> gaps;             // open desc, then policy; "" last
+  /// resolved / (carried + fresh) in tenths of a percent (permille's rounding); nullopt when
+  /// nothing was open in the period.
+  std::optional<int> resolved_permille() const;
+  /// Median of resolve_days in tenths of a day; nullopt when none was resolved.
+  std::optional<int> median_tenths() const;
+  bool any() const { return fresh + resolved + open > 0; }
+};
+
 /// Totals for one ledger, or for the district, in one month.
 struct MonthTotals {
   Coverage coverage;
@@ -122,8 +173,7 @@ struct MonthTotals {
   int undone = 0;                        // check-ins dated in the month and undone
   std::vector<OccasionTally> occasions;  // the five kinds in fixed order, then any others
   std::vector<PolicyTally> policies;     // the four kinds in fixed order (0 included), then others
-  int problems_new = 0;
-  int problems_open = 0;
+  ProblemFigures problems;
 };
 
 struct LedgerMonthFigures {
@@ -171,8 +221,7 @@ struct QuarterTotals {
   Coverage quarter;
   std::optional<Coverage> previous;
   std::vector<OccasionTally> occasions;
-  int problems_new = 0;
-  int problems_open = 0;
+  ProblemFigures problems;
 };
 
 struct LedgerQuarterFigures {

@@ -243,8 +243,8 @@ CREATE TABLE problems (
 CREATE INDEX problems_checkin ON problems (checkin_id);
 CREATE INDEX problems_household ON problems (household_id, status);
 CREATE INDEX problems_reporter ON problems (reported_by, status);
-CREATE INDEX problems_bulletin ON problems (reported_on, closed_on, ledger, unit, status, category,
-                                           policy, pairing_id, household_id);
+CREATE INDEX problems_bulletin ON problems (reported_on, closed_on, status, ledger, unit, category,
+                                           policy, pairing_id, person);
 
 CREATE TABLE problem_history (
   id          INTEGER PRIMARY KEY,

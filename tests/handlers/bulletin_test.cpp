@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <stdlib.h>
 
@@ -17,6 +19,7 @@
 #include "handlers/labels.h"
 #include "handlers/templates.h"
 #include "storage/bulletin_queries.h"
+#include "storage/problems.h"
 #include "storage/store.h"
 #include "tests/support/temp_dir.h"
 
@@ -153,6 +156,10 @@ class District {
     store_->transaction([&](Store::Tx& tx) {
       tx.save_inbound(m);
       const int64_t id = tx.add_checkin(c);
+      // As the dispatcher does: each problem becomes a tracked item (numbered in seed order).
+      if (!c.problems.empty())
+        storage::Problems::record(tx, id, *pairing, c.helper_id, c.visit_date, c.problems,
+                                  c.policies, c.received_at);
       if (undo) REQUIRE(tx.mark_undone(id, c.helper_id, m.received_at + 60));
     });
   }
@@ -219,6 +226,18 @@ class District {
     checkin("H14", "2026-12-10", V, {"festival"});
     checkin("H16", "2026-12-11", V);
     checkin("H7", "2026-12-12", V);
+    // Problems followed up: #1 行动不便 (09-20) resolved on 11-18, #2 低保未落实 (10-12) on
+    // 12-08, #6 数学成绩下滑 (11-05) in progress; #3 and #4 were closed when their check-ins
+    // were undone; #5 and #7 stay open.
+    using storage::ProblemStatus;
+    store_->transaction([&](Store::Tx& tx) {
+      storage::Problems::set_status(tx, 1, ProblemStatus::Resolved, "office:li", "已配轮椅",
+                                    d("2026-11-18"), 1'790'100'000);
+      storage::Problems::set_status(tx, 2, ProblemStatus::Resolved, "office:li", "低保已批",
+                                    d("2026-12-08"), 1'790'200'000);
+      storage::Problems::set_status(tx, 6, ProblemStatus::InProgress, "h12", "已联系学校",
+                                    d("2026-11-10"), 1'790'050'000);
+    });
   }
 
   TempDir dir_;
@@ -411,19 +430,25 @@ f AS (
     return out;
   }
 
-  // {new in [from, to], open at `to`}
-  std::pair<int, int> problems(Date from, Date to, std::optional<Ledger> l) {
-    auto s = query(
-        "WITH pr AS (SELECT c.pairing_id, j.value, min(c.visit_date) AS first "
-        "FROM checkins c JOIN pairings p ON p.id = c.pairing_id, "
-        "json_each(c.problems) j WHERE c.undone_at IS NULL "
-        "AND (:ledger IS NULL OR p.ledger = :ledger) GROUP BY c.pairing_id, j.value) "
-        "SELECT coalesce(sum(first BETWEEN '" +
-            from.iso() + "' AND '" + to.iso() + "'), 0), coalesce(sum(first <= '" + to.iso() +
-            "'), 0) FROM pr",
-        l);
+  // {new in [from, to], resolved in it, open at `to`, of those open more than 30 days at `end`,
+  // open at `from`}, from the problems table; not_a_problem items are no problems.
+  std::array<int, 5> problems(Date from, Date to, Date end, std::optional<Ledger> l) {
+    const std::string f = "'" + from.iso() + "'", t = "'" + to.iso() + "'",
+                      e = "'" + end.iso() + "'";
+    const std::string open_at_to = "NOT (status = 'resolved' AND closed_on <= " + t + ")";
+    auto s =
+        query("SELECT coalesce(sum(reported_on >= " + f +
+                  "), 0), coalesce(sum(status = 'resolved' AND closed_on BETWEEN " + f + " AND " +
+                  t + "), 0), coalesce(sum(" + open_at_to + "), 0), coalesce(sum(" + open_at_to +
+                  " AND julianday(" + e +
+                  ") - julianday(reported_on) > 30), 0), coalesce(sum(reported_on < " + f +
+                  " AND NOT (status = 'resolved' AND closed_on < " + f +
+                  ")), 0) FROM problems WHERE status <> 'not_a_problem' AND reported_on <= " + t +
+                  " AND (:ledger IS NULL OR ledger = :ledger)",
+              l);
     REQUIRE(s.executeStep());
-    return {s.getColumn(0).getInt(), s.getColumn(1).getInt()};
+    return {s.getColumn(0).getInt(), s.getColumn(1).getInt(), s.getColumn(2).getInt(),
+            s.getColumn(3).getInt(), s.getColumn(4).getInt()};
   }
 
   // Units of the quarter: quarter and previous-quarter sums, the shown change, rank.
@@ -552,9 +577,12 @@ void check_month(Oracle& o, const MonthlyFigures& f, Month m, Date today,
     CHECK(t.occasions == o.occasions(m.first(), m.last(), today, options.occasion_window_days, l));
     CHECK(lf.overdue == o.overdue(m.first(), m.last(), today, options.occasion_window_days, l));
     CHECK(t.policies == o.policies(m, l));
-    const auto [fresh, open] = o.problems(m.first(), m.last(), l);
-    CHECK(t.problems_new == fresh);
-    CHECK(t.problems_open == open);
+    const auto pr = o.problems(m.first(), m.last(), std::min(m.last(), today), l);
+    CHECK(t.problems.fresh == pr[0]);
+    CHECK(t.problems.resolved == pr[1]);
+    CHECK(t.problems.open == pr[2]);
+    CHECK(t.problems.long_open == pr[3]);
+    CHECK(t.problems.carried == pr[4]);
   }
   if (!f.only) {
     CHECK(f.district.coverage == o.coverage({m}, std::nullopt));
@@ -562,9 +590,11 @@ void check_month(Oracle& o, const MonthlyFigures& f, Month m, Date today,
     CHECK(f.district_previous == if_due(district_prev));
     CHECK(f.district.occasions ==
           o.occasions(m.first(), m.last(), today, options.occasion_window_days, std::nullopt));
-    const auto [fresh, open] = o.problems(m.first(), m.last(), std::nullopt);
-    CHECK(f.district.problems_new == fresh);
-    CHECK(f.district.problems_open == open);
+    const auto pr = o.problems(m.first(), m.last(), std::min(m.last(), today), std::nullopt);
+    CHECK(f.district.problems.fresh == pr[0]);
+    CHECK(f.district.problems.resolved == pr[1]);
+    CHECK(f.district.problems.open == pr[2]);
+    CHECK(f.district.problems.long_open == pr[3]);
   }
 }
 
@@ -823,12 +853,33 @@ TEST_CASE("Quarterly figures match the independent SQL", "[bulletin]") {
     any_repeated = any_repeated || !lf.repeated.empty();
     CHECK(t.occasions ==
           oracle.occasions(q[0].first(), q[2].last(), today, options.occasion_window_days, l));
-    const auto [fresh, open] = oracle.problems(q[0].first(), q[2].last(), l);
-    CHECK(t.problems_new == fresh);
-    CHECK(t.problems_open == open);
+    const auto pr = oracle.problems(q[0].first(), q[2].last(), q[2].last(), l);
+    CHECK(t.problems.fresh == pr[0]);
+    CHECK(t.problems.resolved == pr[1]);
+    CHECK(t.problems.open == pr[2]);
+    CHECK(t.problems.long_open == pr[3]);
+    CHECK(t.problems.carried == pr[4]);
   }
   CHECK(any_improved);
   CHECK(any_repeated);
+  {
+    // Share resolved and median days to resolve, from the table.
+    const auto pr = oracle.problems(q[0].first(), q[2].last(), q[2].last(), std::nullopt);
+    REQUIRE(pr[0] + pr[4] > 0);
+    REQUIRE(pr[1] > 0);  // the scenario resolves problems in the quarter
+    CHECK(f.district.problems.resolved_permille() ==
+          handlers::permille(handlers::Coverage{pr[0] + pr[4], pr[1]}));
+    auto s = oracle.query(
+        "SELECT CAST(julianday(closed_on) - julianday(reported_on) AS INTEGER) FROM problems "
+        "WHERE status = 'resolved' AND closed_on BETWEEN '2026-10-01' AND '2026-12-31' "
+        "AND (:ledger IS NULL OR ledger = :ledger) ORDER BY 1",
+        std::nullopt);
+    std::vector<int> days;
+    while (s.executeStep()) days.push_back(s.getColumn(0).getInt());
+    const size_t n = days.size();
+    CHECK(f.district.problems.median_tenths() ==
+          (n % 2 ? days[n / 2] * 10 : (days[n / 2 - 1] + days[n / 2]) * 5));
+  }
   for (size_t i = 0; i < 3; ++i)
     CHECK(f.district.months[i] == oracle.coverage({q[i]}, std::nullopt));
   CHECK(f.district.quarter == oracle.coverage(q, std::nullopt));
@@ -846,8 +897,9 @@ TEST_CASE("Quarterly figures match the independent SQL", "[bulletin]") {
       CHECK(lf.totals.quarter == whole.totals.quarter);
       CHECK(lf.totals.previous == whole.totals.previous);
       CHECK(lf.totals.occasions == whole.totals.occasions);
-      CHECK(lf.totals.problems_new == whole.totals.problems_new);
-      CHECK(lf.totals.problems_open == whole.totals.problems_open);
+      CHECK(lf.totals.problems.fresh == whole.totals.problems.fresh);
+      CHECK(lf.totals.problems.open == whole.totals.problems.open);
+      CHECK(lf.totals.problems.long_list == whole.totals.problems.long_list);
       CHECK(lf.units == whole.units);
       CHECK(lf.improved == whole.improved);
       CHECK(lf.repeated == whole.repeated);
