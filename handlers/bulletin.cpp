@@ -4,6 +4,7 @@
 
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"
+#include "handlers/published.h"
 #include "storage/bulletin_queries.h"
 
 namespace handlers {
@@ -86,6 +87,39 @@ data num(int v) {
 // "4.5" for 45 tenths, "3" for 30.
 std::string tenths_text(int tenths) {
   return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "");
+}
+
+// corrections: one per earlier posted period changed since (label, parts: word/count/more,
+// changed, from, to).
+void set_corrections(data& d, const std::vector<LateCorrection>& corrections) {
+  data list_of = list();
+  for (const auto& c : corrections) {
+    data x;
+    x.set("label", str(c.period_label));
+    data parts = list();
+    std::vector<std::pair<const char*, int>> counts = {{"补报", c.changes.late},
+                                                       {"更正", c.changes.corrected},
+                                                       {"撤销", c.changes.undone},
+                                                       {"作废", c.changes.voided}};
+    counts.erase(
+        std::remove_if(counts.begin(), counts.end(), [](auto& p) { return p.second == 0; }),
+        counts.end());
+    for (size_t i = 0; i < counts.size(); ++i) {
+      data part;
+      part.set("word", str(counts[i].first));
+      part.set("count", num(counts[i].second));
+      part.set("more", i + 1 < counts.size());
+      parts.push_back(part);
+    }
+    x.set("parts", parts);
+    const bool changed = c.posted_permille != c.today_permille;
+    x.set("changed", changed);
+    x.set("from", str(c.posted_permille ? percent_text(*c.posted_permille) : "—"));
+    x.set("to", str(c.today_permille ? percent_text(*c.today_permille) : "—"));
+    list_of.push_back(x);
+  }
+  d.set("has_corrections", !corrections.empty());
+  d.set("corrections", list_of);
 }
 
 // The problem keys of a ledger or the district (README "Bulletins"): problems_new,
@@ -301,6 +335,7 @@ data month_ledger_data(const LedgerMonthFigures& l, bool running, const Bulletin
   d.set("has_policies", !shown.empty());
   d.set("policies", policies);
   set_problems(d, t.problems, options, true);
+  set_corrections(d, l.corrections);
   return d;
 }
 
@@ -400,6 +435,7 @@ data quarter_ledger_data(const QuarterlyFigures& f, const LedgerQuarterFigures& 
 
   set_occasion_totals(d, t.occasions);
   set_problems(d, t.problems, options, true);
+  set_corrections(d, l.corrections);
   return d;
 }
 
@@ -527,17 +563,18 @@ std::string render_quarterly(const Templates& templates, const QuarterlyFigures&
 std::string render_bulletin(storage::Store& store, const Templates& templates, const Period& period,
                             std::optional<storage::Ledger> ledger, const BulletinOptions& options,
                             storage::LocalTime now) {
-  if (period.kind == BulletinKind::Monthly)
-    return render_monthly(
-        templates, monthly_figures(store, Month{period.year, period.index}, ledger, options, now),
-        options);
-  return render_quarterly(templates,
-                          quarterly_figures(store, period.year, period.index, ledger, options, now),
-                          options);
+  if (period.kind == BulletinKind::Monthly) {
+    auto f = monthly_figures(store, Month{period.year, period.index}, ledger, options, now);
+    fill_late_corrections(store, f, options, now);
+    return render_monthly(templates, f, options);
+  }
+  auto f = quarterly_figures(store, period.year, period.index, ledger, options, now);
+  fill_late_corrections(store, f, options, now);
+  return render_quarterly(templates, f, options);
 }
 
 const std::vector<std::string>& bulletin_template_names() {
-  static const std::vector<std::string> kNames = {"monthly.md", "quarterly.md"};
+  static const std::vector<std::string> kNames = {"monthly.md", "quarterly.md", "posted.md"};
   return kNames;
 }
 

@@ -53,6 +53,7 @@
 #include "storage/bulletin_queries.h"
 #include "storage/date.h"
 #include "storage/model.h"
+#include "storage/problems.h"
 
 namespace handlers {
 
@@ -163,6 +164,22 @@ struct ProblemFigures {
   bool any() const { return fresh + resolved + open > 0; }
 };
 
+/// Changes to an earlier period of this ledger made after its bulletin was posted, listed in the
+/// next bulletin (README "A bulletin is a published record"): 10月通报后补报 3 条、更正 1 条，
+/// 10月覆盖率由 78.3% 修正为 79.1%.
+struct LateCorrection {
+  std::string period_label;  // "10月", "2025年12月", "第三季度"
+  storage::LateChanges changes;
+  std::optional<int> posted_permille;  // coverage as posted; nullopt when nothing was due
+  std::optional<int> today_permille;   // coverage now
+  bool operator==(const LateCorrection& o) const {
+    return period_label == o.period_label && posted_permille == o.posted_permille &&
+           today_permille == o.today_permille && changes.late == o.changes.late &&
+           changes.corrected == o.changes.corrected && changes.undone == o.changes.undone &&
+           changes.voided == o.changes.voided;
+  }
+};
+
 /// Totals for one ledger, or for the district, in one month.
 struct MonthTotals {
   Coverage coverage;
@@ -179,12 +196,13 @@ struct MonthTotals {
 struct LedgerMonthFigures {
   storage::Ledger ledger = storage::Ledger::Cadre;
   MonthTotals totals;
-  std::optional<Coverage> previous;      // last month's coverage; nullopt when nothing was due
-  std::vector<UnitFigure> units;         // ranked
-  std::vector<std::string> commended;    // units at 100%, in rank order
-  std::vector<UnitFigure> below;         // units below the threshold, in rank order
-  std::vector<HelperFigure> helpers;     // missed desc, due desc, unit, name, id
-  std::vector<OverdueOccasion> overdue;  // by date, unit, helper, whom
+  std::optional<Coverage> previous;         // last month's coverage; nullopt when nothing was due
+  std::vector<UnitFigure> units;            // ranked
+  std::vector<std::string> commended;       // units at 100%, in rank order
+  std::vector<UnitFigure> below;            // units below the threshold, in rank order
+  std::vector<HelperFigure> helpers;        // missed desc, due desc, unit, name, id
+  std::vector<OverdueOccasion> overdue;     // by date, unit, helper, whom
+  std::vector<LateCorrection> corrections;  // filled by render_bulletin from the store
 };
 
 struct MonthlyFigures {
@@ -230,6 +248,7 @@ struct LedgerQuarterFigures {
   std::vector<UnitQuarterFigure> units;     // ranked by quarter coverage
   std::vector<UnitQuarterFigure> improved;  // up to 3, largest positive change first
   std::vector<RepeatedMiss> repeated;       // months desc, unit, helper, whom
+  std::vector<LateCorrection> corrections;  // filled by render_bulletin from the store
 };
 
 struct QuarterlyFigures {

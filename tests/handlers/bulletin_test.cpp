@@ -17,6 +17,7 @@
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"
+#include "handlers/published.h"
 #include "handlers/templates.h"
 #include "storage/bulletin_queries.h"
 #include "storage/problems.h"
@@ -1051,4 +1052,110 @@ TEST_CASE("Lists of people can be capped for a large district", "[bulletin]") {
                                 Ledger::Cadre, BulletinOptions{}, now);
   CHECK(all.find(f.ledgers[0].helpers[1].helper_name + " **") != std::string::npos);
   CHECK(all.find("另有") == std::string::npos);
+}
+
+TEST_CASE("A change to a posted month is listed in the next bulletin, once", "[bulletin]") {
+  District district;
+  Store& store = district.store();
+  const auto templates = real_templates();
+  const BulletinOptions options;
+  const Month oct{2026, 10};
+  const auto posted_at = at("2026-11-01T09:00:00+08:00");
+  handlers::record_posted(store, *Period::parse("2026-10"), std::nullopt, options, posted_at);
+  const auto before = handlers::monthly_figures(store, oct, std::nullopt, options, posted_at);
+
+  // After posting: a late report for October of a cadre pairing not visited then (coverage
+  // rises), and an undo of an October check-in that does not change coverage (a phone call, or a
+  // second visit day of its pairing).
+  std::map<int64_t, int> visit_days;
+  for (const auto& c : store.checkins_between(oct.first(), oct.last()))
+    if (!c.undone_at && c.mode != Mode::Phone) ++visit_days[c.pairing_id];
+  std::optional<Pairing> late;
+  for (const auto& p : store.pairings_between(oct.first(), oct.last()))
+    if (p.ledger == Ledger::Cadre && p.active_on(oct.first()) && p.active_on(oct.last()) &&
+        !visit_days.count(p.id) && !late)
+      late = p;
+  REQUIRE(late);
+  const int64_t t1 = posted_at.unix_seconds + 3600;
+  store.transaction([&](Store::Tx& tx) {
+    InboundMessage m;
+    m.msgid = "late-1";
+    m.userid = late->helper_id;
+    m.text = "补报";
+    m.received_at = t1;
+    tx.save_inbound(m);
+    CheckinRecord c;
+    c.msgid = "late-1";
+    c.pairing_id = late->id;
+    c.helper_id = late->helper_id;
+    c.visit_date = Date{2026, 10, 25};
+    c.received_at = t1;
+    tx.add_checkin(c);
+  });
+  int64_t undone_id = 0;
+  for (const auto& c : store.checkins_between(oct.first(), oct.last())) {
+    const auto p = store.pairing(c.pairing_id);
+    if (!undone_id && !c.undone_at && p->ledger == Ledger::Cadre && c.msgid != "late-1" &&
+        (c.mode == Mode::Phone || visit_days[c.pairing_id] > 1))
+      undone_id = c.id;
+  }
+  REQUIRE(undone_id);
+  store.transaction([&](Store::Tx& tx) { REQUIRE(tx.mark_undone(undone_id, "u", t1 + 60)); });
+
+  const auto now = at("2026-12-01T09:00:00+08:00");
+  const auto after = handlers::monthly_figures(store, oct, std::nullopt, options, now);
+  auto nov = handlers::monthly_figures(store, Month{2026, 11}, std::nullopt, options, now);
+  handlers::fill_late_corrections(store, nov, options, now);
+  for (const auto& lf : nov.ledgers) {
+    CAPTURE(storage::ledger_code(lf.ledger));
+    if (lf.ledger != Ledger::Cadre) {
+      CHECK(lf.corrections.empty());
+      continue;
+    }
+    REQUIRE(lf.corrections.size() == 1);
+    const auto& c = lf.corrections[0];
+    CHECK(c.period_label == "10月");
+    CHECK(c.changes.late == 1);
+    CHECK(c.changes.undone == 1);
+    CHECK(c.changes.corrected == 0);
+    CHECK(c.posted_permille == handlers::permille(before.ledgers[0].totals.coverage));
+    CHECK(c.today_permille == handlers::permille(after.ledgers[0].totals.coverage));
+  }
+  const std::string text = handlers::render_bulletin(store, templates, *Period::parse("2026-11"),
+                                                     std::nullopt, options, now);
+  const std::string line =
+      "> 10月通报后补报 1 条、撤销 1 条，10月覆盖率" +
+      (before.ledgers[0].totals.coverage == after.ledgers[0].totals.coverage
+           ? "不变（" +
+                 handlers::percent_text(handlers::permille(after.ledgers[0].totals.coverage)) + "）"
+           : "由 " + handlers::percent_text(handlers::permille(before.ledgers[0].totals.coverage)) +
+                 " 修正为 " +
+                 handlers::percent_text(handlers::permille(after.ledgers[0].totals.coverage)));
+  CHECK_THAT(text, Catch::Contains(line));
+
+  // `bangfu bulletin` for October now: today's figures beside the posted ones.
+  const auto cmp =
+      handlers::compare_with_posted(store, *Period::parse("2026-10"), std::nullopt, options, now);
+  REQUIRE(cmp);
+  CHECK(cmp->posted_at == posted_at.unix_seconds);
+  bool cadre_line = false;
+  for (const auto& d : cmp->differences) cadre_line = cadre_line || d.what == "区直台账 覆盖率";
+  CHECK(cadre_line);
+  CHECK(before.ledgers[0].totals.coverage.visited + 1 == after.ledgers[0].totals.coverage.visited);
+  CHECK_THAT(handlers::render_comparison(templates, *cmp, now),
+             Catch::Contains("本期已于 2026-11-01 09:00 通报"));
+  CHECK_FALSE(
+      handlers::compare_with_posted(store, *Period::parse("2026-09"), std::nullopt, options, now));
+
+  // Once November is posted, December's bulletin does not list October's changes again.
+  handlers::record_posted(store, *Period::parse("2026-11"), std::nullopt, options, now);
+  auto dec = handlers::monthly_figures(store, Month{2026, 12}, std::nullopt, options,
+                                       at("2027-01-02T09:00:00+08:00"));
+  handlers::fill_late_corrections(store, dec, options, at("2027-01-02T09:00:00+08:00"));
+  for (const auto& lf : dec.ledgers) CHECK(lf.corrections.empty());
+  // A posting with nothing changed since compares as the same.
+  const auto same =
+      handlers::compare_with_posted(store, *Period::parse("2026-11"), std::nullopt, options, now);
+  REQUIRE(same);
+  CHECK(same->differences.empty());
 }
