@@ -240,3 +240,36 @@ TEST_CASE("posted bulletins are kept and later changes to their period counted",
                                                          Date{2026, 10, 31}, Ledger::Cadre, 8000)
                   .any());
 }
+
+TEST_CASE("a corrected or voided check-in closes its open problems with its own note",
+          "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("close.db");
+  Store store(path);
+  auto ps = seed(store, {pairing("u1", "H1")});
+  const int64_t c1 = checkin(store, ps[0], "m1", Date{2026, 11, 3}, {"房屋漏雨"});
+  const int64_t c2 = checkin(store, ps[0], "m2", Date{2026, 11, 4}, {"需要轮椅"});
+  store.transaction([&](Store::Tx& tx) {
+    Problems::record(tx, c1, ps[0], "u1", Date{2026, 11, 3}, {"房屋漏雨"}, {}, 1000);
+    Problems::record(tx, c2, ps[0], "u1", Date{2026, 11, 4}, {"需要轮椅"}, {}, 1000);
+  });
+  {
+    // As the office's `checkin void` and a helper's 更正 write it (migration 5's columns).
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec(
+        "UPDATE checkins SET status = 'void', undone_at = 1793806200, "
+        "undone_by = 'office:li' WHERE id = " +
+        std::to_string(c1));
+    raw.exec(
+        "UPDATE checkins SET status = 'corrected', undone_at = 1793806200, "
+        "undone_by = 'u1', corrected_by = NULL WHERE id = " +
+        std::to_string(c2));
+  }
+  const auto voided = Problems::get(store, 1);
+  const auto corrected = Problems::get(store, 2);
+  CHECK(voided->status == ProblemStatus::NotAProblem);
+  CHECK(voided->history.back().note == "打卡已作废");
+  CHECK(voided->history.back().actor == "office:li");
+  CHECK(corrected->status == ProblemStatus::NotAProblem);
+  CHECK(corrected->history.back().note == "打卡已更正");
+}
