@@ -338,3 +338,18 @@ TEST_CASE("undoing a check-in closes the problem it reported", "[dispatcher]") {
   CHECK(item->history.back().note == "打卡已撤销");
   CHECK(f.say("zw", "我的问题").reply == "你目前没有待跟进的问题。");
 }
+
+TEST_CASE("a correction closes the old check-in's problem and records the new one's",
+          "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 今天 房屋漏雨需要修缮");
+  const auto fixed = f.say("zw", "更正 走访 王秀英户 昨天 应享未享低保");
+  CHECK(fixed.recorded);
+  const auto old_item = storage::Problems::get(f.store, 1);
+  CHECK(old_item->status == storage::ProblemStatus::NotAProblem);
+  CHECK(old_item->history.back().note == "打卡已更正");
+  const auto new_item = storage::Problems::get(f.store, 2);
+  REQUIRE(new_item);
+  CHECK(new_item->category.policy == "低保");
+  CHECK(new_item->reported_on == Date{2026, 11, 27});
+}
