@@ -21,6 +21,7 @@
 #include "bot/cmd_ledger.h"
 #include "bot/cmd_office.h"
 #include "bot/cmd_ops.h"
+#include "bot/cmd_problem.h"
 #include "bot/cmd_simulate.h"
 #include "bot/config.h"
 #include "bot/log.h"
@@ -346,6 +347,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   for (auto& c : bulletin_commands()) commands.push_back(std::move(c));
   for (auto& c : ops_commands()) commands.push_back(std::move(c));
   for (auto& c : office_commands()) commands.push_back(std::move(c));
+  for (auto& c : problem_commands()) commands.push_back(std::move(c));
   try {
     if (args.empty() || args[0] == "--help" || args[0] == "help" || args[0] == "-h") {
       (args.empty() ? err : out) << usage(commands);

@@ -13,6 +13,7 @@
 #include "charts/chart.h"
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
+#include "handlers/published.h"
 #include "storage/outbox.h"
 
 namespace bot {
@@ -57,6 +58,10 @@ SchedulerSources sources_for(const Config& config, storage::Store& store,
       for (const auto& h : ledger.helpers)
         out.push_back({h.helper_id, h.helper_name, h.unit, h.missed});
     return out;
+  };
+  s.posted = [&config, &store](const handlers::Period& period,
+                               std::optional<storage::Ledger> ledger, storage::LocalTime now) {
+    handlers::record_posted(store, period, ledger, config.bulletin, now);
   };
   return s;
 }
@@ -197,7 +202,12 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
     if (chart_files.empty())
       err << "no chart: no unit had pairings due in " << period->str() << "\n";
   }
-  if (!post) return 0;
+  if (!post) {
+    // A period already posted: where today's figures differ from the posted ones.
+    if (auto c = handlers::compare_with_posted(store, *period, ledger, config.bulletin, now))
+      out << handlers::render_comparison(templates, *c, now);
+    return 0;
+  }
 
   WebhookSender sender(config.wecom.webhook_url);
   std::vector<std::string> images;
@@ -214,6 +224,7 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
   storage::Outbox outbox(store);
   const auto queued = outbox.enqueue(kind, period_code(*period), ledger_code, messages,
                                      now.unix_seconds, a.flag("force"));
+  if (queued.created) handlers::record_posted(store, *period, ledger, config.bulletin, now);
   if (!queued.created)
     err << "already queued as generation " << queued.generation
         << " (--force posts it again); delivering what is left of it\n";

@@ -203,6 +203,7 @@ void Scheduler::fire(const Moment& m, int64_t now) {
     if (messages.empty()) continue;
     const auto r = outbox_.enqueue(std::string(kind_code(m.kind)), period_code(m.period), ledger,
                                    messages, now, false);
+    if (r.created && sources_.posted) sources_.posted(m.period, only, local);
     log_.info("scheduled", {{"key", m.key},
                             {"moment", at},
                             {"ledger", ledger},

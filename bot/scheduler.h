@@ -76,6 +76,10 @@ struct SchedulerSources {
       charts;
   /// Helpers with pairings not visited yet in the month of `now`.
   std::function<std::vector<ReminderEntry>(storage::LocalTime)> unvisited;
+  /// Called once a bulletin is queued for the group, to store its figures as posted (README
+  /// "A bulletin is a published record"). May be empty.
+  std::function<void(const handlers::Period&, std::optional<storage::Ledger>, storage::LocalTime)>
+      posted;
 };
 
 /// Runs the schedule on its own thread. Looks at the clock at least every `max_wait` (real

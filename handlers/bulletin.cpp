@@ -4,6 +4,7 @@
 
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"
+#include "handlers/published.h"
 #include "storage/bulletin_queries.h"
 
 namespace handlers {
@@ -81,6 +82,96 @@ data str(const std::string& s) {
 
 data num(int v) {
   return data(std::to_string(v));
+}
+
+// "4.5" for 45 tenths, "3" for 30.
+std::string tenths_text(int tenths) {
+  return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "");
+}
+
+// corrections: one per earlier posted period changed since (label, parts: word/count/more,
+// changed, from, to).
+void set_corrections(data& d, const std::vector<LateCorrection>& corrections) {
+  data list_of = list();
+  for (const auto& c : corrections) {
+    data x;
+    x.set("label", str(c.period_label));
+    data parts = list();
+    std::vector<std::pair<const char*, int>> counts = {{"补报", c.changes.late},
+                                                       {"更正", c.changes.corrected},
+                                                       {"撤销", c.changes.undone},
+                                                       {"作废", c.changes.voided}};
+    counts.erase(
+        std::remove_if(counts.begin(), counts.end(), [](auto& p) { return p.second == 0; }),
+        counts.end());
+    for (size_t i = 0; i < counts.size(); ++i) {
+      data part;
+      part.set("word", str(counts[i].first));
+      part.set("count", num(counts[i].second));
+      part.set("more", i + 1 < counts.size());
+      parts.push_back(part);
+    }
+    x.set("parts", parts);
+    const bool changed = c.posted_permille != c.today_permille;
+    x.set("changed", changed);
+    x.set("from", str(c.posted_permille ? percent_text(*c.posted_permille) : "—"));
+    x.set("to", str(c.today_permille ? percent_text(*c.today_permille) : "—"));
+    list_of.push_back(x);
+  }
+  d.set("has_corrections", !corrections.empty());
+  d.set("corrections", list_of);
+}
+
+// The problem keys of a ledger or the district (README "Bulletins"): problems_new,
+// problems_resolved, problems_open, problems_long, has_problems, has_long_open, has_gaps, gaps
+// (policy, count, more), and for a ledger problem_units and long_list; quarterly adds
+// problems_share and problems_median (days) when there is one.
+void set_problems(data& d, const ProblemFigures& p, const BulletinOptions& options,
+                  bool with_lists) {
+  d.set("problems_new", num(p.fresh));
+  d.set("problems_resolved", num(p.resolved));
+  d.set("problems_open", num(p.open));
+  d.set("problems_long", num(p.long_open));
+  d.set("has_problems", p.any());
+  d.set("has_long_open", p.long_open > 0);
+  data gaps = list();
+  for (size_t i = 0; i < p.gaps.size(); ++i) {
+    data g;
+    g.set("policy", str(p.gaps[i].policy.empty() ? "未注明政策" : p.gaps[i].policy));
+    g.set("count", num(p.gaps[i].open));
+    g.set("more", i + 1 < p.gaps.size());
+    gaps.push_back(g);
+  }
+  d.set("has_gaps", !p.gaps.empty());
+  d.set("gaps", gaps);
+  if (auto share = p.resolved_permille())
+    d.set("problems_share", str(percent_text(*share)));
+  else
+    d.set("problems_share", false);
+  if (auto median = p.median_tenths())
+    d.set("problems_median", str(tenths_text(*median)));
+  else
+    d.set("problems_median", false);
+  if (!with_lists) return;
+  data units = list();
+  for (const auto& u : p.units) {
+    data x;
+    x.set("unit", str(u.unit));
+    x.set("fresh", num(u.fresh));
+    x.set("resolved", num(u.resolved));
+    x.set("open", num(u.open));
+    units.push_back(x);
+  }
+  d.set("problem_units", units);
+  d.set("has_long_list", !p.long_list.empty());
+  set_capped(d, "long_list", p.long_list, options, [](const LongOpenProblem& l) {
+    data x;
+    x.set("id", num(static_cast<int>(l.id)));
+    x.set("unit", str(l.unit));
+    x.set("whom", str(l.whom));
+    x.set("days", num(l.days));
+    return x;
+  });
 }
 
 // Joins items with "、", starting a new line before a line would pass kMaxJoinedLineBytes.
@@ -243,9 +334,8 @@ data month_ledger_data(const LedgerMonthFigures& l, bool running, const Bulletin
   }
   d.set("has_policies", !shown.empty());
   d.set("policies", policies);
-  d.set("problems_new", num(t.problems_new));
-  d.set("problems_open", num(t.problems_open));
-  d.set("has_problems", t.problems_open > 0);
+  set_problems(d, t.problems, options, true);
+  set_corrections(d, l.corrections);
   return d;
 }
 
@@ -344,9 +434,8 @@ data quarter_ledger_data(const QuarterlyFigures& f, const LedgerQuarterFigures& 
   });
 
   set_occasion_totals(d, t.occasions);
-  d.set("problems_new", num(t.problems_new));
-  d.set("problems_open", num(t.problems_open));
-  d.set("has_problems", t.problems_open > 0);
+  set_problems(d, t.problems, options, true);
+  set_corrections(d, l.corrections);
   return d;
 }
 
@@ -430,8 +519,7 @@ std::string render_monthly(const Templates& templates, const MonthlyFigures& f,
     district.set("change",
                  change_data(change_of(f.running, f.district.coverage, f.district_previous)));
     set_occasion_totals(district, f.district.occasions);
-    district.set("problems_new", num(f.district.problems_new));
-    district.set("problems_open", num(f.district.problems_open));
+    set_problems(district, f.district.problems, options, false);
     d.set("district", district);
   } else {
     d.set("district", false);
@@ -461,8 +549,7 @@ std::string render_quarterly(const Templates& templates, const QuarterlyFigures&
                  change_data(change_of(f.running, f.district.quarter, f.district.previous)));
     district.set("months", month_rows(f, f.district.months));
     set_occasion_totals(district, f.district.occasions);
-    district.set("problems_new", num(f.district.problems_new));
-    district.set("problems_open", num(f.district.problems_open));
+    set_problems(district, f.district.problems, options, false);
     d.set("district", district);
   } else {
     d.set("district", false);
@@ -476,17 +563,18 @@ std::string render_quarterly(const Templates& templates, const QuarterlyFigures&
 std::string render_bulletin(storage::Store& store, const Templates& templates, const Period& period,
                             std::optional<storage::Ledger> ledger, const BulletinOptions& options,
                             storage::LocalTime now) {
-  if (period.kind == BulletinKind::Monthly)
-    return render_monthly(
-        templates, monthly_figures(store, Month{period.year, period.index}, ledger, options, now),
-        options);
-  return render_quarterly(templates,
-                          quarterly_figures(store, period.year, period.index, ledger, options, now),
-                          options);
+  if (period.kind == BulletinKind::Monthly) {
+    auto f = monthly_figures(store, Month{period.year, period.index}, ledger, options, now);
+    fill_late_corrections(store, f, options, now);
+    return render_monthly(templates, f, options);
+  }
+  auto f = quarterly_figures(store, period.year, period.index, ledger, options, now);
+  fill_late_corrections(store, f, options, now);
+  return render_quarterly(templates, f, options);
 }
 
 const std::vector<std::string>& bulletin_template_names() {
-  static const std::vector<std::string> kNames = {"monthly.md", "quarterly.md"};
+  static const std::vector<std::string> kNames = {"monthly.md", "quarterly.md", "posted.md"};
   return kNames;
 }
 

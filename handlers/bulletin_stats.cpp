@@ -228,14 +228,81 @@ std::vector<OccasionTally> occasions_of(const Prepared& prep, Ledger l, Date fro
   return tallies;
 }
 
-// Problems of ledger `l`: new = first reported in [from, to]; open = first reported <= to.
-void problems_of(const BulletinSnapshot& d, Ledger l, Date from, Date to, int& fresh, int& open) {
-  fresh = open = 0;
+// The problem figures of ledger `l` for [from, to] (rules in the header); `end` is the last day
+// that has begun (today in a running period).
+ProblemFigures problems_of(const BulletinSnapshot& d, Ledger l, Date from, Date to, Date end) {
+  ProblemFigures f;
+  std::map<std::string, UnitProblems> units;
+  std::map<std::string, int> gaps;
   for (const auto& p : d.problems) {
-    if (p.ledger != l || to < p.first_reported) continue;
-    ++open;
-    if (!(p.first_reported < from)) ++fresh;
+    if (p.ledger != l || to < p.reported_on) continue;
+    const bool resolved_before = p.resolved && p.closed_on && *p.closed_on < from;
+    if (resolved_before) continue;
+    const bool fresh = !(p.reported_on < from);
+    const bool resolved_in = p.resolved && p.closed_on && !(to < *p.closed_on);
+    const bool open_at_end = !resolved_in;
+    UnitProblems& u = units[p.unit];
+    u.unit = p.unit;
+    if (fresh) {
+      ++f.fresh;
+      ++u.fresh;
+    } else {
+      ++f.carried;
+    }
+    if (resolved_in) {
+      ++f.resolved;
+      ++u.resolved;
+      f.resolve_days.push_back(static_cast<int>(p.closed_on->days() - p.reported_on.days()));
+    }
+    if (open_at_end) {
+      ++f.open;
+      ++u.open;
+      if (p.category == "应享未享") ++gaps[p.policy];
+      const int days = static_cast<int>(end.days() - p.reported_on.days());
+      if (days > kLongOpenDays) {
+        ++f.long_open;
+        Pairing who;
+        who.household_head = p.household_head;
+        who.person = p.person;
+        f.long_list.push_back({p.id, p.unit, masked_whom(who), days});
+      }
+    }
   }
+  std::sort(f.resolve_days.begin(), f.resolve_days.end());
+  for (auto& [name, u] : units) f.units.push_back(std::move(u));
+  std::sort(f.long_list.begin(), f.long_list.end(), [](const auto& a, const auto& b) {
+    return a.days != b.days ? a.days > b.days : a.id < b.id;
+  });
+  for (const auto& [policy, n] : gaps) f.gaps.push_back({policy, n});
+  std::sort(f.gaps.begin(), f.gaps.end(), [](const PolicyGap& a, const PolicyGap& b) {
+    if (a.policy.empty() != b.policy.empty()) return b.policy.empty();
+    return a.open != b.open ? a.open > b.open : a.policy < b.policy;
+  });
+  return f;
+}
+
+// The district's problem counts: sums of the ledgers (units and lists stay per ledger).
+void add_problems(ProblemFigures& into, const ProblemFigures& from) {
+  into.fresh += from.fresh;
+  into.resolved += from.resolved;
+  into.open += from.open;
+  into.long_open += from.long_open;
+  into.carried += from.carried;
+  into.resolve_days.insert(into.resolve_days.end(), from.resolve_days.begin(),
+                           from.resolve_days.end());
+  std::sort(into.resolve_days.begin(), into.resolve_days.end());
+  for (const auto& g : from.gaps) {
+    auto it = std::find_if(into.gaps.begin(), into.gaps.end(),
+                           [&](const PolicyGap& x) { return x.policy == g.policy; });
+    if (it == into.gaps.end())
+      into.gaps.push_back(g);
+    else
+      it->open += g.open;
+  }
+  std::sort(into.gaps.begin(), into.gaps.end(), [](const PolicyGap& a, const PolicyGap& b) {
+    if (a.policy.empty() != b.policy.empty()) return b.policy.empty();
+    return a.open != b.open ? a.open > b.open : a.policy < b.policy;
+  });
 }
 
 // Coverage of ledger `l` in month m, in total and per unit (indexed by unit number).
@@ -322,7 +389,7 @@ LedgerMonthFigures ledger_month(const Prepared& prep, Ledger l, Month m,
     const Pairing* p = prep.find(r.pairing_id);
     if (p && p->ledger == l) ++tally_for(t.policies, r.kind).count;
   }
-  problems_of(prep.data(), l, m.first(), m.last(), t.problems_new, t.problems_open);
+  t.problems = problems_of(prep.data(), l, m.first(), m.last(), std::min(m.last(), today));
   return f;
 }
 
@@ -335,8 +402,7 @@ void add_totals(MonthTotals& into, const MonthTotals& from) {
   into.undone += from.undone;
   add_tallies(into.occasions, from.occasions);
   for (const auto& p : from.policies) tally_for(into.policies, p.kind).count += p.count;
-  into.problems_new += from.problems_new;
-  into.problems_open += from.problems_open;
+  add_problems(into.problems, from.problems);
 }
 
 std::array<Month, 3> quarter_months(int year, int quarter) {
@@ -493,10 +559,9 @@ QuarterlyFigures compute_quarterly(const BulletinSnapshot& data, int year, int q
 
     const Date from = f.months[0].first(), to = f.months[2].last();
     t.occasions = occasions_of(prep, l, from, to, options, today, nullptr);
-    problems_of(data, l, from, to, t.problems_new, t.problems_open);
+    t.problems = problems_of(data, l, from, to, std::min(to, today));
     add_tallies(f.district.occasions, t.occasions);
-    f.district.problems_new += t.problems_new;
-    f.district.problems_open += t.problems_open;
+    add_problems(f.district.problems, t.problems);
     f.ledgers.push_back(std::move(lf));
   }
   for (size_t i = 0; i < 3; ++i) {
@@ -506,6 +571,18 @@ QuarterlyFigures compute_quarterly(const BulletinSnapshot& data, int year, int q
   }
   f.district.previous = if_due(district_previous);
   return f;
+}
+
+std::optional<int> ProblemFigures::resolved_permille() const {
+  if (carried + fresh == 0) return std::nullopt;
+  return permille(Coverage{carried + fresh, resolved});
+}
+
+std::optional<int> ProblemFigures::median_tenths() const {
+  const size_t n = resolve_days.size();
+  if (n == 0) return std::nullopt;
+  if (n % 2 == 1) return resolve_days[n / 2] * 10;
+  return (resolve_days[n / 2 - 1] + resolve_days[n / 2]) * 5;
 }
 
 std::vector<std::vector<std::string>> coverage_summary_rows(const MonthlyFigures& f) {

@@ -27,9 +27,17 @@
 //   has a visit dated in [date, date + window] and not after today (the reporting check-in counts
 //   if it is itself a visit); overdue when it is not and today is past date + window; pending
 //   otherwise.
-// - A policy report is one (pairing, month, kind). A problem is one (pairing, text), new in the
-//   period of its first report. Nothing marks a problem resolved yet, so every problem reported
-//   up to the end of the period is counted as still open (待跟进).
+// - A policy report is one (pairing, month, kind).
+// - A problem is one tracked item (README "Problems"), dated by the visit that reported it. Items
+//   set to not_a_problem (by the office, or because their check-in was undone, corrected or
+//   voided) are not problems and count nowhere. New in a period: reported in it. Resolved in a
+//   period: its status is resolved and it was resolved in it. Open at the period's end: reported
+//   by then and not resolved by then (open and in_progress alike). Open for more than 30 days:
+//   open at the end, where the end of a running period is today, and reported more than 30 days
+//   before it. The 应享未享 gaps are the items open at the end in that category, by policy.
+//   Quarterly only: share resolved = resolved in the quarter / (open at its start + new in it);
+//   days to resolve = resolved day - reported day, median over the items resolved in the
+//   quarter (the mean of the two middle ones for an even count, in tenths of a day).
 // - Quarter coverage = sum of visited due pairing-months / sum of due pairing-months over the
 //   quarter's months that have begun. A helper "missed the same pairing repeatedly" when that
 //   pairing was due and not visited in two or more months of the quarter that are over. The
@@ -45,6 +53,7 @@
 #include "storage/bulletin_queries.h"
 #include "storage/date.h"
 #include "storage/model.h"
+#include "storage/problems.h"
 
 namespace handlers {
 
@@ -112,6 +121,65 @@ struct PolicyTally {
   bool operator==(const PolicyTally&) const = default;
 };
 
+/// A problem open for more than kLongOpenDays days at the end of the period.
+struct LongOpenProblem {
+  int64_t id = 0;
+  std::string unit;
+  std::string whom;  // masked
+  int days = 0;
+  bool operator==(const LongOpenProblem&) const = default;
+};
+
+struct UnitProblems {
+  std::string unit;
+  int fresh = 0, resolved = 0, open = 0;
+  bool operator==(const UnitProblems&) const = default;
+};
+
+/// 应享未享 items open at the end of the period, for one policy ("" when none was named).
+struct PolicyGap {
+  std::string policy;
+  int open = 0;
+  bool operator==(const PolicyGap&) const = default;
+};
+
+inline constexpr int kLongOpenDays = 30;
+
+/// The problem figures of one ledger (units and lists filled) or of the district (counts).
+struct ProblemFigures {
+  int fresh = 0;                  // reported in the period
+  int resolved = 0;               // resolved in the period
+  int open = 0;                   // open at its end
+  int long_open = 0;              // of those, open more than kLongOpenDays days
+  int carried = 0;                // open at its start (reported before it, not resolved before it)
+  std::vector<int> resolve_days;  // of the items resolved in the period, ascending
+  std::vector<UnitProblems> units;         // units with any figure, by name
+  std::vector<LongOpenProblem> long_list;  // days desc, then number
+  std::vector<PolicyGap> gaps;             // open desc, then policy; "" last
+  /// resolved / (carried + fresh) in tenths of a percent (permille's rounding); nullopt when
+  /// nothing was open in the period.
+  std::optional<int> resolved_permille() const;
+  /// Median of resolve_days in tenths of a day; nullopt when none was resolved.
+  std::optional<int> median_tenths() const;
+  bool any() const { return fresh + resolved + open > 0; }
+};
+
+/// Changes to an earlier period of this ledger made after its bulletin was posted, listed in the
+/// next bulletin (README "A bulletin is a published record"): 10月通报后补报 3 条、更正 1 条，
+/// 10月覆盖率由 78.3% 修正为 79.1%.
+struct LateCorrection {
+  std::string period_label;  // "10月", "2025年12月", "第三季度"
+  storage::LateChanges changes;
+  std::optional<int> posted_permille;  // coverage as posted; nullopt when nothing was due
+  std::optional<int> today_permille;   // coverage now
+  bool operator==(const LateCorrection& o) const {
+    return period_label == o.period_label && posted_permille == o.posted_permille &&
+           today_permille == o.today_permille && changes.late == o.changes.late &&
+           changes.corrected == o.changes.corrected && changes.undone == o.changes.undone &&
+           changes.voided == o.changes.voided;
+  }
+};
+
 /// Totals for one ledger, or for the district, in one month.
 struct MonthTotals {
   Coverage coverage;
@@ -122,19 +190,19 @@ struct MonthTotals {
   int undone = 0;                        // check-ins dated in the month and undone
   std::vector<OccasionTally> occasions;  // the five kinds in fixed order, then any others
   std::vector<PolicyTally> policies;     // the four kinds in fixed order (0 included), then others
-  int problems_new = 0;
-  int problems_open = 0;
+  ProblemFigures problems;
 };
 
 struct LedgerMonthFigures {
   storage::Ledger ledger = storage::Ledger::Cadre;
   MonthTotals totals;
-  std::optional<Coverage> previous;      // last month's coverage; nullopt when nothing was due
-  std::vector<UnitFigure> units;         // ranked
-  std::vector<std::string> commended;    // units at 100%, in rank order
-  std::vector<UnitFigure> below;         // units below the threshold, in rank order
-  std::vector<HelperFigure> helpers;     // missed desc, due desc, unit, name, id
-  std::vector<OverdueOccasion> overdue;  // by date, unit, helper, whom
+  std::optional<Coverage> previous;         // last month's coverage; nullopt when nothing was due
+  std::vector<UnitFigure> units;            // ranked
+  std::vector<std::string> commended;       // units at 100%, in rank order
+  std::vector<UnitFigure> below;            // units below the threshold, in rank order
+  std::vector<HelperFigure> helpers;        // missed desc, due desc, unit, name, id
+  std::vector<OverdueOccasion> overdue;     // by date, unit, helper, whom
+  std::vector<LateCorrection> corrections;  // filled by render_bulletin from the store
 };
 
 struct MonthlyFigures {
@@ -171,8 +239,7 @@ struct QuarterTotals {
   Coverage quarter;
   std::optional<Coverage> previous;
   std::vector<OccasionTally> occasions;
-  int problems_new = 0;
-  int problems_open = 0;
+  ProblemFigures problems;
 };
 
 struct LedgerQuarterFigures {
@@ -181,6 +248,7 @@ struct LedgerQuarterFigures {
   std::vector<UnitQuarterFigure> units;     // ranked by quarter coverage
   std::vector<UnitQuarterFigure> improved;  // up to 3, largest positive change first
   std::vector<RepeatedMiss> repeated;       // months desc, unit, helper, whom
+  std::vector<LateCorrection> corrections;  // filled by render_bulletin from the store
 };
 
 struct QuarterlyFigures {

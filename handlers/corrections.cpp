@@ -5,6 +5,7 @@
 #include "handlers/chinese_date.h"
 #include "handlers/labels.h"
 #include "handlers/text.h"
+#include "storage/problems.h"
 
 namespace handlers {
 namespace {
@@ -113,11 +114,16 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
   } else {
     const CheckinRecord& old = recent.front();
     const CheckinRecord fresh = record_of(*c, m, now);
-    if (!tx.correct_checkin(old.id, fresh, m.userid, now.unix_seconds))
-      throw std::runtime_error("the check-in to correct changed under the write unit");
+    const auto fresh_id = tx.correct_checkin(old.id, fresh, m.userid, now.unix_seconds);
+    if (!fresh_id) throw std::runtime_error("the check-in to correct changed under the write unit");
     r.outcome = InboundOutcome::Corrected;
     r.recorded = true;
     const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
+    // The replacement's problems become items as any check-in's do (the old one's untouched open
+    // items were closed by the trigger of migration 6, as 打卡已更正).
+    if (p && !fresh.problems.empty())
+      storage::Problems::record(tx, *fresh_id, *p, m.userid, fresh.visit_date, fresh.problems,
+                                fresh.policies, now.unix_seconds);
     const Month visit_month = Month::of(c->visit_date);
     d.set("ok", true);
     d.set("old", describe(old, sender, today));

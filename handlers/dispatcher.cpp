@@ -4,7 +4,9 @@
 
 #include "handlers/corrections.h"
 #include "handlers/labels.h"
+#include "handlers/problem_commands.h"
 #include "handlers/understanding.h"
+#include "storage/problems.h"
 
 namespace handlers {
 namespace {
@@ -121,10 +123,14 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
   sender.known = helper_name.has_value();
   sender.pairings = store_.pairings_of(message.userid, now.date());
 
+  // Problem commands (#12 已解决 …, 我的问题) first: a check-in never starts like them.
+  const auto problem_cmd = parse_problem_command(normalize(message.text, options_.bot_name));
   // 更正 <line>: the line is understood as any check-in, then replaces the last one.
-  const std::optional<std::string> correction = parse_correction(message.text, options_.bot_name);
-  const Understanding u =
-      understand(correction ? *correction : message.text, sender, now.date(), options_.bot_name);
+  const std::optional<std::string> correction =
+      problem_cmd ? std::nullopt : parse_correction(message.text, options_.bot_name);
+  const Understanding u = problem_cmd ? Understanding{ParseError{}}
+                                      : understand(correction ? *correction : message.text, sender,
+                                                   now.date(), options_.bot_name);
   std::optional<std::string> prepared;
   if (const auto* cmd = std::get_if<CommandMsg>(&u);
       !correction && cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
@@ -144,8 +150,9 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
       return tx.attempt([&] {
         bool recorded = false;
         storage::InboundOutcome outcome = storage::InboundOutcome::Answered;
-        std::string reply = prepared
-                                ? *prepared
+        std::string reply = prepared ? *prepared
+                            : problem_cmd
+                                ? problem_reply(tx, *problem_cmd, sender, now, recorded)
                                 : handle_locked(tx, message, u, sender, helper_name.value_or(""),
                                                 now, recorded, outcome, correction);
         tx.set_reply(message.msgid, reply, outcome);
@@ -200,9 +207,13 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
     rec.problems = c->problems;
     rec.note = c->note;
     rec.received_at = now.unix_seconds;
-    tx.add_checkin(rec);
+    const int64_t checkin_id = tx.add_checkin(rec);
     recorded = true;
     outcome = storage::InboundOutcome::Recorded;
+    std::vector<storage::Problem> items;
+    if (p && !c->problems.empty())
+      items = storage::Problems::record(tx, checkin_id, *p, m.userid, c->visit_date, c->problems,
+                                        c->policies, now.unix_seconds);
     const Month visit_month = Month::of(c->visit_date);
     data d;
     d.set("date", chinese_date(c->visit_date, today));
@@ -211,7 +222,13 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
     d.set("whom", p ? masked_whom(*p) : mask_name(c->name));
     if (!c->occasions.empty()) d.set("occasions", join_labels(c->occasions, occasion_label));
     if (!c->policies.empty()) d.set("policies", join_labels(c->policies, policy_label));
-    if (!c->problems.empty()) d.set("problems", std::to_string(c->problems.size()));
+    if (!items.empty()) {
+      std::vector<std::string> named;
+      for (const auto& item : items)
+        named.push_back("#" + std::to_string(item.id) + "（" + category_text(item.category) + "）");
+      d.set("problems", join(named, "、"));
+      d.set("first_problem", std::to_string(items.front().id));
+    }
     if (c->mode == storage::Mode::Phone) d.set("phone", true);
     d.set("month", std::to_string(visit_month.month));
     d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
@@ -290,6 +307,81 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
   // Templates end sections on their own lines; the chat shows no trailing blank lines.
   while (!reply.empty() && (reply.back() == '\n' || reply.back() == ' ')) reply.pop_back();
   return mask_names(reply, sender.pairings);
+}
+
+namespace {
+// The pairing-shaped view of an item, for masked_whom and mask_names.
+Pairing as_pairing(const storage::Problem& item) {
+  Pairing p;
+  p.household_id = item.household_id;
+  p.household_head = item.household_head;
+  p.person = item.person;
+  return p;
+}
+}  // namespace
+
+std::string Dispatcher::problem_reply(storage::Store::Tx& tx, const ProblemCommand& cmd,
+                                      const SenderContext& sender, LocalTime now, bool& recorded) {
+  if (!sender.known && !is_admin(sender.helper_id))
+    return templates_.render("unknown_sender", data{});
+  std::vector<Pairing> names = sender.pairings;
+  std::string reply;
+  if (cmd.kind == ProblemCommand::Kind::Mine) {
+    std::vector<std::string> households;
+    for (const auto& p : sender.pairings) households.push_back(p.household_id);
+    const auto items = storage::Problems::open_for(tx, sender.helper_id, households);
+    data list{data::type::list};
+    for (const auto& item : items) {
+      names.push_back(as_pairing(item));
+      data row;
+      row.set("id", std::to_string(item.id));
+      row.set("whom", masked_whom(as_pairing(item)));
+      row.set("category", category_text(item.category));
+      row.set("text", item.text);
+      row.set("status", std::string(storage::problem_status_label(item.status)));
+      row.set("date", chinese_date(item.reported_on, now.date()));
+      list << row;
+    }
+    data d;
+    d.set("total", std::to_string(items.size()));
+    d.set("items", list);
+    if (items.empty()) d.set("none", true);
+    reply = templates_.render("my_problems", d);
+  } else {
+    data d;
+    d.set("id", std::to_string(cmd.id));
+    const auto item = storage::Problems::find(tx, cmd.id);
+    if (!item) {
+      d.set("not_found", true);
+    } else {
+      names.push_back(as_pairing(*item));
+      d.set("whom", masked_whom(as_pairing(*item)));
+      d.set("category", category_text(item->category));
+      d.set("from", std::string(storage::problem_status_label(item->status)));
+      const bool helps =
+          std::any_of(sender.pairings.begin(), sender.pairings.end(),
+                      [&](const Pairing& p) { return p.household_id == item->household_id; });
+      if (!cmd.status) {
+        d.set("no_status", true);
+      } else if (item->reported_by != sender.helper_id && !helps && !is_admin(sender.helper_id)) {
+        d.set("refused", true);
+      } else if (storage::is_closed(item->status)) {
+        d.set("closed", true);
+      } else if (item->status == *cmd.status) {
+        d.set("same", true);
+      } else {
+        storage::Problems::set_status(tx, cmd.id, *cmd.status, sender.helper_id, cmd.note,
+                                      now.date(), now.unix_seconds);
+        recorded = true;
+        d.set("ok", true);
+        d.set("to", std::string(storage::problem_status_label(*cmd.status)));
+        if (!cmd.note.empty()) d.set("note", cmd.note);
+      }
+    }
+    reply = templates_.render("problem", d);
+  }
+  while (!reply.empty() && (reply.back() == '\n' || reply.back() == ' ')) reply.pop_back();
+  return mask_names(reply, names);
 }
 
 }  // namespace handlers

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "handlers/bulletin.h"
+#include "handlers/problem_commands.h"
 #include "handlers/templates.h"
 #include "handlers/understanding.h"
 #include "storage/store.h"
@@ -43,6 +44,10 @@ class Dispatcher {
                             const std::string& helper_name, storage::LocalTime now, bool& recorded,
                             storage::InboundOutcome& outcome,
                             const std::optional<std::string>& correction);
+  /// The reply to 我的问题 and #12 已解决 …: lists, or changes an item when the sender reported
+  /// it, helps its household or is an admin (README "Problems").
+  std::string problem_reply(storage::Store::Tx& tx, const ProblemCommand& command,
+                            const SenderContext& sender, storage::LocalTime now, bool& recorded);
   /// The reply to 通报 / 点评: rendered from the store outside the write unit (it reads a lot).
   std::string bulletin_reply(const CommandMsg& command, const std::string& userid,
                              storage::LocalTime now);

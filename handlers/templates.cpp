@@ -69,7 +69,9 @@ const std::vector<std::string>& Templates::reply_names() {
   static const std::vector<std::string> kNames = {
       "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender",
       // 更正 and 撤销 <whom> <date> (handlers/corrections)
-      "correct", "undo_named"};
+      "correct", "undo_named",
+      // #12 已解决 …, 我的问题 (handlers/problem_commands)
+      "problem", "my_problems"};
   return kNames;
 }
 

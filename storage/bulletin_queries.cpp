@@ -96,16 +96,14 @@ struct BulletinQueries::Statements {
         first_visit(db,
                     "SELECT min(visit_date) FROM checkins WHERE pairing_id = ?1 "
                     "AND visit_date >= ?2 AND undone_at IS NULL AND mode <> 'phone'"),
-        // All history up to ?2. `+c.visit_date` and `+c.pairing_id` keep SQLite from walking a
-        // whole (pairing_id, …) index in random table order (20 s on 6 million check-ins): it
-        // reads the partial index checkins_problems_cover alone, whose condition is repeated
-        // here literally so it is usable.
+        // The items open at some time in [?1, ?2] or resolved in it, from the covering index
+        // problems_bulletin alone (the household's head by the pairing's key).
         problems(db,
-                 "SELECT c.pairing_id, p.ledger, j.value, min(c.visit_date) "
-                 "FROM checkins c JOIN pairings p ON p.id = c.pairing_id, json_each(c.problems) j "
-                 "WHERE +c.visit_date <= ?2 AND c.problems <> '[]' AND c.undone_at IS NULL "
-                 "AND (?3 IS NULL OR p.ledger = ?3) "
-                 "GROUP BY +c.pairing_id, j.value") {}
+                 "SELECT q.id, q.pairing_id, q.ledger, q.unit, p.household_head, q.person, "
+                 "q.category, q.policy, q.status = 'resolved', q.reported_on, q.closed_on "
+                 "FROM problems q JOIN pairings p ON p.id = q.pairing_id "
+                 "WHERE q.reported_on <= ?2 AND (q.closed_on IS NULL OR q.closed_on >= ?1) "
+                 "AND q.status <> 'not_a_problem' AND (?3 IS NULL OR q.ledger = ?3)") {}
 
   SQLite::Statement pairings, range, reports, first_visit, problems;
 };
@@ -260,9 +258,23 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
     else
       s.bind(3);
     while (s.executeStep()) {
-      out.problems.push_back({s.getColumn(0).getInt64(), ledger_col(s.getColumn(1)),
-                              s.getColumn(2).getString(), required_date_col(s.getColumn(3))});
+      ProblemReport r;
+      r.id = s.getColumn(0).getInt64();
+      r.pairing_id = s.getColumn(1).getInt64();
+      r.ledger = ledger_col(s.getColumn(2));
+      r.unit = s.getColumn(3).getString();
+      r.household_head = s.getColumn(4).getString();
+      r.person = s.getColumn(5).getString();
+      r.category = s.getColumn(6).getString();
+      r.policy = s.getColumn(7).getString();
+      r.resolved = s.getColumn(8).getInt() != 0;
+      r.reported_on = required_date_col(s.getColumn(9));
+      r.closed_on = date_col(s.getColumn(10));
+      out.problems.push_back(std::move(r));
     }
+    // Sorted here: an ORDER BY id would make SQLite walk the table instead of the index.
+    std::sort(out.problems.begin(), out.problems.end(),
+              [](const ProblemReport& a, const ProblemReport& b) { return a.id < b.id; });
   }
   read.commit();
   return out;

@@ -42,13 +42,18 @@ struct PolicyReport {
   std::string kind;  // medical_aid, education_aid, housing, minimum_living
 };
 
-/// A problem as reported, one per (pairing, text), with the date it was first reported.
-/// There is no "resolved" state yet, so every problem is still open.
+/// A tracked problem (storage/problems.h) as bulletins read it. Items now not_a_problem are not
+/// read at all: they were not problems.
 struct ProblemReport {
+  int64_t id = 0;
   int64_t pairing_id = 0;
   Ledger ledger = Ledger::Cadre;
-  std::string text;
-  Date first_reported;
+  std::string unit;
+  std::string household_head, person;  // for the masked household only, never shown in full
+  std::string category, policy;        // 应享未享 and its policy (may be ""), 住房安全, …
+  bool resolved = false;               // status resolved (else open or in_progress)
+  Date reported_on;
+  std::optional<Date> closed_on;  // the day it was resolved
 };
 
 /// Everything a bulletin needs for the dates [from, to], read in one snapshot.
@@ -66,7 +71,8 @@ struct BulletinSnapshot {
   std::vector<OccasionReport> occasions;
   /// Policies reported on dates in [from, to], for the pairings above.
   std::vector<PolicyReport> policies;
-  /// Every problem first reported on or before `to` (all history: nothing is ever resolved).
+  /// Every problem item reported on or before `to` and not closed before `from`, except
+  /// not_a_problem ones, by number.
   std::vector<ProblemReport> problems;
 };
 

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "storage/columns.h"
+#include "storage/problem_category.h"
 
 namespace storage {
 namespace {
@@ -203,7 +204,108 @@ CREATE INDEX checkins_reports ON checkins (visit_date, pairing_id, occasions, po
 CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, problems, undone_at)
   WHERE problems <> '[]' AND undone_at IS NULL;
 )sql"},
-    // (6 is reserved for the problems and published-bulletin tables.)
+    // Problems followed to closure, and bulletins as published records (README "Problems",
+    // "A bulletin is a published record"):
+    // - problems: one item per problem a check-in reported; the number is AUTOINCREMENT, so it is
+    //   never reused. `changes` counts status changes after the report. The problems stored
+    //   today in checkins.problems (of check-ins that count) become open items, classified by
+    //   the SQL function bangfu_problem_category (storage/problem_category.h), dated by the
+    //   check-in's visit date.
+    // - the trigger: a check-in that stops counting (undone, corrected, void) closes its items
+    //   still open and never changed as not_a_problem, with history and audit rows, dated in
+    //   China time (UTC+8: the zone every deployment serves, see storage/date.h).
+    // - bulletin_records: the figures of each posted bulletin.
+    // - checkins_changes / checkins_corrected_by: what changed in a posted period since it was
+    //   posted, read from the index alone.
+    {6, R"sql(
+CREATE TABLE problems (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  checkin_id  INTEGER REFERENCES checkins (id),
+  pairing_id  INTEGER NOT NULL REFERENCES pairings (id),
+  household_id TEXT NOT NULL,
+  person      TEXT NOT NULL DEFAULT '',
+  ledger      TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education')),
+  unit        TEXT NOT NULL,
+  reported_by TEXT NOT NULL,
+  reported_on TEXT NOT NULL CHECK (reported_on GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+  category    TEXT NOT NULL CHECK (category IN ('应享未享', '住房安全', '医疗', '就学', '收入就业', '其他')),
+  policy      TEXT NOT NULL DEFAULT '',
+  text        TEXT NOT NULL,
+  status      TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'in_progress', 'resolved', 'not_a_problem')),
+  status_on   TEXT NOT NULL,
+  closed_on   TEXT,
+  changes     INTEGER NOT NULL DEFAULT 0,
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  CHECK ((status IN ('resolved', 'not_a_problem')) = (closed_on IS NOT NULL))
+);
+CREATE INDEX problems_checkin ON problems (checkin_id);
+CREATE INDEX problems_household ON problems (household_id, status);
+CREATE INDEX problems_reporter ON problems (reported_by, status);
+CREATE INDEX problems_bulletin ON problems (reported_on, closed_on, status, ledger, unit, category,
+                                           policy, pairing_id, person);
+
+CREATE TABLE problem_history (
+  id          INTEGER PRIMARY KEY,
+  problem_id  INTEGER NOT NULL REFERENCES problems (id),
+  on_date     TEXT NOT NULL,
+  at          INTEGER NOT NULL,
+  actor       TEXT NOT NULL,
+  from_status TEXT NOT NULL DEFAULT '',
+  to_status   TEXT NOT NULL,
+  note        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX problem_history_problem ON problem_history (problem_id, id);
+
+INSERT INTO problems (checkin_id, pairing_id, household_id, person, ledger, unit, reported_by,
+                      reported_on, category, policy, text, status_on, created_at, updated_at)
+  SELECT c.id, c.pairing_id, p.household_id, p.person, p.ledger, p.unit, c.helper_id,
+         c.visit_date, bangfu_problem_category(j.value, c.policies),
+         bangfu_problem_policy(j.value, c.policies), j.value, c.visit_date, c.received_at,
+         c.received_at
+  FROM checkins c JOIN pairings p ON p.id = c.pairing_id, json_each(c.problems) j
+  WHERE c.problems <> '[]' AND c.undone_at IS NULL
+  ORDER BY c.received_at, c.id, j.key;
+INSERT INTO problem_history (problem_id, on_date, at, actor, to_status, note)
+  SELECT id, reported_on, created_at, 'migration', 'open', '由升级前的打卡记录转为问题'
+  FROM problems ORDER BY id;
+
+CREATE TRIGGER checkin_stops_closes_problems AFTER UPDATE OF status ON checkins
+WHEN OLD.status = 'active' AND NEW.status <> 'active'
+BEGIN
+  INSERT INTO audit (at, actor, action, subject, detail)
+    SELECT NEW.undone_at, coalesce(NEW.undone_by, ''), 'problem_status', 'problem:' || id,
+           json_object('status', json_array('open', 'not_a_problem'), 'checkin_id', NEW.id,
+                       'note', CASE NEW.status WHEN 'corrected' THEN '打卡已更正'
+                                 WHEN 'void' THEN '打卡已作废' ELSE '打卡已撤销' END)
+    FROM problems WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
+  INSERT INTO problem_history (problem_id, on_date, at, actor, from_status, to_status, note)
+    SELECT id, date(NEW.undone_at, 'unixepoch', '+8 hours'), NEW.undone_at,
+           coalesce(NEW.undone_by, ''), 'open', 'not_a_problem',
+           CASE NEW.status WHEN 'corrected' THEN '打卡已更正'
+             WHEN 'void' THEN '打卡已作废' ELSE '打卡已撤销' END
+    FROM problems WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
+  UPDATE problems SET status = 'not_a_problem',
+                      status_on = date(NEW.undone_at, 'unixepoch', '+8 hours'),
+                      closed_on = date(NEW.undone_at, 'unixepoch', '+8 hours'),
+                      changes = changes + 1, updated_at = NEW.undone_at
+    WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
+END;
+
+CREATE TABLE bulletin_records (
+  id        INTEGER PRIMARY KEY,
+  kind      TEXT NOT NULL CHECK (kind IN ('monthly', 'quarterly')),
+  period    TEXT NOT NULL,
+  ledger    TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education', 'all')),
+  figures   TEXT NOT NULL CHECK (json_valid(figures)),
+  posted_at INTEGER NOT NULL
+);
+CREATE INDEX bulletin_records_period ON bulletin_records (kind, ledger, period, posted_at);
+
+CREATE INDEX checkins_changes ON checkins (visit_date, received_at, undone_at, status, pairing_id);
+CREATE INDEX checkins_corrected_by ON checkins (corrected_by) WHERE corrected_by IS NOT NULL;
+)sql"},
     // The outbox also carries images (the coverage charts after a bulletin's text, README
     // "Charts"). SQLite cannot change a CHECK in place: the table is rebuilt with the same
     // columns, ids, statuses and index. outbox_attempts, which references it, is rebuilt with
@@ -404,6 +506,44 @@ json pairing_identity(const Pairing& p) {
   return json{{"helper_id", p.helper_id}, {"household_id", p.household_id}, {"person", p.person}};
 }
 
+// bangfu_problem_category(phrase, policies_json) and bangfu_problem_policy(…): the classifier of
+// storage/problem_category.h as SQL functions, for migration 6 (which must keep working on any
+// old database, so they are registered on every writer connection).
+void problem_sql_function(sqlite3_context* ctx, int argc, sqlite3_value** argv, bool policy) {
+  if (argc != 2 || sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  const std::string phrase(reinterpret_cast<const char*>(sqlite3_value_text(argv[0])));
+  std::vector<std::string> policies;
+  if (sqlite3_value_type(argv[1]) == SQLITE_TEXT) {
+    json j =
+        json::parse(reinterpret_cast<const char*>(sqlite3_value_text(argv[1])), nullptr, false);
+    if (j.is_array())
+      for (const auto& v : j)
+        if (v.is_string()) policies.push_back(v.get<std::string>());
+  }
+  const ProblemCategory c = classify_problem(phrase, policies);
+  const std::string& out = policy ? c.policy : c.category;
+  sqlite3_result_text(ctx, out.c_str(), static_cast<int>(out.size()), SQLITE_TRANSIENT);
+}
+void problem_category_sql(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  problem_sql_function(ctx, argc, argv, false);
+}
+void problem_policy_sql(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  problem_sql_function(ctx, argc, argv, true);
+}
+
+void register_functions(SQLite::Database& db) {
+  const int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+  if (sqlite3_create_function_v2(db.getHandle(), "bangfu_problem_category", 2, flags, nullptr,
+                                 problem_category_sql, nullptr, nullptr, nullptr) != SQLITE_OK ||
+      sqlite3_create_function_v2(db.getHandle(), "bangfu_problem_policy", 2, flags, nullptr,
+                                 problem_policy_sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+    throw SQLite::Exception("cannot register the problem classifier: " +
+                            std::string(sqlite3_errmsg(db.getHandle())));
+}
+
 void migrate(SQLite::Database& db) {
   constexpr int latest = std::end(kMigrations)[-1].version;
   auto version = [&] { return db.execAndGet("PRAGMA user_version").getInt(); };
@@ -600,6 +740,7 @@ Store::Store(const std::string& path) {
   // FULL: a check-in is on disk before the reply that confirms it leaves.
   db_->exec("PRAGMA synchronous = FULL");
   db_->exec("PRAGMA foreign_keys = ON");
+  register_functions(*db_);
   migrate(*db_);
   st_ = std::make_unique<Statements>(*db_);
   if (path != ":memory:" && !path.empty())

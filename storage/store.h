@@ -186,8 +186,10 @@ class Store {
  private:
   friend class Tx;
   // Query sets kept in their own files, sharing this connection and lock:
-  friend class BulletinQueries;  // storage/bulletin_queries.h
-  friend class Outbox;           // storage/outbox.h
+  friend class BulletinQueries;     // storage/bulletin_queries.h
+  friend class Outbox;              // storage/outbox.h
+  friend class Problems;            // storage/problems.h
+  friend class PublishedBulletins;  // storage/problems.h
   struct Job;
   /// Queues the unit and blocks until its group is committed; rethrows its failure.
   void submit(const std::function<void(Tx&)>& fn);
@@ -258,6 +260,8 @@ class Store::Tx {
 
  private:
   friend class Store;
+  friend class Problems;  // storage/problems.h: its writes run inside a unit
+  friend class PublishedBulletins;
   explicit Tx(Store& s) : s_(s) {}
   void savepoint();
   void release();

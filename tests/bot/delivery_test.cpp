@@ -775,6 +775,12 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
            "\n" + std::string(l == storage::Ledger::Cadre ? 5000 : 10, 'x');
   };
   sources.unvisited = [&](storage::LocalTime) { return unvisited; };
+  std::vector<std::string> posted;  // the bulletins whose figures were stored as posted
+  sources.posted = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
+                       storage::LocalTime) {
+    posted.push_back(bot::period_code(p) + " " +
+                     (l ? std::string(storage::ledger_code(*l)) : "all"));
+  };
   auto make = [&](Outbox& outbox) {
     return std::make_unique<bot::Scheduler>(
         outbox, ScheduleConfig{}, kOffset, sources, clock.fn(), log, [&] { ++wakes; },
@@ -825,6 +831,8 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
   }
   CHECK(renders == 3);
   CHECK(wakes == 2);
+  // Each queued bulletin's figures are stored once, the reminder's never.
+  CHECK(posted == std::vector<std::string>{"2026-11 cadre", "2026-11 health", "2026-11 education"});
 }
 
 TEST_CASE(

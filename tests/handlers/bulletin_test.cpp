@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <array>
+
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <stdlib.h>
 
@@ -15,8 +17,10 @@
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"
+#include "handlers/published.h"
 #include "handlers/templates.h"
 #include "storage/bulletin_queries.h"
+#include "storage/problems.h"
 #include "storage/store.h"
 #include "tests/support/temp_dir.h"
 
@@ -153,6 +157,10 @@ class District {
     store_->transaction([&](Store::Tx& tx) {
       tx.save_inbound(m);
       const int64_t id = tx.add_checkin(c);
+      // As the dispatcher does: each problem becomes a tracked item (numbered in seed order).
+      if (!c.problems.empty())
+        storage::Problems::record(tx, id, *pairing, c.helper_id, c.visit_date, c.problems,
+                                  c.policies, c.received_at);
       if (undo) REQUIRE(tx.mark_undone(id, c.helper_id, m.received_at + 60));
     });
   }
@@ -219,6 +227,18 @@ class District {
     checkin("H14", "2026-12-10", V, {"festival"});
     checkin("H16", "2026-12-11", V);
     checkin("H7", "2026-12-12", V);
+    // Problems followed up: #1 行动不便 (09-20) resolved on 11-18, #2 低保未落实 (10-12) on
+    // 12-08, #6 数学成绩下滑 (11-05) in progress; #3 and #4 were closed when their check-ins
+    // were undone; #5 and #7 stay open.
+    using storage::ProblemStatus;
+    store_->transaction([&](Store::Tx& tx) {
+      storage::Problems::set_status(tx, 1, ProblemStatus::Resolved, "office:li", "已配轮椅",
+                                    d("2026-11-18"), 1'790'100'000);
+      storage::Problems::set_status(tx, 2, ProblemStatus::Resolved, "office:li", "低保已批",
+                                    d("2026-12-08"), 1'790'200'000);
+      storage::Problems::set_status(tx, 6, ProblemStatus::InProgress, "h12", "已联系学校",
+                                    d("2026-11-10"), 1'790'050'000);
+    });
   }
 
   TempDir dir_;
@@ -411,19 +431,25 @@ f AS (
     return out;
   }
 
-  // {new in [from, to], open at `to`}
-  std::pair<int, int> problems(Date from, Date to, std::optional<Ledger> l) {
-    auto s = query(
-        "WITH pr AS (SELECT c.pairing_id, j.value, min(c.visit_date) AS first "
-        "FROM checkins c JOIN pairings p ON p.id = c.pairing_id, "
-        "json_each(c.problems) j WHERE c.undone_at IS NULL "
-        "AND (:ledger IS NULL OR p.ledger = :ledger) GROUP BY c.pairing_id, j.value) "
-        "SELECT coalesce(sum(first BETWEEN '" +
-            from.iso() + "' AND '" + to.iso() + "'), 0), coalesce(sum(first <= '" + to.iso() +
-            "'), 0) FROM pr",
-        l);
+  // {new in [from, to], resolved in it, open at `to`, of those open more than 30 days at `end`,
+  // open at `from`}, from the problems table; not_a_problem items are no problems.
+  std::array<int, 5> problems(Date from, Date to, Date end, std::optional<Ledger> l) {
+    const std::string f = "'" + from.iso() + "'", t = "'" + to.iso() + "'",
+                      e = "'" + end.iso() + "'";
+    const std::string open_at_to = "NOT (status = 'resolved' AND closed_on <= " + t + ")";
+    auto s =
+        query("SELECT coalesce(sum(reported_on >= " + f +
+                  "), 0), coalesce(sum(status = 'resolved' AND closed_on BETWEEN " + f + " AND " +
+                  t + "), 0), coalesce(sum(" + open_at_to + "), 0), coalesce(sum(" + open_at_to +
+                  " AND julianday(" + e +
+                  ") - julianday(reported_on) > 30), 0), coalesce(sum(reported_on < " + f +
+                  " AND NOT (status = 'resolved' AND closed_on < " + f +
+                  ")), 0) FROM problems WHERE status <> 'not_a_problem' AND reported_on <= " + t +
+                  " AND (:ledger IS NULL OR ledger = :ledger)",
+              l);
     REQUIRE(s.executeStep());
-    return {s.getColumn(0).getInt(), s.getColumn(1).getInt()};
+    return {s.getColumn(0).getInt(), s.getColumn(1).getInt(), s.getColumn(2).getInt(),
+            s.getColumn(3).getInt(), s.getColumn(4).getInt()};
   }
 
   // Units of the quarter: quarter and previous-quarter sums, the shown change, rank.
@@ -552,9 +578,12 @@ void check_month(Oracle& o, const MonthlyFigures& f, Month m, Date today,
     CHECK(t.occasions == o.occasions(m.first(), m.last(), today, options.occasion_window_days, l));
     CHECK(lf.overdue == o.overdue(m.first(), m.last(), today, options.occasion_window_days, l));
     CHECK(t.policies == o.policies(m, l));
-    const auto [fresh, open] = o.problems(m.first(), m.last(), l);
-    CHECK(t.problems_new == fresh);
-    CHECK(t.problems_open == open);
+    const auto pr = o.problems(m.first(), m.last(), std::min(m.last(), today), l);
+    CHECK(t.problems.fresh == pr[0]);
+    CHECK(t.problems.resolved == pr[1]);
+    CHECK(t.problems.open == pr[2]);
+    CHECK(t.problems.long_open == pr[3]);
+    CHECK(t.problems.carried == pr[4]);
   }
   if (!f.only) {
     CHECK(f.district.coverage == o.coverage({m}, std::nullopt));
@@ -562,9 +591,11 @@ void check_month(Oracle& o, const MonthlyFigures& f, Month m, Date today,
     CHECK(f.district_previous == if_due(district_prev));
     CHECK(f.district.occasions ==
           o.occasions(m.first(), m.last(), today, options.occasion_window_days, std::nullopt));
-    const auto [fresh, open] = o.problems(m.first(), m.last(), std::nullopt);
-    CHECK(f.district.problems_new == fresh);
-    CHECK(f.district.problems_open == open);
+    const auto pr = o.problems(m.first(), m.last(), std::min(m.last(), today), std::nullopt);
+    CHECK(f.district.problems.fresh == pr[0]);
+    CHECK(f.district.problems.resolved == pr[1]);
+    CHECK(f.district.problems.open == pr[2]);
+    CHECK(f.district.problems.long_open == pr[3]);
   }
 }
 
@@ -823,12 +854,33 @@ TEST_CASE("Quarterly figures match the independent SQL", "[bulletin]") {
     any_repeated = any_repeated || !lf.repeated.empty();
     CHECK(t.occasions ==
           oracle.occasions(q[0].first(), q[2].last(), today, options.occasion_window_days, l));
-    const auto [fresh, open] = oracle.problems(q[0].first(), q[2].last(), l);
-    CHECK(t.problems_new == fresh);
-    CHECK(t.problems_open == open);
+    const auto pr = oracle.problems(q[0].first(), q[2].last(), q[2].last(), l);
+    CHECK(t.problems.fresh == pr[0]);
+    CHECK(t.problems.resolved == pr[1]);
+    CHECK(t.problems.open == pr[2]);
+    CHECK(t.problems.long_open == pr[3]);
+    CHECK(t.problems.carried == pr[4]);
   }
   CHECK(any_improved);
   CHECK(any_repeated);
+  {
+    // Share resolved and median days to resolve, from the table.
+    const auto pr = oracle.problems(q[0].first(), q[2].last(), q[2].last(), std::nullopt);
+    REQUIRE(pr[0] + pr[4] > 0);
+    REQUIRE(pr[1] > 0);  // the scenario resolves problems in the quarter
+    CHECK(f.district.problems.resolved_permille() ==
+          handlers::permille(handlers::Coverage{pr[0] + pr[4], pr[1]}));
+    auto s = oracle.query(
+        "SELECT CAST(julianday(closed_on) - julianday(reported_on) AS INTEGER) FROM problems "
+        "WHERE status = 'resolved' AND closed_on BETWEEN '2026-10-01' AND '2026-12-31' "
+        "AND (:ledger IS NULL OR ledger = :ledger) ORDER BY 1",
+        std::nullopt);
+    std::vector<int> days;
+    while (s.executeStep()) days.push_back(s.getColumn(0).getInt());
+    const size_t n = days.size();
+    CHECK(f.district.problems.median_tenths() ==
+          (n % 2 ? days[n / 2] * 10 : (days[n / 2 - 1] + days[n / 2]) * 5));
+  }
   for (size_t i = 0; i < 3; ++i)
     CHECK(f.district.months[i] == oracle.coverage({q[i]}, std::nullopt));
   CHECK(f.district.quarter == oracle.coverage(q, std::nullopt));
@@ -846,8 +898,9 @@ TEST_CASE("Quarterly figures match the independent SQL", "[bulletin]") {
       CHECK(lf.totals.quarter == whole.totals.quarter);
       CHECK(lf.totals.previous == whole.totals.previous);
       CHECK(lf.totals.occasions == whole.totals.occasions);
-      CHECK(lf.totals.problems_new == whole.totals.problems_new);
-      CHECK(lf.totals.problems_open == whole.totals.problems_open);
+      CHECK(lf.totals.problems.fresh == whole.totals.problems.fresh);
+      CHECK(lf.totals.problems.open == whole.totals.problems.open);
+      CHECK(lf.totals.problems.long_list == whole.totals.problems.long_list);
       CHECK(lf.units == whole.units);
       CHECK(lf.improved == whole.improved);
       CHECK(lf.repeated == whole.repeated);
@@ -999,4 +1052,110 @@ TEST_CASE("Lists of people can be capped for a large district", "[bulletin]") {
                                 Ledger::Cadre, BulletinOptions{}, now);
   CHECK(all.find(f.ledgers[0].helpers[1].helper_name + " **") != std::string::npos);
   CHECK(all.find("另有") == std::string::npos);
+}
+
+TEST_CASE("A change to a posted month is listed in the next bulletin, once", "[bulletin]") {
+  District district;
+  Store& store = district.store();
+  const auto templates = real_templates();
+  const BulletinOptions options;
+  const Month oct{2026, 10};
+  const auto posted_at = at("2026-11-01T09:00:00+08:00");
+  handlers::record_posted(store, *Period::parse("2026-10"), std::nullopt, options, posted_at);
+  const auto before = handlers::monthly_figures(store, oct, std::nullopt, options, posted_at);
+
+  // After posting: a late report for October of a cadre pairing not visited then (coverage
+  // rises), and an undo of an October check-in that does not change coverage (a phone call, or a
+  // second visit day of its pairing).
+  std::map<int64_t, int> visit_days;
+  for (const auto& c : store.checkins_between(oct.first(), oct.last()))
+    if (!c.undone_at && c.mode != Mode::Phone) ++visit_days[c.pairing_id];
+  std::optional<Pairing> late;
+  for (const auto& p : store.pairings_between(oct.first(), oct.last()))
+    if (p.ledger == Ledger::Cadre && p.active_on(oct.first()) && p.active_on(oct.last()) &&
+        !visit_days.count(p.id) && !late)
+      late = p;
+  REQUIRE(late);
+  const int64_t t1 = posted_at.unix_seconds + 3600;
+  store.transaction([&](Store::Tx& tx) {
+    InboundMessage m;
+    m.msgid = "late-1";
+    m.userid = late->helper_id;
+    m.text = "补报";
+    m.received_at = t1;
+    tx.save_inbound(m);
+    CheckinRecord c;
+    c.msgid = "late-1";
+    c.pairing_id = late->id;
+    c.helper_id = late->helper_id;
+    c.visit_date = Date{2026, 10, 25};
+    c.received_at = t1;
+    tx.add_checkin(c);
+  });
+  int64_t undone_id = 0;
+  for (const auto& c : store.checkins_between(oct.first(), oct.last())) {
+    const auto p = store.pairing(c.pairing_id);
+    if (!undone_id && !c.undone_at && p->ledger == Ledger::Cadre && c.msgid != "late-1" &&
+        (c.mode == Mode::Phone || visit_days[c.pairing_id] > 1))
+      undone_id = c.id;
+  }
+  REQUIRE(undone_id);
+  store.transaction([&](Store::Tx& tx) { REQUIRE(tx.mark_undone(undone_id, "u", t1 + 60)); });
+
+  const auto now = at("2026-12-01T09:00:00+08:00");
+  const auto after = handlers::monthly_figures(store, oct, std::nullopt, options, now);
+  auto nov = handlers::monthly_figures(store, Month{2026, 11}, std::nullopt, options, now);
+  handlers::fill_late_corrections(store, nov, options, now);
+  for (const auto& lf : nov.ledgers) {
+    CAPTURE(storage::ledger_code(lf.ledger));
+    if (lf.ledger != Ledger::Cadre) {
+      CHECK(lf.corrections.empty());
+      continue;
+    }
+    REQUIRE(lf.corrections.size() == 1);
+    const auto& c = lf.corrections[0];
+    CHECK(c.period_label == "10月");
+    CHECK(c.changes.late == 1);
+    CHECK(c.changes.undone == 1);
+    CHECK(c.changes.corrected == 0);
+    CHECK(c.posted_permille == handlers::permille(before.ledgers[0].totals.coverage));
+    CHECK(c.today_permille == handlers::permille(after.ledgers[0].totals.coverage));
+  }
+  const std::string text = handlers::render_bulletin(store, templates, *Period::parse("2026-11"),
+                                                     std::nullopt, options, now);
+  const std::string line =
+      "> 10月通报后补报 1 条、撤销 1 条，10月覆盖率" +
+      (before.ledgers[0].totals.coverage == after.ledgers[0].totals.coverage
+           ? "不变（" +
+                 handlers::percent_text(handlers::permille(after.ledgers[0].totals.coverage)) + "）"
+           : "由 " + handlers::percent_text(handlers::permille(before.ledgers[0].totals.coverage)) +
+                 " 修正为 " +
+                 handlers::percent_text(handlers::permille(after.ledgers[0].totals.coverage)));
+  CHECK_THAT(text, Catch::Contains(line));
+
+  // `bangfu bulletin` for October now: today's figures beside the posted ones.
+  const auto cmp =
+      handlers::compare_with_posted(store, *Period::parse("2026-10"), std::nullopt, options, now);
+  REQUIRE(cmp);
+  CHECK(cmp->posted_at == posted_at.unix_seconds);
+  bool cadre_line = false;
+  for (const auto& d : cmp->differences) cadre_line = cadre_line || d.what == "区直台账 覆盖率";
+  CHECK(cadre_line);
+  CHECK(before.ledgers[0].totals.coverage.visited + 1 == after.ledgers[0].totals.coverage.visited);
+  CHECK_THAT(handlers::render_comparison(templates, *cmp, now),
+             Catch::Contains("本期已于 2026-11-01 09:00 通报"));
+  CHECK_FALSE(
+      handlers::compare_with_posted(store, *Period::parse("2026-09"), std::nullopt, options, now));
+
+  // Once November is posted, December's bulletin does not list October's changes again.
+  handlers::record_posted(store, *Period::parse("2026-11"), std::nullopt, options, now);
+  auto dec = handlers::monthly_figures(store, Month{2026, 12}, std::nullopt, options,
+                                       at("2027-01-02T09:00:00+08:00"));
+  handlers::fill_late_corrections(store, dec, options, at("2027-01-02T09:00:00+08:00"));
+  for (const auto& lf : dec.ledgers) CHECK(lf.corrections.empty());
+  // A posting with nothing changed since compares as the same.
+  const auto same =
+      handlers::compare_with_posted(store, *Period::parse("2026-11"), std::nullopt, options, now);
+  REQUIRE(same);
+  CHECK(same->differences.empty());
 }

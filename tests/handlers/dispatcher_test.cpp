@@ -1,11 +1,15 @@
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"
+#include "handlers/problem_commands.h"
 #include "handlers/templates.h"
+#include "storage/problems.h"
 #include "storage/store.h"
 
 using handlers::Dispatcher;
@@ -111,13 +115,13 @@ TEST_CASE("visit counts: phone is not a visit, same day counts once", "[dispatch
   CHECK(later.reply.find("11月已走访该户 2 次") != std::string::npos);
 }
 
-TEST_CASE("occasions and policies are echoed, problems counted", "[dispatcher]") {
+TEST_CASE("occasions and policies are echoed, problems named", "[dispatcher]") {
   Fixture f;
   auto out = f.say("zw", "打卡：户主李德明，11月26日，生病住院必访，到县医院看望，落实医疗救助");
   CHECK(out.reply.find("五必访：生病住院") != std::string::npos);
   CHECK(out.reply.find("政策：医疗救助") != std::string::npos);
   auto p = f.say("zw", "走访张庄村王秀英家 发现应享未享低保 已报民政");
-  CHECK(p.reply.find("发现问题 1 条") != std::string::npos);
+  CHECK(p.reply.find("已记为问题 #1（应享未享：低保）") != std::string::npos);
 }
 
 TEST_CASE("a check-in for a past month is marked as a late report", "[dispatcher]") {
@@ -226,4 +230,126 @@ TEST_CASE("通报 and 点评 in the chat: admins get the bulletin, others a poli
   auto review = f.say("admin1", "点评 2026Q3");
   CHECK(review.reply.find("只有管理员") == std::string::npos);
   CHECK(review.reply.find("没看懂") == std::string::npos);
+}
+
+TEST_CASE("problem commands are told apart from check-ins", "[dispatcher]") {
+  using handlers::parse_problem_command;
+  using storage::ProblemStatus;
+  using Row = std::tuple<std::string, int64_t, std::optional<ProblemStatus>, std::string>;
+  auto [text, id, status, note] =
+      GENERATE(table<std::string, int64_t, std::optional<ProblemStatus>, std::string>({
+          Row{"#12 已解决 低保已批", 12, ProblemStatus::Resolved, "低保已批"},
+          Row{"#12已解决", 12, ProblemStatus::Resolved, ""},
+          Row{"问题12已解决 已落实到户", 12, ProblemStatus::Resolved, "已落实到户"},
+          Row{"问题 #7：解决了", 7, ProblemStatus::Resolved, ""},
+          Row{"12号问题已解决", 12, ProblemStatus::Resolved, ""},
+          Row{"第3号问题 跟进中，已报民政局", 3, ProblemStatus::InProgress, "已报民政局"},
+          Row{"#12 跟进中 已报民政局", 12, ProblemStatus::InProgress, "已报民政局"},
+          Row{"#12", 12, std::nullopt, ""},
+          Row{"#12 办好了", 12, std::nullopt, "办好了"},
+      }));
+  CAPTURE(text);
+  const auto cmd = parse_problem_command(text);
+  REQUIRE(cmd);
+  CHECK(cmd->kind == handlers::ProblemCommand::Kind::Set);
+  CHECK(cmd->id == id);
+  CHECK(cmd->status == status);
+  CHECK(cmd->note == note);
+}
+
+TEST_CASE("check-ins and other text are not problem commands", "[dispatcher]") {
+  for (std::string text : {"#家访 学生王某 11.20 辅导数学", "走访 王秀英户 12号 送米",
+                           "12号 走访 王秀英户", "问题不大", "我的问题是什么时候通报"}) {
+    CAPTURE(text);
+    CHECK_FALSE(handlers::parse_problem_command(text));
+  }
+  REQUIRE(handlers::parse_problem_command("我的问题"));
+  CHECK(handlers::parse_problem_command("我的问题")->kind == handlers::ProblemCommand::Kind::Mine);
+}
+
+TEST_CASE("a problem is resolved in the chat by its reporter, others of the household or admins",
+          "[dispatcher]") {
+  Fixture f;
+  // A second helper of household H1.
+  f.store.import_roster(
+      {pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
+       pairing("solo", "王芳", "H3", "陈玉兰"),
+       pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health),
+       pairing("li", "李强", "H1", "王秀英")},
+      Date{2026, 1, 1});
+  auto reported = f.say("zw", "走访 王秀英户 今天 发现房屋漏雨需要修缮，应享未享低保");
+  CHECK(reported.reply.find("已记为问题 #1（住房安全）、#2（应享未享：低保）") !=
+        std::string::npos);
+  CHECK(reported.reply.find("#1 已解决") != std::string::npos);
+
+  // Someone else's household: a polite refusal, nothing changes.
+  auto refused = f.say("solo", "#1 已解决 修好了");
+  CHECK(refused.reply.find("不在你的结对户里") != std::string::npos);
+  CHECK_FALSE(refused.recorded);
+  CHECK(storage::Problems::get(f.store, 1)->status == storage::ProblemStatus::Open);
+
+  auto progress = f.say("li", "#1 跟进中 已报住建局");
+  CHECK(progress.recorded);
+  CHECK(progress.reply ==
+        "已更新问题 #1（王*英户，住房安全）：待跟进 → 跟进中。说明：已报住建局。");
+  auto done = f.say("zw", "问题2已解决 低保已批");
+  CHECK(done.reply.find("待跟进 → 已解决") != std::string::npos);
+  auto again = f.say("zw", "#2 已解决");
+  CHECK(again.reply.find("已经是“已解决”") != std::string::npos);
+  CHECK_FALSE(again.recorded);
+  auto admin = f.say("admin1", "#1已解决 已修缮");
+  CHECK(admin.reply.find("跟进中 → 已解决") != std::string::npos);
+
+  const auto one = storage::Problems::get(f.store, 1);
+  CHECK(one->status == storage::ProblemStatus::Resolved);
+  CHECK(one->history.at(1).actor == "li");
+  CHECK(one->history.at(2).actor == "admin1");
+  CHECK(one->closed_on == Date{2026, 11, 28});
+
+  auto missing = f.say("zw", "#99 已解决");
+  CHECK(missing.reply.find("没有找到问题 #99") != std::string::npos);
+  auto bare = f.say("zw", "#1");
+  CHECK(bare.reply.find("#1 已解决 低保已批") != std::string::npos);
+  auto stranger = f.say("nobody", "#1 已解决");
+  CHECK(stranger.reply.find("王秀英") == std::string::npos);
+  CHECK_FALSE(stranger.recorded);
+}
+
+TEST_CASE("我的问题 lists the sender's open problems masked", "[dispatcher]") {
+  Fixture f;
+  CHECK(f.say("zw", "我的问题").reply == "你目前没有待跟进的问题。");
+  f.say("zw", "走访 王秀英户 11月20日 王秀英看病困难");
+  f.say("zw", "走访 李德明户 11月21日 缺收入来源");
+  f.say("zw", "#2 已解决 已介绍公益岗位");
+  f.say("solo", "走访 陈玉兰户 今天 需要轮椅");
+  const auto mine = f.say("zw", "我的问题");
+  CHECK(mine.reply.find("你跟进的问题共 1 条") != std::string::npos);
+  CHECK(mine.reply.find("#1 王*英户（医疗）") != std::string::npos);
+  CHECK(mine.reply.find("王秀英") == std::string::npos);
+  CHECK(mine.reply.find("#3") == std::string::npos);
+}
+
+TEST_CASE("undoing a check-in closes the problem it reported", "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 今天 应享未享低保");
+  f.say("zw", "撤销");
+  const auto item = storage::Problems::get(f.store, 1);
+  CHECK(item->status == storage::ProblemStatus::NotAProblem);
+  CHECK(item->history.back().note == "打卡已撤销");
+  CHECK(f.say("zw", "我的问题").reply == "你目前没有待跟进的问题。");
+}
+
+TEST_CASE("a correction closes the old check-in's problem and records the new one's",
+          "[dispatcher]") {
+  Fixture f;
+  f.say("zw", "走访 王秀英户 今天 房屋漏雨需要修缮");
+  const auto fixed = f.say("zw", "更正 走访 王秀英户 昨天 应享未享低保");
+  CHECK(fixed.recorded);
+  const auto old_item = storage::Problems::get(f.store, 1);
+  CHECK(old_item->status == storage::ProblemStatus::NotAProblem);
+  CHECK(old_item->history.back().note == "打卡已更正");
+  const auto new_item = storage::Problems::get(f.store, 2);
+  REQUIRE(new_item);
+  CHECK(new_item->category.policy == "低保");
+  CHECK(new_item->reported_on == Date{2026, 11, 27});
 }

@@ -266,11 +266,12 @@ TEST_CASE("Migration 8 classifies the messages handled before it", "[storage]") 
     });
   }
   {
-    // Back to the schema of version 5: no outcome column.
+    // Back to the schema of version 6 (the last step before 8; 7 is reserved): no outcome
+    // column.
     SQLite::Database raw(path, SQLite::OPEN_READWRITE);
     raw.exec("DROP INDEX inbound_not_recorded");
     raw.exec("ALTER TABLE inbound DROP COLUMN outcome");
-    raw.exec("PRAGMA user_version = 5");
+    raw.exec("PRAGMA user_version = 6");
   }
   Store store(path);
   CHECK(store.schema_version() == Store(":memory:").schema_version());
