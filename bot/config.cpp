@@ -499,9 +499,12 @@ std::string default_templates_dir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return BANGFU_SOURCE_TEMPLATES_DIR;
-  const std::string build = BANGFU_BUILD_DIR;
   // A binary of the build tree (bangfu, the test binaries) uses the templates it was built with.
-  if (!build.empty() && exe.string().rfind(build + "/", 0) == 0) return BANGFU_SOURCE_TEMPLATES_DIR;
+  // /proc/self/exe has its symlinks resolved, so the build folder is compared resolved too.
+  if (const std::string build_dir = BANGFU_BUILD_DIR; !build_dir.empty()) {
+    const std::string build = fs::weakly_canonical(build_dir, ec).string();
+    if (!ec && exe.string().rfind(build + "/", 0) == 0) return BANGFU_SOURCE_TEMPLATES_DIR;
+  }
   return (exe.parent_path() / BANGFU_INSTALLED_TEMPLATES_REL).lexically_normal().string();
 }
 

@@ -60,10 +60,11 @@ set(CPACK_PACKAGING_INSTALL_PREFIX "${CMAKE_INSTALL_PREFIX}")
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # bangfu_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
-# Depends: the shared libraries the binary links (dpkg-shlibdeps, from dpkg-dev), and adduser for
-# the postinst.
+# Depends: the shared libraries the binary links (dpkg-shlibdeps, from dpkg-dev), adduser for
+# the postinst, and a font with Chinese characters for the coverage charts (a data package that
+# dpkg-shlibdeps cannot see; without it the charts are left out, said in the log).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, fonts-noto-cjk")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "nginx | apache2, systemd-timesyncd | chrony, sqlite3")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${PROJECT_SOURCE_DIR}/deploy/debian/conffiles" "${PROJECT_SOURCE_DIR}/deploy/debian/postinst"
