@@ -18,6 +18,7 @@
 
 #include "bot/args.h"
 #include "bot/cmd_bulletin.h"
+#include "bot/cmd_dashboard.h"
 #include "bot/cmd_ledger.h"
 #include "bot/cmd_office.h"
 #include "bot/cmd_ops.h"
@@ -25,6 +26,7 @@
 #include "bot/cmd_simulate.h"
 #include "bot/config.h"
 #include "bot/log.h"
+#include "bot/office/dashboard.h"
 #include "bot/server.h"
 #include "bot/version.h"
 #include "bot/wecom_crypto.h"
@@ -84,7 +86,12 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
   handlers::Dispatcher dispatcher(store, templates,
                                   {config.bot_name, config.admins, config.bulletin});
+  // The office dashboard (office.enabled): its templates load here, so a bad one stops start-up.
+  // Declared before the server, which holds a reference to it.
+  std::unique_ptr<office::Dashboard> dashboard;
+  if (config.office.enabled) dashboard = std::make_unique<office::Dashboard>(config, store);
   HttpServer server(config, dispatcher, store, crypto, log);
+  if (dashboard) server.mount_office(*dashboard);
   const int port = server.bind(config.listen_host, config.listen_port);
   if (port < 0) {
     err << "bangfu: cannot listen on " << config.listen_host << ":" << config.listen_port << "\n";
@@ -279,7 +286,8 @@ std::vector<CommandSpec> core_commands() {
       {"serve",
        "run the webhook service",
        "usage: bangfu serve --config FILE\n"
-       "Runs the HTTP service (WeCom callback at /wecom/callback, /healthz) until SIGINT or\n"
+       "Runs the HTTP service (WeCom callback at /wecom/callback, /healthz, and the office\n"
+       "dashboard at /office/ when office.enabled) until SIGINT or\n"
        "SIGTERM, then finishes the requests in flight and exits 0.\n",
        {"config"},
        {},
@@ -348,6 +356,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   for (auto& c : ops_commands()) commands.push_back(std::move(c));
   for (auto& c : office_commands()) commands.push_back(std::move(c));
   for (auto& c : problem_commands()) commands.push_back(std::move(c));
+  for (auto& c : dashboard_commands()) commands.push_back(std::move(c));
   try {
     if (args.empty() || args[0] == "--help" || args[0] == "help" || args[0] == "-h") {
       (args.empty() ? err : out) << usage(commands);

@@ -134,6 +134,13 @@ std::vector<std::string> ledger_cells(const storage::LedgerRow& r, int utc_offse
           r.undone ? "是" : "否"};
 }
 
+std::string ledger_csv(const std::vector<storage::LedgerRow>& rows, int utc_offset_seconds) {
+  // Excel in China opens UTF-8 CSV correctly only with a BOM.
+  std::string text = "\xEF\xBB\xBF" + csv_line(ledger_headers());
+  for (const auto& r : rows) text += csv_line(ledger_cells(r, utc_offset_seconds));
+  return text;
+}
+
 void write_ledger_xlsx(const std::string& path, const std::vector<storage::LedgerRow>& rows,
                        std::optional<storage::Ledger> only,
                        const std::vector<std::vector<std::string>>& summary,
@@ -217,9 +224,7 @@ int cmd_ledger_export(const Args& a, std::ostream& out, std::ostream&) {
     }
     text = arr.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   } else {
-    // Excel in China opens UTF-8 CSV correctly only with a BOM.
-    text = "\xEF\xBB\xBF" + csv_line(ledger_headers());
-    for (const auto& r : rows) text += csv_line(ledger_cells(r, offset));
+    text = ledger_csv(rows, offset);
   }
   if (auto path = a.get("out")) {
     std::ofstream f(*path, std::ios::binary);

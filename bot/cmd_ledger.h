@@ -18,6 +18,9 @@ const std::vector<std::string>& ledger_headers();
 /// One ledger row as the cells under ledger_headers(); times in the zone `utc_offset_seconds`.
 std::vector<std::string> ledger_cells(const storage::LedgerRow& r, int utc_offset_seconds);
 
+/// The CSV export: a UTF-8 BOM (Excel in China needs it), the headers, one line per row.
+std::string ledger_csv(const std::vector<storage::LedgerRow>& rows, int utc_offset_seconds);
+
 /// Writes the workbook: one sheet per ledger (区直, 卫生, 教育; only `only` when given) holding
 /// that ledger's rows, then the summary sheet 汇总 with `summary` (first row = headers; cells
 /// that are whole numbers or "12.5%" are written as numbers). Throws std::runtime_error naming

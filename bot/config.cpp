@@ -277,6 +277,42 @@ LimitsConfig parse_limits(const json& root, Problems& p) {
   return l;
 }
 
+OfficeConfig parse_office(const json& root) {
+  OfficeConfig o;
+  auto it = root.find("office");
+  if (it == root.end() || it->is_null()) return o;
+  if (!it->is_object()) throw ConfigError("config key 'office' must be an object");
+  only_keys(*it, "office", {"enabled", "users", "behind_proxy"});
+  o.enabled = get_bool(*it, "enabled", "office.enabled", false);
+  o.behind_proxy = get_bool(*it, "behind_proxy", "office.behind_proxy", false);
+  if (auto u = it->find("users"); u != it->end() && !u->is_null()) {
+    if (!u->is_array())
+      throw ConfigError("config key 'office.users' must be a list of {\"name\", \"hash\"}");
+    for (const auto& e : *u) {
+      if (!e.is_object())
+        throw ConfigError("config key 'office.users' must hold {\"name\", \"hash\"} objects");
+      only_keys(e, "office.users[]", {"name", "hash"});
+      OfficeUser user{get_string(e, "name", "office.users[].name", "", true),
+                      get_string(e, "hash", "office.users[].hash", "", true)};
+      if (user.name.empty() || user.name.size() > 64)
+        throw ConfigError("config key 'office.users[].name' must be 1-64 bytes");
+      if (user.hash.rfind("$argon2id$", 0) != 0)
+        throw ConfigError("config key 'office.users[].hash' of '" + user.name +
+                          "' is not an Argon2id hash: make one with `bangfu office passwd --name " +
+                          user.name + "`");
+      for (const auto& other : o.users)
+        if (other.name == user.name)
+          throw ConfigError("config key 'office.users' names '" + user.name + "' twice");
+      o.users.push_back(std::move(user));
+    }
+  }
+  if (o.enabled && o.users.empty())
+    throw ConfigError(
+        "config key 'office.enabled' is true but 'office.users' is empty: add a user made with "
+        "`bangfu office passwd --name NAME`");
+  return o;
+}
+
 bool is_alnum(const std::string& s) {
   for (unsigned char c : s)
     if (!std::isalnum(c)) return false;
@@ -481,6 +517,7 @@ ConfigCheck check_config(const std::string& json_text,
   p.run([&] { c.bulletin = parse_bulletin(root, p); });
   p.run([&] { c.schedule = parse_schedule(root, p); });
   p.run([&] { c.limits = parse_limits(root, p); });
+  p.run([&] { c.office = parse_office(root); });
   return result;
 }
 

@@ -87,6 +87,22 @@ struct LimitsConfig {
   int max_connections = 512;
 };
 
+/// One office login (`office.users[]`): a name and an Argon2id hash from `bangfu office passwd`.
+struct OfficeUser {
+  std::string name;
+  std::string hash;
+};
+
+/// `office.*`: the office's read-only dashboard at /office/ (README "Office dashboard").
+struct OfficeConfig {
+  bool enabled = false;
+  std::vector<OfficeUser> users;  // at least one when enabled
+  /// True when bangfu sits behind a reverse proxy that terminates TLS: the client's address is
+  /// the last X-Forwarded-For entry (for the wrong-password pause) and X-Forwarded-Proto: https
+  /// marks the session cookie Secure. False: the socket's address, and Secure only on TLS.
+  bool behind_proxy = false;
+};
+
 /// The service configuration (README "Config"). Built once in main; passed by reference.
 struct Config {
   std::string listen_host = "127.0.0.1";
@@ -103,6 +119,7 @@ struct Config {
   handlers::BulletinOptions bulletin;  // `bulletin.*`
   ScheduleConfig schedule;             // `schedule.*`
   LimitsConfig limits;                 // `limits.*`
+  OfficeConfig office;                 // `office.*`
 };
 
 /// One thing wrong with a config. `key` is the dotted key it concerns ("" for the file as a

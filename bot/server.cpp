@@ -1,5 +1,7 @@
 #include "bot/server.h"
 
+#include "bot/office/dashboard.h"
+
 #include <httplib.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -726,6 +728,37 @@ HttpServer::HttpServer(const Config& config, handlers::Dispatcher& dispatcher,
   http_->Post("/wecom/callback", [this](const httplib::Request& req, httplib::Response& res) {
     post_callback(req, res);
   });
+}
+
+// The office dashboard's adapter: httplib's request in, the framework-neutral handler's answer
+// out. All the dashboard's logic is in bot/office/dashboard.cpp.
+void HttpServer::mount_office(office::Dashboard& dashboard) {
+  auto serve = [this, &dashboard](const httplib::Request& req, httplib::Response& res) {
+    office::Request in;
+    in.method = req.method;
+    in.path = req.path;
+    if (req.method != "POST") in.query.insert(req.params.begin(), req.params.end());
+    for (const auto& [k, v] : req.headers) {
+      std::string name = k;
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      in.headers.emplace(std::move(name), v);
+    }
+    in.body = req.body;
+    in.remote_address = req.remote_addr;
+    in.is_tls = false;  // this server speaks plain HTTP; TLS comes from a proxy (behind_proxy)
+    const office::Response out = dashboard.handle(in, clock_());
+    res.status = out.status;
+    std::string content_type = "text/plain; charset=utf-8";
+    for (const auto& [k, v] : out.headers) {
+      if (k == "Content-Type")
+        content_type = v;
+      else
+        res.headers.emplace(k, v);  // several Set-Cookie headers may be set
+    }
+    if (!out.body.empty() || out.status != 303) res.set_content(out.body, content_type);
+  };
+  http_->Get(R"(/office(/.*)?)", serve);
+  http_->Post(R"(/office(/.*)?)", serve);
 }
 
 std::string HttpServer::next_request_id() {

@@ -23,6 +23,10 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
+namespace bot::office {
+class Dashboard;
+}  // namespace bot::office
+
 namespace bot {
 
 /// Seconds since the Unix epoch; injected so tests can move time.
@@ -98,6 +102,11 @@ class HttpServer {
   HttpServer(const Config& config, handlers::Dispatcher& dispatcher, storage::Store& store,
              const WecomCrypto& crypto, Logger& log, Clock clock = system_clock_seconds);
   ~HttpServer();
+
+  /// Serves the office dashboard at /office and everything under /office/ (GET, HEAD, POST),
+  /// passing each request to `dashboard` with this server's clock. Call before run();
+  /// `dashboard` must outlive the server.
+  void mount_office(office::Dashboard& dashboard);
 
   /// Binds host:port (port 0: any free port). Returns the bound port, or -1 on failure.
   int bind(const std::string& host, int port);

@@ -10,7 +10,9 @@ pkgs=(build-essential cmake pkg-config
       # scripts/package-test.sh and integration.nginx: cpack's Depends (dpkg-shlibdeps), the
       # package's postinst, `systemd-analyze verify`, nginx and a self-signed certificate
       dpkg-dev adduser systemd nginx openssl
-      libcairo2-dev libpango1.0-dev libfontconfig-dev fonts-noto-cjk)  # the coverage charts
+      libcairo2-dev libpango1.0-dev libfontconfig-dev fonts-noto-cjk  # the coverage charts
+      libsodium-dev  # Argon2id password hashes of the office dashboard
+      chromium)  # headless browser for tests/integration/dashboard.test.mjs (CJK font: above)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,8 @@ fi | xargs -0 clang-format --dry-run -Werror
 cmake -S . -B build -DBOT_WERROR=ON -DBOT_BUILD_TESTS=ON -DBOT_BUILD_FUZZ=ON -DBOT_BUILD_BENCH=ON >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)"
+# Screenshots of the office dashboard (integration.dashboard), for CI to keep as artifacts.
+ls build/artifacts/office-*.png 2>/dev/null | sed 's/^/artifact: /' || true
 # The Debian package: cpack, apt-get install, --version, config check, systemd-analyze verify,
 # remove and purge (README "Deploy"). On a machine where bangfu is deployed it refuses to run;
 # BANGFU_SKIP_PACKAGE=1 leaves it out there, saying so.

@@ -699,7 +699,13 @@ struct Store::Statements {
                      "VALUES (?1, ?2, ?3, ?4, ?5)"),
         audit_after(db,
                     "SELECT id, at, actor, action, subject, detail FROM audit WHERE id > ?1 "
-                    "ORDER BY id") {}
+                    "ORDER BY id"),
+        // Check-ins that count, dated in [?1, ?2] and received at or after ?3 (unix seconds).
+        late_reports(db,
+                     "SELECT p.ledger, count(*) FROM checkins c "
+                     "JOIN pairings p ON p.id = c.pairing_id "
+                     "WHERE c.visit_date BETWEEN ?1 AND ?2 AND c.undone_at IS NULL "
+                     "AND c.received_at >= ?3 GROUP BY p.ledger") {}
 
   SQLite::Statement health, user_version, begin, commit;
   SQLite::Statement savepoint_unit, release_unit, rollback_unit, savepoint_inner, release_inner,
@@ -710,6 +716,7 @@ struct Store::Statements {
   SQLite::Statement checkin_insert, checkin_by_id, last_active_checkin, mark_undone, mark_stopped,
       active_since, counted_visits, checkins_between, ledger;
   SQLite::Statement audit_insert, audit_after;
+  SQLite::Statement late_reports;
 
   void audit(int64_t at, const std::string& actor, std::string_view action,
              const std::string& subject, const json& detail) {
@@ -1362,6 +1369,18 @@ std::vector<LedgerRow> Store::ledger(Month m, std::optional<Ledger> only) {
     r.undone = s.getColumn(16).getInt() != 0;
     out.push_back(std::move(r));
   }
+  return out;
+}
+
+std::map<Ledger, int> Store::late_reports(Month m, int64_t received_from) {
+  std::lock_guard lock(mu_);
+  auto& s = st_->late_reports;
+  Use use(s);
+  s.bind(1, m.first().iso());
+  s.bind(2, m.last().iso());
+  s.bind(3, received_from);
+  std::map<Ledger, int> out;
+  while (s.executeStep()) out[ledger_col(s.getColumn(0))] = s.getColumn(1).getInt();
   return out;
 }
 

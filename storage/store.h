@@ -169,6 +169,9 @@ class Store {
   std::vector<CheckinRecord> checkins_between(Date from, Date to);
   /// The ledger export rows for month `m`, optionally one ledger, ordered by visit_date, id.
   std::vector<LedgerRow> ledger(Month m, std::optional<Ledger> only);
+  /// Per ledger, the check-ins that count (not undone) dated in month `m` and received at or
+  /// after `received_from` (unix seconds): late reports (补报) when that is the month's end.
+  std::map<Ledger, int> late_reports(Month m, int64_t received_from);
   /// Audit rows with id > after_id, oldest first.
   std::vector<AuditEntry> audit_entries(int64_t after_id = 0);
   /// Audit rows written at or after `since` (unix seconds), oldest first.

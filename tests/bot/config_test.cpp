@@ -260,3 +260,38 @@ TEST_CASE("templates_dir: the build tree's templates by default, else as configu
       bot::require_templates_dir(set),
       Catch::Contains("/srv/bangfu/no-such-templates") && Catch::Contains("'templates_dir'"));
 }
+
+TEST_CASE("Office keys: off by default, users with Argon2id hashes when on", "[bot]") {
+  CHECK_FALSE(parse(base()).office.enabled);
+  const std::string hash = "$argon2id$v=19$m=65536,t=2,p=1$c2FsdA$aGFzaA";
+  json j = base();
+  j["office"] = {{"enabled", true},
+                 {"behind_proxy", true},
+                 {"users", json::array({{{"name", "王主任"}, {"hash", hash}}})}};
+  const Config c = parse(j);
+  CHECK(c.office.enabled);
+  CHECK(c.office.behind_proxy);
+  REQUIRE(c.office.users.size() == 1);
+  CHECK(c.office.users[0].name == "王主任");
+  CHECK(c.office.users[0].hash == hash);
+
+  using Row = std::pair<json, std::string>;  // office section, what the error names
+  auto [office, named] = GENERATE_COPY(table<json, std::string>({
+      Row{json{{"enabled", true}}, "'office.users' is empty"},
+      Row{json{{"enabled", true}, {"users", json::array()}}, "'office.users' is empty"},
+      Row{json{{"users", json::array({{{"name", "a"}, {"hash", "secret"}}})}},
+          "not an Argon2id hash: make one with `bangfu office passwd --name a`"},
+      Row{json{{"users",
+                json::array({{{"name", "a"}, {"hash", hash}}, {{"name", "a"}, {"hash", hash}}})}},
+          "names 'a' twice"},
+      Row{json{{"users", json::array({{{"name", ""}, {"hash", hash}}})}}, "office.users[].name"},
+      Row{json{{"users", json::array({{{"name", "a"}}})}}, "'office.users[].hash' is missing"},
+      Row{json{{"enabled", "yes"}}, "'office.enabled' must be true or false"},
+      Row{json{{"passwords", true}}, "passwords"},
+      Row{json("on"), "'office' must be an object"},
+  }));
+  CAPTURE(office);
+  json bad = base();
+  bad["office"] = office;
+  CHECK_THROWS_WITH(parse(bad), Catch::Contains(named));
+}
