@@ -20,6 +20,7 @@
 #include "handlers/templates.h"
 #include "handlers/understanding.h"
 #include "storage/bulletin_queries.h"
+#include "storage/problems.h"
 
 namespace bot::office {
 namespace {
@@ -767,45 +768,64 @@ Response Dashboard::handle(const Request& req, int64_t now) {
   }
 
   if (path == "/office/problems") {
-    // Problems are phrases found in check-ins: one per (pairing, text), dated by its first
-    // report. Nothing marks them in progress or resolved yet, so all are listed as open.
-    storage::BulletinQueries q(store_);
-    const auto snap = q.snapshot(today, today, only);
-    PairingBook book(store_, Month::of(today));
-    std::map<int64_t, storage::Pairing> pairings;
-    for (const auto& p : snap.pairings) pairings[p.id] = book.get(p);
-    std::vector<const storage::ProblemReport*> problems;
-    for (const auto& pr : snap.problems) problems.push_back(&pr);
-    std::sort(problems.begin(), problems.end(), [](auto* a, auto* b) {
-      return std::tie(a->first_reported, a->pairing_id, a->text) <
-             std::tie(b->first_reported, b->pairing_id, b->text);
+    // The tracked items (storage/problems.h): open and in progress first, oldest report first;
+    // then the closed ones, latest report first. Full names: the office may see them.
+    auto items = storage::Problems::list(store_, std::nullopt, only);
+    std::map<int64_t, std::optional<storage::Pairing>> pairings;
+    std::map<std::string, std::string> helpers;  // userid → name
+    data open = data::type::list;
+    std::vector<data> closed_rows;  // oldest report first; shown most recently reported first
+    int in_progress = 0, resolved = 0;
+    std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.reported_on, a.id) < std::tie(b.reported_on, b.id);
     });
-    data list = data::type::list;
-    for (const auto* pr : problems) {
-      auto it = pairings.find(pr->pairing_id);
-      if (it == pairings.end()) {
-        auto p = store_.pairing(pr->pairing_id);  // a pairing ended since the report
-        if (!p) continue;
-        it = pairings.emplace(pr->pairing_id, *p).first;
-      }
-      const storage::Pairing& p = it->second;
+    for (const auto& pr : items) {
+      auto pit = pairings.find(pr.pairing_id);
+      if (pit == pairings.end())
+        pit = pairings.emplace(pr.pairing_id, store_.pairing(pr.pairing_id)).first;
+      auto hit = helpers.find(pr.reported_by);
+      if (hit == helpers.end())
+        hit = helpers
+                  .emplace(pr.reported_by,
+                           store_.helper_name(pr.reported_by).value_or(pr.reported_by))
+                  .first;
+      const bool is_closed = storage::is_closed(pr.status);
+      const Date until = is_closed && pr.closed_on ? *pr.closed_on : today;
+      const int age = until.days() - pr.reported_on.days();
       data pd;
-      pd.set("text", pr->text);
-      pd.set("reported", pr->first_reported.iso());
-      pd.set("age", std::to_string(today.days() - pr->first_reported.days()));
-      pd.set("ledger", std::string(storage::ledger_label(pr->ledger)));
-      pd.set("unit", p.unit);
-      pd.set("helper", p.helper_name);
-      pd.set("household", p.household_head);
-      pd.set("person", p.person);
-      pd.set("village", p.village);
-      pd.set("old", today.days() - pr->first_reported.days() > 30);
-      list.push_back(pd);
+      pd.set("number", std::to_string(pr.id));
+      pd.set("text", pr.text);
+      pd.set("category", pr.category.policy.empty()
+                             ? pr.category.category
+                             : pr.category.category + "：" + pr.category.policy);
+      pd.set("status", std::string(storage::problem_status_label(pr.status)));
+      pd.set("reported", pr.reported_on.iso());
+      pd.set("closed", pr.closed_on ? pr.closed_on->iso() : std::string());
+      pd.set("age", std::to_string(age));
+      pd.set("ledger", std::string(storage::ledger_label(pr.ledger)));
+      pd.set("unit", pr.unit);
+      pd.set("helper", hit->second);
+      pd.set("household", pr.household_head);
+      pd.set("person", pr.person);
+      pd.set("village", pit->second ? pit->second->village : std::string());
+      pd.set("old", !is_closed && age > 30);
+      if (pr.status == storage::ProblemStatus::InProgress) ++in_progress;
+      if (pr.status == storage::ProblemStatus::Resolved) ++resolved;
+      if (is_closed)
+        closed_rows.push_back(pd);
+      else
+        open.push_back(pd);
     }
+    data closed = data::type::list;
+    for (auto it = closed_rows.rbegin(); it != closed_rows.rend(); ++it) closed.push_back(*it);
     data d;
-    d.set("open", list);
-    d.set("open_count", std::to_string(list.list_value().size()));
-    d.set("has_open", !list.list_value().empty());
+    d.set("open_count", std::to_string(open.list_value().size()));
+    d.set("in_progress_count", std::to_string(in_progress));
+    d.set("resolved_count", std::to_string(resolved));
+    d.set("has_open", !open.list_value().empty());
+    d.set("has_closed", !closed.list_value().empty());
+    d.set("open", open);
+    d.set("closed", closed);
     d.set("today", today.iso());
     return page(*pages_, "problems", *user, d);
   }
