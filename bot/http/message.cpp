@@ -15,11 +15,13 @@ std::string Request::param(std::string_view name) const {
   if (query.empty()) return {};
   auto parsed = boost::urls::parse_origin_form(target);
   if (!parsed) return {};
-  // The default encoding options of params() read '+' as a space, as forms send it.
-  const auto params = parsed->params();
-  auto it = params.find(name);
-  if (it == params.end() || !(*it).has_value) return {};
-  return std::string((*it).value);
+  // '+' reads as a space, as HTML forms send it. (Decoded here from the encoded view: in Boost
+  // 1.81, params_view::find() drops the view's space-as-plus option.)
+  const boost::urls::encoding_opts plus_is_space(true);
+  for (const auto& p : parsed->encoded_params())
+    if (p.key.decode(plus_is_space) == name)
+      return p.has_value ? p.value.decode(plus_is_space) : "";
+  return {};
 }
 
 Response Response::with(int status, std::string body, std::string content_type) {

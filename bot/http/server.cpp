@@ -495,9 +495,15 @@ void Server::stop() {
     self->acceptor.close(ignored);
     self->report_timer.cancel();
   });
-  std::lock_guard lock(s.sessions_mu);
-  for (const auto& [ptr, weak] : s.sessions)
-    if (auto session = weak.lock()) session->shut();
+  // Collected under the lock, shut outside it: the last reference to a session may be dropped
+  // here, and its destructor takes the lock.
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(s.sessions_mu);
+    for (const auto& [ptr, weak] : s.sessions)
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  for (const auto& session : live) session->shut();
 }
 
 bool Server::is_running() const {
