@@ -1,6 +1,11 @@
 #include <httplib.h>
 #include <catch2/catch.hpp>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -123,4 +128,61 @@ TEST_CASE("a full queue is answered 503 with Retry-After, and the core drains on
   CHECK(first == 200);
   CHECK(second == 200);
   CHECK(r.server.counters().busy_503 == 1);
+}
+
+namespace {
+
+// Connects a plain socket to 127.0.0.1:port, sends `bytes`, and waits (up to `limit`) for the
+// server to close; returns how long that took, or nullopt if it did not close in time.
+std::optional<std::chrono::milliseconds> closed_after(int port, const std::string& bytes,
+                                                      std::chrono::milliseconds limit) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::socket s(ioc);
+  s.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  if (!bytes.empty()) net::write(s, net::buffer(bytes));
+  const auto t0 = std::chrono::steady_clock::now();
+  s.non_blocking(true);
+  char buf[256];
+  while (std::chrono::steady_clock::now() - t0 < limit) {
+    boost::system::error_code ec;
+    const auto n = s.read_some(net::buffer(buf), ec);
+    if (ec == net::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (ec || n == 0)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - t0);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("idle and slow connections are closed at their deadlines and counted", "[http]") {
+  bot::http::ServerOptions o;
+  o.idle_timeout = std::chrono::milliseconds(300);
+  o.header_timeout = std::chrono::milliseconds(300);
+  o.body_timeout = std::chrono::milliseconds(300);
+  Running r(o);
+  r.server.route("POST", "/x", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.start();
+  const auto limit = std::chrono::milliseconds(5000);
+  // Nothing sent; half a head; a head and half its body. Each is closed no earlier than its
+  // deadline (and, on any machine, long before the 5 s limit).
+  const auto idle = closed_after(r.port, "", limit);
+  const auto head = closed_after(r.port, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Le", limit);
+  const auto body =
+      closed_after(r.port, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", limit);
+  REQUIRE(idle);
+  REQUIRE(head);
+  REQUIRE(body);
+  CHECK(idle->count() >= 250);
+  CHECK(head->count() >= 250);
+  CHECK(body->count() >= 250);
+  const auto c = r.server.counters();
+  CHECK(c.idle_closed == 1);
+  CHECK(c.slow_closed == 2);
+  CHECK(c.requests == 0);
 }
