@@ -13,21 +13,21 @@
 #include <unordered_map>
 
 #include "bot/config.h"
+#include "bot/http/message.h"
 #include "bot/log.h"
 #include "bot/wecom_crypto.h"
 #include "handlers/dispatcher.h"
 #include "storage/store.h"
-
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
 
 namespace bot::office {
 class Dashboard;
 }  // namespace bot::office
 
 namespace bot {
+
+namespace http {
+class Server;
+}
 
 /// Seconds since the Unix epoch; injected so tests can move time.
 using Clock = std::function<int64_t()>;
@@ -86,16 +86,14 @@ class SenderRateLimiter {
 
 // --- the server -----------------------------------------------------------------------------
 
-/// The HTTP face of the service: WeCom AI-bot callback (GET verification, POST messages) and
-/// /healthz. Order per POST: size limit → signature shape and timestamp → envelope → signature
-/// → replay check → decrypt → receiveid → parse → rate limit → dispatcher → encrypted reply.
+/// The WeCom callback endpoint and /healthz, served by the HTTP core (bot/http/server.h), which
+/// owns connections, limits and deadlines. Order per POST, after the core has the whole request
+/// (≤ 64 KiB): signature shape and timestamp → envelope → signature → replay check → decrypt →
+/// receiveid → parse → rate limit → dispatcher → encrypted reply.
 ///
-/// Connections pass a gate before a worker sees them (server.cpp, class Gate): a request is
-/// handed to one of `config.threads` workers only once it has fully arrived (head and body), so
-/// slow clients (slowloris) hold a file descriptor for at most the read timeout, never a worker.
-/// At most `limits.max_queue` complete requests wait for a worker; beyond that the answer is
-/// 503 with Retry-After. At most `limits.max_connections` connections are held open at once.
-/// Every request gets an id (X-Request-Id, `rid=` in every log line of the request).
+/// Handlers run on `config.threads` workers; at most `limits.max_queue` complete requests wait
+/// for one (beyond that: 503 with Retry-After), at most `limits.max_connections` connections are
+/// held open. Every request gets an id (X-Request-Id, `rid=` in every log line of the request).
 /// Holds references only.
 class HttpServer {
  public:
@@ -103,11 +101,13 @@ class HttpServer {
              const WecomCrypto& crypto, Logger& log, Clock clock = system_clock_seconds);
   ~HttpServer();
 
-  /// Serves the office dashboard at /office and everything under /office/ (GET, HEAD, POST),
-  /// passing each request to `dashboard` with this server's clock. Call before run();
+  /// Serves every request whose path starts with `prefix` (e.g. "/office/") with `handler`, on
+  /// the same workers, limits and logs as the callback. Call before run().
+  void mount(std::string prefix, http::Handler handler);
+  /// Serves the office dashboard at /office and everything under it (GET, HEAD, POST) through
+  /// mount(), passing each request to `dashboard` with this server's clock. Call before run();
   /// `dashboard` must outlive the server.
   void mount_office(office::Dashboard& dashboard);
-
   /// Binds host:port (port 0: any free port). Returns the bound port, or -1 on failure.
   int bind(const std::string& host, int port);
   /// Serves until stop(); blocks. Returns false if the server could not start.
@@ -118,14 +118,12 @@ class HttpServer {
   bool is_running() const;
 
  private:
-  class Engine;  // the httplib::Server underneath, with the gate (server.cpp)
-  void get_callback(const httplib::Request& req, httplib::Response& res);
-  void post_callback(const httplib::Request& req, httplib::Response& res);
+  http::Response get_callback(const http::Request& req);
+  http::Response post_callback(const http::Request& req);
   /// 0 when fresh and unseen (or seen with the same signature), else the HTTP status to answer.
   int check_replay(const std::string& timestamp, const std::string& nonce,
                    const std::string& signature, int64_t now);
   bool fresh(const std::string& timestamp, int64_t now) const;
-  std::string next_request_id();
 
   const Config& config_;
   handlers::Dispatcher& dispatcher_;
@@ -134,9 +132,7 @@ class HttpServer {
   Logger& log_;
   Clock clock_;
   SenderRateLimiter limiter_;
-  const std::string rid_prefix_;  // random per process, so ids stay unique across restarts
-  std::atomic<uint64_t> request_seq_{0};
-  std::unique_ptr<Engine> http_;
+  std::unique_ptr<http::Server> http_;
 
   std::mutex replay_mu_;
   std::map<std::string, std::pair<std::string, int64_t>> seen_;  // ts|nonce → (signature, ts)

@@ -6,6 +6,7 @@ pkgs=(build-essential cmake pkg-config
       catch2 libkainjow-mustache-dev libxlsxwriter-dev libbenchmark-dev sqlite3
       time  # /usr/bin/time: wall and peak RSS in bench/bulletins.sh
       clang libclang-rt-14-dev  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
+      libboost1.81-dev  # Beast and Asio: the HTTP core (bot/http)
       clang-format git  # the formatting check in scripts/test.sh
       # scripts/package-test.sh and integration.nginx: cpack's Depends (dpkg-shlibdeps), the
       # package's postinst, `systemd-analyze verify`, nginx and a self-signed certificate

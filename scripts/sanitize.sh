@@ -5,8 +5,9 @@
 #     server must exit 0), and the fuzz corpus replays (fuzz.*, built with BOT_BUILD_FUZZ). The
 #     soak is left to the normal build: it measures memory, which ASan inflates.
 #  2. ThreadSanitizer (build-tsan): the storage tests (group commit's writer thread), the bot
-#     tests (scheduler, delivery, outbox worker), and the server's integration tests (the gate's
-#     poller and workers, the dispatcher, the store) against a TSan-built binary.
+#     tests (scheduler, delivery, outbox worker, the HTTP core), and the server's integration
+#     tests (the HTTP core's event-loop threads and workers, the dispatcher, the store) against a
+#     TSan-built binary.
 #
 #   scripts/sanitize.sh [asan|tsan]...     (default: both)
 set -euo pipefail
@@ -47,7 +48,7 @@ for part in "${parts[@]}"; do
       build-tsan/tests/storage/bangfu_storage_tests
       build-tsan/tests/bot/bangfu_bot_tests
       ctest --test-dir build-tsan --output-on-failure -j"$jobs" \
-        -R '^integration\.(wecom_callback|durability|delivery)$'
+        -R '^integration\.(wecom_callback|durability|delivery|http_core)$'
       ;;
     *) echo "usage: scripts/sanitize.sh [asan|tsan]..." >&2; exit 2 ;;
   esac

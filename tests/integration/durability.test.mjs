@@ -328,7 +328,7 @@ test('slow clients (slowloris) do not stop a normal request', async (t) => {
     // The server drops the slow connections by itself (5 s from their first byte).
     const until = Date.now() + 15000;
     while (closedAt.length < SLOW && Date.now() < until) await sleep(100);
-    assert.equal(closedAt.length, SLOW, `every slow connection was closed by the server: ${JSON.stringify(closedAt)}\n${s.log().split('\n').filter((l) => l.includes('gate')).join('\n')}`);
+    assert.equal(closedAt.length, SLOW, `every slow connection was closed by the server: ${JSON.stringify(closedAt)}\n${s.log().split('\n').filter((l) => l.includes('http_limits')).join('\n')}`);
     t.diagnostic(`slow connections closed by the server after ${Math.min(...closedAt)}–${Math.max(...closedAt)} ms`);
   } finally {
     clearInterval(drip);

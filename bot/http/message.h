@@ -1,0 +1,48 @@
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace bot::http {
+
+/// One complete HTTP request as a handler sees it: framework-neutral plain data, so a handler
+/// (the WeCom callback, the office dashboard) does not depend on the library that parsed it.
+struct Request {
+  std::string method;  // "GET", "POST", … as sent
+  std::string target;  // the request target as sent: path and query, still percent-encoded
+  std::string path;    // the target's path, percent-decoded
+  std::string query;   // the target's query without '?', still percent-encoded ("" if none)
+  std::vector<std::pair<std::string, std::string>> headers;  // in arrival order, names as sent
+  std::string body;
+  std::string remote_addr;  // the peer's IP address
+  std::string id;           // this request's id (also sent back as X-Request-Id and logged)
+
+  /// The first header of that name (case-insensitive), or nullopt.
+  std::optional<std::string> header(std::string_view name) const;
+  /// The first query parameter of that name, percent-decoded ('+' reads as a space); "" when
+  /// absent or when the query is malformed.
+  std::string param(std::string_view name) const;
+};
+
+/// The answer a handler gives. The core adds Content-Length, Connection and X-Request-Id.
+struct Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // e.g. Content-Type, Retry-After
+  std::string body;
+
+  /// A response with a body of `content_type`.
+  static Response with(int status, std::string body,
+                       std::string content_type = "text/plain; charset=utf-8");
+  /// Replaces (or adds) the header `name` (case-insensitive).
+  void set_header(std::string name, std::string value);
+};
+
+/// Handlers run on the server's worker threads (they may block on the Store), several at once:
+/// they must be thread-safe. An exception thrown by a handler is logged and answered 500.
+using Handler = std::function<Response(const Request&)>;
+
+}  // namespace bot::http

@@ -1,0 +1,519 @@
+#include "bot/http/server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace bot::http {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bh = boost::beast::http;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+
+std::string random_hex(int bytes) {
+  std::random_device rd;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    const unsigned v = rd() & 0xff;
+    out += kHex[v >> 4];
+    out += kHex[v & 15];
+  }
+  return out;
+}
+
+Response refusal(int status, const char* body) {
+  Response r = Response::with(status, body);
+  if (status == 503) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// Counters as atomics; read together by counters().
+struct Counts {
+  std::atomic<uint64_t> accepted{0}, refused_connections{0}, requests{0}, busy_503{0}, too_large{0},
+      bad_request{0}, unsupported{0}, idle_closed{0}, slow_closed{0};
+};
+
+}  // namespace
+
+class Session;
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(ServerOptions o, Logger& l)
+      : options(o),
+        log(l),
+        ioc(std::max(1, o.io_threads)),
+        acceptor(net::make_strand(ioc)),
+        report_timer(ioc),
+        pool(static_cast<std::size_t>(std::max(1, o.workers))),
+        rid_prefix(random_hex(4)) {}
+
+  const ServerOptions options;
+  Logger& log;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::steady_timer report_timer;
+  net::thread_pool pool;
+  const std::string rid_prefix;
+  std::atomic<uint64_t> rid_seq{0};
+
+  std::map<std::pair<std::string, std::string>, Handler> routes;  // (method, path) → handler
+  std::vector<std::pair<std::string, Handler>> mounts;            // longest prefix first
+
+  std::atomic<bool> bound{false}, running{false}, stopping{false};
+  std::atomic<int> open{0};    // connections held
+  std::atomic<int> queued{0};  // complete requests waiting for a worker
+  Counts counts;
+  Counts reported;  // the counts at the last report (touched by the report timer only)
+
+  std::mutex sessions_mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // live connections, for stop()
+
+  std::string next_id() { return rid_prefix + "-" + std::to_string(++rid_seq); }
+  const Handler* find(const std::string& method, const std::string& path, bool& path_known) const;
+  void accept();
+  void report(bool last);
+  void schedule_report();
+};
+
+// One connection. Every member is touched only on the connection's strand (the executor of
+// stream_), except while a worker runs the handler on a copy of the request.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server)
+      : stream_(std::move(socket)), server_(std::move(server)) {
+    error_code ec;
+    const auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string();
+    // Head and body of a response go out in one write, but a client's next request must not
+    // wait for a delayed ACK either.
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+  }
+  ~Session() {
+    --server_->open;
+    std::lock_guard lock(server_->sessions_mu);
+    server_->sessions.erase(this);
+  }
+
+  void start() {
+    {
+      std::lock_guard lock(server_->sessions_mu);
+      server_->sessions.emplace(this, weak_from_this());
+    }
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::wait_for_request, shared_from_this()));
+  }
+
+  // Called by stop() on any thread: a connection that is not serving a request is closed now;
+  // one that is will close after writing its answer.
+  void shut() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) self->close();
+    });
+  }
+
+ private:
+  // Idle: waiting for the first byte of the next request (unless it is already buffered, as a
+  // pipelined request is).
+  void wait_for_request() {
+    if (server_->stopping) return close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
+    parser_->body_limit(server_->options.body_limit);
+    if (buffer_.size() > 0) return read_header();
+    stream_.expires_after(server_->options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code ec, std::size_t n) {
+                              if (ec) {
+                                if (ec == beast::error::timeout)
+                                  ++self->server_->counts.idle_closed;
+                                return self->close();
+                              }
+                              self->buffer_.commit(n);
+                              self->read_header();
+                            });
+  }
+
+  void read_header() {
+    stream_.expires_after(server_->options.header_timeout);
+    bh::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(error_code ec, std::size_t) {
+    auto& c = server_->counts;
+    if (ec == beast::error::timeout) {
+      ++c.slow_closed;
+      return close();
+    }
+    if (ec == bh::error::header_limit) {
+      ++c.too_large;
+      return refuse(431, "headers too large\n");
+    }
+    if (ec == bh::error::bad_transfer_encoding) {
+      ++c.unsupported;
+      return refuse(501, "transfer-encoding not supported\n");
+    }
+    if (ec == bh::error::body_limit) {
+      ++c.too_large;
+      return refuse(413, "payload too large\n");
+    }
+    if (ec == bh::error::end_of_stream || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted)
+      return close();
+    if (ec) {
+      ++c.bad_request;
+      return refuse(400, "bad request\n");
+    }
+    const auto& h = parser_->get();
+    if (h.find(bh::field::transfer_encoding) != h.end()) {
+      ++c.unsupported;
+      return refuse(501, "transfer-encoding not supported\n");
+    }
+    if (h.find(bh::field::expect) != h.end()) {
+      ++c.unsupported;
+      return refuse(417, "expect not supported\n");
+    }
+    const auto method = h.method();
+    if (!parser_->content_length() &&
+        (method == bh::verb::post || method == bh::verb::put || method == bh::verb::patch)) {
+      ++c.unsupported;
+      return refuse(411, "length required\n");
+    }
+    if (parser_->content_length() && *parser_->content_length() > server_->options.body_limit) {
+      ++c.too_large;
+      return refuse(413, "payload too large\n");
+    }
+    if (parser_->is_done()) return on_request();
+    stream_.expires_after(server_->options.body_timeout);
+    bh::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&Session::on_body, shared_from_this()));
+  }
+
+  void on_body(error_code ec, std::size_t) {
+    if (ec == beast::error::timeout) {
+      ++server_->counts.slow_closed;
+      return close();
+    }
+    if (ec == bh::error::body_limit) {
+      ++server_->counts.too_large;
+      return refuse(413, "payload too large\n");
+    }
+    if (ec) return close();  // the client went away mid-body
+    on_request();
+  }
+
+  // A complete request: to a worker, unless the queue is full.
+  void on_request() {
+    stream_.expires_never();
+    auto msg = parser_->release();
+    parser_.reset();
+    keep_alive_ = msg.keep_alive() && ++served_ < server_->options.keep_alive_max;
+
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    const auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    req.headers.reserve(std::distance(msg.begin(), msg.end()));
+    for (const auto& f : msg) req.headers.emplace_back(f.name_string(), f.value());
+    req.body = std::move(msg.body());
+    req.remote_addr = remote_;
+    req.id = server_->next_id();
+
+    if (server_->queued.fetch_add(1) >= server_->options.max_queue) {
+      --server_->queued;
+      ++server_->counts.busy_503;
+      log_access(req, 503);
+      return refuse(503, "server busy\n", req.id);
+    }
+    ++server_->counts.requests;
+    busy_ = true;
+    net::post(server_->pool, [self = shared_from_this(), req = std::move(req),
+                              guard = net::make_work_guard(server_->ioc)]() mutable {
+      --self->server_->queued;
+      Response res = self->handle(req);
+      self->log_access(req, res.status);
+      net::post(self->stream_.get_executor(),
+                [self, id = std::move(req.id), res = std::move(res)]() mutable {
+                  self->write(std::move(res), id, self->keep_alive_);
+                });
+    });
+  }
+
+  // On a worker.
+  Response handle(const Request& req) {
+    bool path_known = false;
+    const Handler* h = server_->find(req.method, req.path, path_known);
+    if (!h) {
+      if (!path_known) return refusal(404, "not found\n");
+      return refusal(405, "method not allowed\n");
+    }
+    try {
+      return (*h)(req);
+    } catch (const std::exception& e) {
+      server_->log.error("request_failed",
+                         {{"rid", req.id}, {"path", req.path}, {"error", e.what()}});
+    } catch (...) {
+      server_->log.error("request_failed",
+                         {{"rid", req.id}, {"path", req.path}, {"error", "unknown"}});
+    }
+    return refusal(500, "internal error\n");
+  }
+
+  void log_access(const Request& req, int status) {
+    server_->log.info("http", {{"rid", req.id},
+                               {"method", req.method},
+                               {"path", req.path},
+                               {"status", std::to_string(status)}});
+  }
+
+  void write(Response res, const std::string& id, bool keep_alive) {
+    if (server_->stopping) keep_alive = false;
+    auto out = std::make_shared<bh::response<bh::string_body>>();
+    out->version(11);
+    out->result(static_cast<unsigned>(res.status));
+    for (auto& [k, v] : res.headers) out->set(k, v);
+    if (!id.empty()) out->set("X-Request-Id", id);
+    out->body() = std::move(res.body);
+    out->keep_alive(keep_alive);
+    out->prepare_payload();
+    stream_.expires_after(server_->options.write_timeout);
+    bh::async_write(stream_, *out,
+                    [self = shared_from_this(), out, keep_alive](error_code ec, std::size_t) {
+                      self->busy_ = false;
+                      if (ec) return self->close();
+                      if (!keep_alive) return self->drain();
+                      self->wait_for_request();
+                    });
+  }
+
+  // Answers without a handler and closes: the rest of what the client sends is read and dropped
+  // for a while, since closing with unread input would reset the connection before the client
+  // has read the answer.
+  void refuse(int status, const char* body, std::string id = {}) {
+    parser_.reset();
+    busy_ = true;
+    write(refusal(status, body), id.empty() ? server_->next_id() : id, false);
+  }
+
+  void drain() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    buffer_.clear();
+    stream_.expires_after(server_->options.drain_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code e, std::size_t) {
+                              if (e) return self->close();
+                              self->buffer_.clear();
+                              self->drain_more();
+                            });
+  }
+  void drain_more() {
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code e, std::size_t) {
+                              if (e) return self->close();
+                              self->buffer_.clear();
+                              self->drain_more();
+                            });
+  }
+
+  void close() {
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<Server::Impl> server_;
+  beast::flat_buffer buffer_;
+  std::optional<bh::request_parser<bh::string_body>> parser_;
+  std::string remote_;
+  int served_ = 0;
+  bool keep_alive_ = true;
+  bool busy_ = false;  // a request is being served (or a refusal written)
+};
+
+const Handler* Server::Impl::find(const std::string& method, const std::string& path,
+                                  bool& path_known) const {
+  if (auto it = routes.find({method, path}); it != routes.end()) return &it->second;
+  for (const auto& [key, h] : routes)
+    if (key.second == path) path_known = true;
+  if (path_known) return nullptr;
+  for (const auto& [prefix, h] : mounts)
+    if (path.compare(0, prefix.size(), prefix) == 0) return &h;
+  return nullptr;
+}
+
+void Server::Impl::accept() {
+  acceptor.async_accept(
+      net::make_strand(ioc), [self = shared_from_this()](error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
+        if (!ec) {
+          if (self->open.load() >= self->options.max_connections) {
+            ++self->counts.refused_connections;
+            error_code ignored;
+            socket.close(ignored);
+          } else {
+            ++self->open;
+            ++self->counts.accepted;
+            std::make_shared<Session>(std::move(socket), self)->start();
+          }
+        }
+        // Running out of descriptors (EMFILE) must not spin: accept again after a pause.
+        if (ec == net::error::no_descriptors) {
+          auto t = std::make_shared<net::steady_timer>(self->ioc, std::chrono::milliseconds(100));
+          t->async_wait([self, t](error_code) { self->accept(); });
+          return;
+        }
+        self->accept();
+      });
+}
+
+// Logs what was refused or cut since the last report, if anything (the `http_limits` line).
+void Server::Impl::report(bool last) {
+  auto delta = [](std::atomic<uint64_t>& now, std::atomic<uint64_t>& then) {
+    const uint64_t v = now.load();
+    const uint64_t d = v - then.load();
+    then = v;
+    return d;
+  };
+  const uint64_t busy = delta(counts.busy_503, reported.busy_503);
+  const uint64_t large = delta(counts.too_large, reported.too_large);
+  const uint64_t bad = delta(counts.bad_request, reported.bad_request);
+  const uint64_t unsupported = delta(counts.unsupported, reported.unsupported);
+  const uint64_t idle = delta(counts.idle_closed, reported.idle_closed);
+  const uint64_t slow = delta(counts.slow_closed, reported.slow_closed);
+  const uint64_t refused = delta(counts.refused_connections, reported.refused_connections);
+  if (busy + large + bad + unsupported + idle + slow + refused == 0 && !last) return;
+  log.warn("http_limits", {{"busy_503", std::to_string(busy)},
+                           {"too_large_413_431", std::to_string(large)},
+                           {"bad_400", std::to_string(bad)},
+                           {"unsupported_411_417_501", std::to_string(unsupported)},
+                           {"idle_closed", std::to_string(idle)},
+                           {"slow_closed", std::to_string(slow)},
+                           {"refused", std::to_string(refused)},
+                           {"open", std::to_string(open.load())}});
+}
+
+void Server::Impl::schedule_report() {
+  report_timer.expires_after(options.report_every);
+  report_timer.async_wait([self = shared_from_this()](error_code ec) {
+    if (ec || self->stopping) return;
+    self->report(false);
+    self->schedule_report();
+  });
+}
+
+Server::Server(ServerOptions options, Logger& log) : impl_(std::make_shared<Impl>(options, log)) {}
+
+Server::~Server() {
+  stop();
+  impl_->pool.join();
+}
+
+void Server::route(std::string method, std::string path, Handler handler) {
+  impl_->routes[{std::move(method), std::move(path)}] = std::move(handler);
+}
+
+void Server::mount(std::string prefix, Handler handler) {
+  auto& m = impl_->mounts;
+  m.emplace_back(std::move(prefix), std::move(handler));
+  std::stable_sort(m.begin(), m.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+int Server::bind(const std::string& host, int port) {
+  error_code ec;
+  const auto address = net::ip::make_address(host, ec);
+  if (ec) {
+    tcp::resolver resolver(impl_->ioc);
+    auto results = resolver.resolve(host, std::to_string(port), ec);
+    if (ec || results.empty()) return -1;
+    return bind(results.begin()->endpoint().address().to_string(), port);
+  }
+  auto& a = impl_->acceptor;
+  const tcp::endpoint ep(address, static_cast<unsigned short>(port));
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  // A long backlog absorbs bursts of new connections (each is accepted at once anyway).
+  if (!ec) a.listen(1024, ec);
+  if (ec) {
+    error_code ignored;
+    a.close(ignored);
+    return -1;
+  }
+  impl_->bound = true;
+  return a.local_endpoint().port();
+}
+
+bool Server::run() {
+  Impl& s = *impl_;
+  if (!s.bound) return false;
+  s.running = true;
+  net::dispatch(s.acceptor.get_executor(), [self = impl_] { self->accept(); });
+  s.schedule_report();
+  std::vector<std::thread> extra;
+  for (int i = 1; i < s.options.io_threads; ++i) extra.emplace_back([&s] { s.ioc.run(); });
+  s.ioc.run();
+  for (auto& t : extra) t.join();
+  // Every handler posted its answer back before the io_context ran out of work.
+  s.pool.join();
+  s.report(true);
+  s.running = false;
+  return true;
+}
+
+void Server::stop() {
+  Impl& s = *impl_;
+  if (s.stopping.exchange(true)) return;
+  net::post(s.acceptor.get_executor(), [self = impl_] {
+    error_code ignored;
+    self->acceptor.close(ignored);
+    self->report_timer.cancel();
+  });
+  // Collected under the lock, shut outside it: the last reference to a session may be dropped
+  // here, and its destructor takes the lock.
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(s.sessions_mu);
+    for (const auto& [ptr, weak] : s.sessions)
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  for (const auto& session : live) session->shut();
+}
+
+bool Server::is_running() const {
+  return impl_->running;
+}
+
+ServerCounters Server::counters() const {
+  const Counts& c = impl_->counts;
+  return {c.accepted,    c.refused_connections, c.requests,    c.busy_503,   c.too_large,
+          c.bad_request, c.unsupported,         c.idle_closed, c.slow_closed};
+}
+
+}  // namespace bot::http

@@ -1,0 +1,188 @@
+#include <httplib.h>
+#include <catch2/catch.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "bot/http/server.h"
+
+namespace {
+
+using bot::http::Request;
+using bot::http::Response;
+
+// A real core on 127.0.0.1 with an OS-assigned port, stopped and joined on scope exit.
+struct Running {
+  std::ostringstream logged;
+  bot::StreamLogger log{logged};
+  bot::http::Server server;
+  int port = -1;
+  std::thread thread;
+
+  explicit Running(bot::http::ServerOptions o = {}) : server(o, log) {}
+  void start() {
+    port = server.bind("127.0.0.1", 0);
+    REQUIRE(port > 0);
+    thread = std::thread([this] { server.run(); });
+    while (!server.is_running()) std::this_thread::yield();
+  }
+  ~Running() {
+    server.stop();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("routes, mounts, 404, 405 and a failing handler", "[http]") {
+  Running r;
+  r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.server.route("POST", "/echo", [](const Request& q) {
+    return Response::with(200, q.method + " " + q.path + " " + q.param("a") + " " + q.body + " " +
+                                   q.header("x-ThinG").value_or("-"));
+  });
+  r.server.mount("/office/", [](const Request& q) {
+    return Response::with(200, "office " + q.path + " " + q.param("q") + " " + q.remote_addr);
+  });
+  r.server.mount("/office/api/", [](const Request& q) {
+    return Response::with(201, "api " + q.target, "application/json");
+  });
+  r.server.route("GET", "/boom",
+                 [](const Request&) -> Response { throw std::runtime_error("disk on fire"); });
+  r.start();
+  httplib::Client c("127.0.0.1", r.port);
+  c.set_url_encode(false);  // the targets below are sent as written
+
+  auto res = c.Post("/echo?a=x%2By+z", {{"X-Thing", "t"}}, "body", "text/plain");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == "POST /echo x+y z body t");
+  CHECK(res->has_header("X-Request-Id"));
+
+  res = c.Get("/office/%E5%B8%AE?q=%E6%89%B6");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == "office /office/%E5%B8%AE 扶 127.0.0.1");
+
+  res = c.Delete("/office/api/x?y=1");  // the longest prefix wins, any method
+  REQUIRE(res);
+  CHECK(res->status == 201);
+  CHECK(res->body == "api /office/api/x?y=1");
+  CHECK(res->get_header_value("Content-Type") == "application/json");
+
+  res = c.Get("/nowhere");
+  REQUIRE(res);
+  CHECK(res->status == 404);
+  res = c.Post("/healthz", "", "text/plain");
+  REQUIRE(res);
+  CHECK(res->status == 405);
+
+  res = c.Get("/boom");
+  REQUIRE(res);
+  CHECK(res->status == 500);
+  CHECK(res->body == "internal error\n");
+  CHECK(r.logged.str().find("event=request_failed") != std::string::npos);
+  CHECK(r.logged.str().find("disk on fire") != std::string::npos);
+  CHECK(r.server.counters().requests == 6);
+}
+
+TEST_CASE("a full queue is answered 503 with Retry-After, and the core drains on stop", "[http]") {
+  bot::http::ServerOptions o;
+  o.workers = 1;
+  o.max_queue = 1;
+  Running r(o);
+  std::atomic<int> entered{0};
+  std::atomic<bool> release{false};
+  r.server.route("GET", "/slow", [&](const Request&) {
+    ++entered;
+    while (!release) std::this_thread::yield();
+    return Response::with(200, "done\n");
+  });
+  r.start();
+  // The first occupies the worker, the second waits in the queue, the third is refused.
+  std::atomic<int> first{0}, second{0};  // statuses; -1: no answer
+  auto get_slow = [&](std::atomic<int>& status) {
+    auto res = httplib::Client("127.0.0.1", r.port).Get("/slow");
+    status = res ? res->status : -1;
+  };
+  std::thread a([&] { get_slow(first); });
+  while (entered < 1) std::this_thread::yield();
+  std::thread b([&] { get_slow(second); });
+  // The second is queued once the core counts it; poll the counters rather than sleep.
+  while (r.server.counters().requests < 2) std::this_thread::yield();
+  auto third = httplib::Client("127.0.0.1", r.port).Get("/slow");
+  REQUIRE(third);
+  CHECK(third->status == 503);
+  CHECK(third->get_header_value("Retry-After") == "1");
+  // stop() while both are in flight: both are still answered.
+  r.server.stop();
+  release = true;
+  a.join();
+  b.join();
+  CHECK(first == 200);
+  CHECK(second == 200);
+  CHECK(r.server.counters().busy_503 == 1);
+}
+
+namespace {
+
+// Connects a plain socket to 127.0.0.1:port, sends `bytes`, and waits (up to `limit`) for the
+// server to close; returns how long that took, or nullopt if it did not close in time.
+std::optional<std::chrono::milliseconds> closed_after(int port, const std::string& bytes,
+                                                      std::chrono::milliseconds limit) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::socket s(ioc);
+  s.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  if (!bytes.empty()) net::write(s, net::buffer(bytes));
+  const auto t0 = std::chrono::steady_clock::now();
+  s.non_blocking(true);
+  char buf[256];
+  while (std::chrono::steady_clock::now() - t0 < limit) {
+    boost::system::error_code ec;
+    const auto n = s.read_some(net::buffer(buf), ec);
+    if (ec == net::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (ec || n == 0)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - t0);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("idle and slow connections are closed at their deadlines and counted", "[http]") {
+  bot::http::ServerOptions o;
+  o.idle_timeout = std::chrono::milliseconds(300);
+  o.header_timeout = std::chrono::milliseconds(300);
+  o.body_timeout = std::chrono::milliseconds(300);
+  Running r(o);
+  r.server.route("POST", "/x", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.start();
+  const auto limit = std::chrono::milliseconds(5000);
+  // Nothing sent; half a head; a head and half its body. Each is closed no earlier than its
+  // deadline (and, on any machine, long before the 5 s limit).
+  const auto idle = closed_after(r.port, "", limit);
+  const auto head = closed_after(r.port, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Le", limit);
+  const auto body =
+      closed_after(r.port, "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", limit);
+  REQUIRE(idle);
+  REQUIRE(head);
+  REQUIRE(body);
+  CHECK(idle->count() >= 250);
+  CHECK(head->count() >= 250);
+  CHECK(body->count() >= 250);
+  const auto c = r.server.counters();
+  CHECK(c.idle_closed == 1);
+  CHECK(c.slow_closed == 2);
+  CHECK(c.requests == 0);
+}
