@@ -141,7 +141,8 @@ void apply_share(const Config& config, storage::Store& store, handlers::Dispatch
     const auto outcome = dispatcher.handle(in, now);
     if (outcome.duplicate) {
       ++a.duplicates;
-    } else if (std::holds_alternative<handlers::Checkin>(u)) {
+    } else if (std::holds_alternative<handlers::Checkin>(u) ||
+               std::holds_alternative<handlers::CheckinGroup>(u)) {
       a.recorded += outcome.recorded;
     } else if (const auto* c = std::get_if<handlers::CommandMsg>(&u)) {
       ++a.commands;

@@ -1,5 +1,7 @@
 #include "bot/simulate.h"
 
+#include "handlers/text.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -1024,7 +1026,10 @@ class TrafficBuilder {
     if (l.expect.intent != Intent::Checkin) return;
     l.expect = Expected{};
     l.expect.intent = Intent::Mistake;
-    l.expect.error_code = future ? "future_date" : "invalid_date";
+    // "明天去了X家" reads as a plan, and a plan is answered as one (issue 9).
+    l.expect.error_code = !future                                      ? "invalid_date"
+                          : l.text.find("明天去") != std::string::npos ? "not_done"
+                                                                       : "future_date";
     l.expect.form = future ? "future_date" : "invalid_date";
     e.lines.push_back(std::move(l));
   }
@@ -1068,7 +1073,14 @@ class TrafficBuilder {
     if (!names_none(text, ctx.pairings)) return;
     Expected x;
     x.intent = Intent::Mistake;
-    x.error_code = "not_paired";
+    // One character off one of the sender's own names: asked "是不是…" (issue 9).
+    const bool near = std::any_of(ctx.pairings.begin(), ctx.pairings.end(), [&](const Pairing& q) {
+      const std::string& n = q.display_name();
+      return handlers::code_points(n) == handlers::code_points(name) &&
+             handlers::edit_distance(n, name) == 1 &&
+             (handlers::code_points(n) > 2 || n.substr(0, 3) == name.substr(0, 3));
+    });
+    x.error_code = near ? "did_you_mean" : "not_paired";
     x.form = typo ? "typo_name" : "neighbour_name";
     e.lines.push_back({with_mention(text), x});
   }

@@ -19,6 +19,11 @@ enum class KeywordKind : std::uint8_t {
   Occasion,  // code indexes kOccasionCodes
   Policy,    // code indexes kPolicyCodes
   Problem,   // marks a clause as a problem found (应享未享, 困难, 缺 …)
+  NotWent,   // the helper did not go or could not reach anyone by phone (没去, 没打通)
+  Missed,  // the helper went but met nobody (扑空, 家里没人): no visit unless someone was asked
+  Plan,    // a visit still to come (计划, 准备去, 明天去)
+  Solved,  // the clause reports a problem solved (已解决, 已落实): no problem
+  Advice,  // the clause gives advice (建议, 叮嘱, 按时服药): no problem
 };
 
 struct Keyword {
