@@ -188,7 +188,7 @@ char32_t cp_before(std::string_view s, std::size_t i) {
 }
 
 bool unit_follows(std::string_view s, std::size_t i) {
-  while (i < s.size() && s[i] == ' ') ++i;
+  if (i < s.size() && s[i] == ' ') ++i;  // one space at most: a masked name is a run of them
   const std::string_view rest = s.substr(i);
   return starts_with_any(rest, kUnits) && !starts_with_any(rest, kNotUnits);
 }
@@ -565,7 +565,11 @@ std::optional<DateToken> find_date(std::string_view s, Date today) {
     const bool ascii = is_ascii_digit(c);
     if (ascii || is_cn_numeral(c)) {
       const char32_t before = cp_before(s, i);
-      const bool blocked = ascii ? blocks_ascii_number(before) : blocks_cn_number(before);
+      // 日期:12月2日 is a date; 10:30 is a time.
+      const bool label_colon =
+          before == ':' && i >= 2 && !is_ascii_digit(static_cast<unsigned char>(s[i - 2]));
+      const bool blocked =
+          ascii ? blocks_ascii_number(before) && !label_colon : blocks_cn_number(before);
       const auto num = blocked ? std::nullopt : read_number(s, i);
       if (num) {
         if (auto t = numeric_date(s, i, *num, today)) {

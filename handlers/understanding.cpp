@@ -158,7 +158,8 @@ std::optional<CommandMsg> parse_command(std::string_view text) {
   std::string compact;
   for (std::size_t i = 0; i < t.size(); i += utf8_len(t, i)) {
     const char32_t c = utf8_at(t, i);
-    if (c != ' ' && c != ':' && c != U'：') compact.append(t.substr(i, utf8_len(t, i)));
+    if (c != ' ' && c != ':' && c != U'：' && c != U'，' && c != ',' && c != U'。')
+      compact.append(t.substr(i, utf8_len(t, i)));
   }
   std::string_view phrase = compact;
   for (bool cut = true; cut;) {
@@ -213,7 +214,7 @@ constexpr std::string_view kPlaceSuffixes[] = {"村", "镇", "乡", "屯"};
 
 // X in "X家"/"X户" that makes an ordinary word, so a name before it is still the name.
 constexpr std::string_view kHomeWordHeads =
-    "老在回到一全娘婆人大我他她你们的住农搬离成安养专国管这那每各该入贫困保里";
+    "老在回到一全娘婆人大我他她你们的住农搬离成安养专国管这那每各该入贫困保里两二三四五六几俩等";
 
 constexpr std::string_view kSurnames =
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶"
@@ -684,6 +685,7 @@ Findings scan(std::string_view s) {
       case KeywordKind::Ignore:
       case KeywordKind::Problem:
       case KeywordKind::NotWent:
+      case KeywordKind::CallFailed:
       case KeywordKind::Missed:
       case KeywordKind::Plan:
       case KeywordKind::Solved:
@@ -698,7 +700,8 @@ Findings scan(std::string_view s) {
 // Whether the message says a visit (or a call) took place. Decided per clause:
 //  - Missed (扑空, 家里没人, 未见到本人) means no visit, unless the helper learnt about the
 //    household from someone there (向邻居了解情况, 跟他儿子聊了): that is a visit.
-//  - NotWent (没去, 没打通) and Plan (计划, 明天去) mean no visit, unless another clause says
+//  - CallFailed (没打通, 关机) means no contact, unless another clause says the helper went.
+//  - NotWent (没去) and Plan (计划, 明天去) mean no visit, unless another clause says
 //    one took place (a mode word or a completed act: 走访王某户，送去棉被，下月再去).
 enum class Happened { Yes, Plan, NotWent, Missed };
 
@@ -707,7 +710,7 @@ constexpr std::string_view kContactWords[] = {"了解", "见到了", "见到其"
 constexpr std::string_view kDoneWords[] = {
     "走访了", "看望了", "探望了",   "慰问了",   "家访了",   "去了",   "到了",   "入户了",
     "上门了", "已走访", "已入户",   "已上门",   "已看望",   "已家访", "已慰问", "测了",
-    "量了",   "送去了", "送了",     "聊了",     "补上",     "补访",   "随访了", "辅导了",
+    "量了",   "送去了", "送了",     "聊了",     "补上了",   "补访了", "随访了", "辅导了",
     "服务了", "查了",   "打了电话", "通了电话", "联系上了", "接通了", "视频了"};
 
 bool contains_any(std::string_view s, const auto& words) {
@@ -715,12 +718,14 @@ bool contains_any(std::string_view s, const auto& words) {
                      [&](std::string_view w) { return s.find(w) != std::string_view::npos; });
 }
 
+// `masked`: the text with the pairings' names masked (by letters: spaces would cut clauses).
 Happened happened(std::string_view masked) {
-  bool missed = false, not_went = false, plan = false, positive = false;
+  bool missed = false, not_went = false, plan = false, call_failed = false, positive = false,
+       in_person = false;
   const bool contact = contains_any(masked, kContactWords);
   for_each_clause(masked, [&](std::size_t b, std::size_t e) {
     const std::string_view clause = masked.substr(b, e - b);
-    bool negative = false, mode_word = false;
+    bool negative = false, mode_word = false, person_word = false;
     for (std::size_t k = 0; k < clause.size();) {
       const Keyword* kw = keyword_at(clause, k);
       if (!kw) {
@@ -734,6 +739,9 @@ Happened happened(std::string_view masked) {
         case KeywordKind::NotWent:
           not_went = negative = true;
           break;
+        case KeywordKind::CallFailed:
+          call_failed = negative = true;
+          break;
         case KeywordKind::Plan:
           plan = negative = true;
           break;
@@ -742,8 +750,10 @@ Happened happened(std::string_view masked) {
         case KeywordKind::SchoolVisit:
         case KeywordKind::Service:
         case KeywordKind::ServiceAction:
-        case KeywordKind::Phone:
         case KeywordKind::Signal:
+          mode_word = person_word = true;
+          break;
+        case KeywordKind::Phone:
           mode_word = true;
           break;
         default:
@@ -751,8 +761,13 @@ Happened happened(std::string_view masked) {
       }
       k += kw->text.size();
     }
-    if (!negative && (mode_word || contains_any(clause, kDoneWords))) positive = true;
+    if (!negative && (mode_word || contains_any(clause, kDoneWords))) {
+      positive = true;
+      in_person = in_person || person_word || contains_any(clause, kDoneWords);
+    }
   });
+  // A call that did not get through is no contact, unless the helper then went in person.
+  if (call_failed && !in_person) return Happened::NotWent;
   if (missed && !contact) return Happened::Missed;
   if ((not_went || plan) && !positive) return plan ? Happened::Plan : Happened::NotWent;
   return Happened::Yes;
@@ -764,6 +779,8 @@ Mode choose_mode(const Findings& f, bool going_home, Ledger ledger) {
   if (f.service) return Mode::Service;
   if (f.school) return Mode::SchoolVisit;
   if (f.home) return Mode::HomeVisit;
+  // A doctor's 上门 换药 is a service: the plain visit word only says where it happened.
+  if (f.visit && f.action && ledger == Ledger::Health) return Mode::Service;
   if (f.visit || going_home) return Mode::Visit;
   if (f.phone) return Mode::Phone;
   if (f.action) return Mode::Service;
@@ -1149,7 +1166,11 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
                                                  : find_unpaired_name(text);
 
   if (occ.empty() && !date && found.question) return not_understood();
-  const Happened happen = happened(masked);
+  // Names masked with letters, not spaces, so a clause does not end at a name.
+  std::string lettered = text;
+  for (const Occurrence& o : occ)
+    std::fill(lettered.begin() + o.begin, lettered.begin() + o.end, 'x');
+  const Happened happen = happened(lettered);
   if (occ.empty() && !stranger && !date && !found.any_mode_word() && happen == Happened::Yes)
     return not_understood();
 

@@ -285,7 +285,8 @@ TEST_CASE("understand reads check-ins, commands and mistakes", "[handlers]") {
       {"d01", "赵桂兰 测血压 查体", "checkin", "赵桂兰", "2026-11-28", "service", "", "",
        "测血压 查体", ""},
       {"d01", "看望 刘建华 今天", "checkin", "刘建华", "2026-11-28", "visit", "", "", "", ""},
-      {"d01", "刘建华 上门 测血压", "checkin", "刘建华", "2026-11-28", "visit", "", "",
+      // A doctor's 上门 with a service act is a service (issue 9; it was a plain visit).
+      {"d01", "刘建华 上门 测血压", "checkin", "刘建华", "2026-11-28", "service", "", "",
        "上门 测血压", ""},
       {"d01", "刘建华 今天 心理疏导", "checkin", "刘建华", "2026-11-28", "service", "", "",
        "心理疏导", ""},
