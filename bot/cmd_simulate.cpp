@@ -224,7 +224,10 @@ int apply(const Config& config, const std::vector<SimMessage>& messages, uint64_
   out << "\n";
   if (total.duplicates)
     out << "  already applied before (same msgid): " << total.duplicates << "\n";
-  if (total.unexpected) out << "  understood otherwise than meant: " << total.unexpected << "\n";
+  const TrafficMix mix = traffic_mix(messages);
+  const auto corpus = mix.forms.find("corpus");
+  out << "  understood otherwise than meant: " << total.unexpected << " (check-ins in the words of"
+      << " the hand-written corpus: " << (corpus == mix.forms.end() ? 0 : corpus->second) << ")\n";
   return 0;
 }
 
