@@ -482,17 +482,25 @@ constexpr std::string_view kVagueWords[] = {
     "上礼拜", "这周",   "这个星期", "本周",     "年底",     "年初",   "过几天", "改天",
 };
 
-// Several days joined: 12月1日至3日, 周一到周三, 11月30日、12月1日.
-bool range_follows(std::string_view s, std::size_t e, Date today) {
+// Several days joined: 12月1日至3日, 周一到周三, 11月30日、12月1日. Returns the end of the
+// range (0 when no other day follows `e`).
+std::size_t range_follows(std::string_view s, std::size_t e, Date today) {
   while (e < s.size() && s[e] == ' ') ++e;
-  if (e >= s.size() || !is_range_mark(utf8_at(s, e))) return false;
+  if (e >= s.size() || !is_range_mark(utf8_at(s, e))) return 0;
   std::size_t k = e + utf8_len(s, e);
   while (k < s.size() && s[k] == ' ') ++k;
-  if (weekday_at(s, k, today)) return true;
+  if (const auto w = weekday_at(s, k, today)) return w->end;
   const auto n = read_number(s, k);
-  if (!n) return false;
+  if (!n) return 0;
   const char32_t c = cp_at(s, n->end);
-  return is_day_suffix(c) || c == U'月' || (n->ascii && (c == '.' || c == '/'));
+  if (!is_day_suffix(c) && c != U'月' && !(n->ascii && (c == '.' || c == '/'))) return 0;
+  // The rest of the second day: 3日, 12月3日, 11.30.
+  std::size_t end = n->end;
+  while (end < s.size() && (is_ascii_digit(static_cast<unsigned char>(s[end])) || s[end] == '.' ||
+                            s[end] == '/' || is_cn_numeral(utf8_at(s, end)) ||
+                            utf8_at(s, end) == U'月' || is_day_suffix(utf8_at(s, end))))
+    end += utf8_len(s, end);
+  return end;
 }
 
 // First characters of kRelative and kWeekPrefixes; a cheap filter before comparing words.
@@ -538,7 +546,12 @@ std::optional<DateToken> find_date(std::string_view s, Date today) {
   std::optional<DateToken> vague;
   // An exact date, unless more days follow it (a range).
   const auto exact = [&](DateToken t) {
-    if (t.status != Status::Range && range_follows(s, t.end, today)) t.status = Status::Range;
+    if (t.status != Status::Range) {
+      if (const std::size_t end = range_follows(s, t.end, today)) {
+        t.status = Status::Range;
+        t.end = end;
+      }
+    }
     return t;
   };
   std::size_t i = 0;

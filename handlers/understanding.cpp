@@ -703,7 +703,7 @@ Findings scan(std::string_view s) {
 //  - CallFailed (没打通, 关机) means no contact, unless another clause says the helper went.
 //  - NotWent (没去) and Plan (计划, 明天去) mean no visit, unless another clause says
 //    one took place (a mode word or a completed act: 走访王某户，送去棉被，下月再去).
-enum class Happened { Yes, Plan, NotWent, Missed };
+enum class Happened { Yes, Plan, NotWent, Missed, CallFailed };
 
 constexpr std::string_view kContactWords[] = {"了解", "见到了", "见到其", "聊了",   "交谈",
                                               "谈心", "问了",   "询问",   "邻居说", "邻居反映"};
@@ -767,7 +767,7 @@ Happened happened(std::string_view masked) {
     }
   });
   // A call that did not get through is no contact, unless the helper then went in person.
-  if (call_failed && !in_person) return Happened::NotWent;
+  if (call_failed && !in_person) return Happened::CallFailed;
   if (missed && !contact) return Happened::Missed;
   if ((not_went || plan) && !positive) return plan ? Happened::Plan : Happened::NotWent;
   return Happened::Yes;
@@ -1178,9 +1178,10 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
                                : pairings.size() == 1 ? &pairings.front()
                                                       : nullptr;
   if (happen != Happened::Yes) {
-    return question("not_done", {{"reason", happen == Happened::Plan     ? "plan"
-                                            : happen == Happened::Missed ? "missed"
-                                                                         : "not_went"},
+    return question("not_done", {{"reason", happen == Happened::Plan         ? "plan"
+                                            : happen == Happened::Missed     ? "missed"
+                                            : happen == Happened::CallFailed ? "call_failed"
+                                                                             : "not_went"},
                                  {"example", example_with(first_named, "今天")}});
   }
 

@@ -54,8 +54,8 @@ struct CommandMsg {
 /// Error codes fixed by the interface: unknown_sender, not_paired, ambiguous, future_date,
 /// invalid_date, not_understood. Questions back added by issue 9, whose text comes from
 /// templates/ask.mustache (`message` is empty; `fields` fill the template's section `code`):
-///   not_done      no visit took place (没去, 扑空, 计划 …); fields: reason (plan|not_went|missed),
-///                 example
+///   not_done      no visit took place (没去, 扑空, 计划, 没打通 …); fields: reason
+///                 (plan|not_went|missed|call_failed), example
 ///   need_day      a month or a span but no day (11月, 前几天, 上月底); fields: said, example
 ///   date_range    several days (12月1日至3日); fields: said, example
 ///   did_you_mean  a name one character off a pairing's; fields: said (masked), whom, village,
