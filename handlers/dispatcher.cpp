@@ -149,6 +149,9 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
   const Understanding u =
       understand(correction ? *correction : message.text, sender, now.date(), options_.bot_name);
   sender.pairings = std::move(seen);
+  // Not inside the write unit: a Store call from there deadlocks. Later understandings (撤销
+  // <whom> <date>) take the pairings seen so far for every day.
+  sender.pairings_on = nullptr;
   std::optional<std::string> prepared;
   if (const auto* cmd = std::get_if<CommandMsg>(&u);
       !correction && cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
