@@ -221,7 +221,21 @@ int cmd_parse(const Args& a, std::ostream& out, std::ostream&) {
   sender.helper_id = from;
   sender.known = store.helper_name(from).has_value();
   sender.pairings = store.pairings_of(from, now.date());
-  out << handlers::to_json(handlers::understand(text, sender, now.date(), config.bot_name)) << "\n";
+  std::vector<storage::Pairing> seen = sender.pairings;
+  sender.pairings_on = [&](storage::Date d) {
+    auto ps = store.pairings_of(from, d);
+    seen.insert(seen.end(), ps.begin(), ps.end());
+    return ps;
+  };
+  const auto u = handlers::understand(text, sender, now.date(), config.bot_name);
+  // A question back is shown as the chat would get it: rendered from templates/ask.mustache.
+  std::string message;
+  if (const auto* e = std::get_if<handlers::ParseError>(&u);
+      e && handlers::is_question_code(e->code)) {
+    const auto templates = handlers::Templates::load(config.templates_dir, {"ask"});
+    message = handlers::mask_names(handlers::render_question(templates, *e), seen);
+  }
+  out << handlers::to_json(u, message) << "\n";
   return 0;
 }
 

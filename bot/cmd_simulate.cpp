@@ -141,7 +141,8 @@ void apply_share(const Config& config, storage::Store& store, handlers::Dispatch
     const auto outcome = dispatcher.handle(in, now);
     if (outcome.duplicate) {
       ++a.duplicates;
-    } else if (std::holds_alternative<handlers::Checkin>(u)) {
+    } else if (std::holds_alternative<handlers::Checkin>(u) ||
+               std::holds_alternative<handlers::CheckinGroup>(u)) {
       a.recorded += outcome.recorded;
     } else if (const auto* c = std::get_if<handlers::CommandMsg>(&u)) {
       ++a.commands;
@@ -223,7 +224,10 @@ int apply(const Config& config, const std::vector<SimMessage>& messages, uint64_
   out << "\n";
   if (total.duplicates)
     out << "  already applied before (same msgid): " << total.duplicates << "\n";
-  if (total.unexpected) out << "  understood otherwise than meant: " << total.unexpected << "\n";
+  const TrafficMix mix = traffic_mix(messages);
+  const auto corpus = mix.forms.find("corpus");
+  out << "  understood otherwise than meant: " << total.unexpected << " (check-ins in the words of"
+      << " the hand-written corpus: " << (corpus == mix.forms.end() ? 0 : corpus->second) << ")\n";
   return 0;
 }
 

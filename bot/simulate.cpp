@@ -1,4 +1,8 @@
 #include "bot/simulate.h"
+#include "bot/corpus_data.h"
+#include "storage/roster_csv.h"
+
+#include "handlers/text.h"
 
 #include <algorithm>
 #include <array>
@@ -761,10 +765,90 @@ void add_code(std::vector<std::string>& codes, std::string_view code, const std:
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Check-in wordings from the hand-written corpus (tests/data/understanding_corpus.jsonl,
+// embedded at build time), so that "0 mismatches" measures the parser against how helpers
+// write, not against its own tables. Only single check-ins whose day is said relative to the
+// day sent (今天, 昨天, 前天, 大前天, or nothing) are used: those shift to any simulated day.
+
+struct CorpusWording {
+  std::string text;  // with kNameSlot, kHeadSlot, kVillageSlot, kIdSlot where the pairing was
+  Ledger ledger = Ledger::Cadre;
+  int offset = 0;  // the visit's day minus the day the message was sent
+  Mode mode = Mode::Visit;
+  std::vector<std::string> occasions, policies;
+  bool problem = false;
+};
+
+constexpr std::string_view kNameSlot = "\x01", kHeadSlot = "\x02", kVillageSlot = "\x03",
+                           kIdSlot = "\x04";
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+}
+
+// A day written in absolute or weekday terms does not shift with the day sent.
+bool says_a_fixed_day(std::string_view text) {
+  for (char c : text)
+    if (c >= '0' && c <= '9') return true;
+  for (std::string_view w : {"月", "周", "星期", "礼拜", "号"})
+    if (text.find(w) != std::string_view::npos) return true;
+  std::string rest(text);
+  for (std::string_view w : {"大前日", "今日", "昨日", "前日"}) replace_all(rest, w, "");
+  return rest.find("日") != std::string::npos;
+}
+
+std::vector<CorpusWording> corpus_wordings() {
+  const auto roster = storage::parse_roster_csv(understanding_roster_csv());
+  std::vector<CorpusWording> out;
+  std::string_view all = understanding_corpus_jsonl();
+  while (!all.empty()) {
+    const std::size_t nl = all.find('\n');
+    const std::string_view line = all.substr(0, nl);
+    all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.at("expect").at("kind") != "checkin" ||
+        j.at("expect").at("checkins").size() != 1)
+      continue;
+    const auto& c = j.at("expect").at("checkins").at(0);
+    const std::string from = j.at("from").get<std::string>();
+    const std::string household = c.at("household").get<std::string>();
+    const Pairing* p = nullptr;
+    for (const Pairing& q : roster.rows)
+      if (q.helper_id == from && q.household_id == household) p = &q;
+    std::string text = j.at("text").get<std::string>();
+    if (!p || says_a_fixed_day(text) || text.find(p->display_name()) == std::string::npos) continue;
+    const auto sent = storage::LocalTime::parse(j.at("now").get<std::string>(), 8 * 3600);
+    const auto visit = Date::parse_iso(c.at("date").get<std::string>());
+    if (!sent || !visit) continue;
+    CorpusWording w;
+    w.ledger = p->ledger;
+    w.offset = static_cast<int>(visit->days() - sent->date().days());
+    if (w.offset < -3 || w.offset > 0) continue;
+    replace_all(text, p->household_id, kIdSlot);
+    std::string lower_id = p->household_id;
+    for (char& ch : lower_id) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    replace_all(text, lower_id, kIdSlot);
+    replace_all(text, p->village, kVillageSlot);
+    replace_all(text, village_stem(p->village), kVillageSlot);
+    replace_all(text, p->display_name(), kNameSlot);
+    if (p->household_head != p->display_name()) replace_all(text, p->household_head, kHeadSlot);
+    w.text = std::move(text);
+    w.mode = storage::mode_from(c.at("mode").get<std::string>()).value_or(Mode::Visit);
+    w.occasions = c.at("occasions").get<std::vector<std::string>>();
+    w.policies = c.at("policies").get<std::vector<std::string>>();
+    w.problem = c.at("problem").get<bool>();
+    out.push_back(std::move(w));
+  }
+  return out;
+}
+
 class TrafficBuilder {
  public:
   TrafficBuilder(const RosterIndex& roster, const TrafficOptions& o)
-      : roster_(roster), o_(o), r_(o.seed), festivals_(festivals()) {}
+      : roster_(roster), o_(o), r_(o.seed), festivals_(festivals()), wordings_(corpus_wordings()) {}
 
   std::vector<SimMessage> build() {
     if (o_.to < o_.from) throw std::invalid_argument("--to is before --from");
@@ -1024,7 +1108,10 @@ class TrafficBuilder {
     if (l.expect.intent != Intent::Checkin) return;
     l.expect = Expected{};
     l.expect.intent = Intent::Mistake;
-    l.expect.error_code = future ? "future_date" : "invalid_date";
+    // "明天去了X家" reads as a plan, and a plan is answered as one (issue 9).
+    l.expect.error_code = !future                                      ? "invalid_date"
+                          : l.text.find("明天去") != std::string::npos ? "not_done"
+                                                                       : "future_date";
     l.expect.form = future ? "future_date" : "invalid_date";
     e.lines.push_back(std::move(l));
   }
@@ -1068,7 +1155,14 @@ class TrafficBuilder {
     if (!names_none(text, ctx.pairings)) return;
     Expected x;
     x.intent = Intent::Mistake;
-    x.error_code = "not_paired";
+    // One character off one of the sender's own names: asked "是不是…" (issue 9).
+    const bool near = std::any_of(ctx.pairings.begin(), ctx.pairings.end(), [&](const Pairing& q) {
+      const std::string& n = q.display_name();
+      return handlers::code_points(n) == handlers::code_points(name) &&
+             handlers::edit_distance(n, name) == 1 &&
+             (handlers::code_points(n) > 2 || n.substr(0, 3) == name.substr(0, 3));
+    });
+    x.error_code = near ? "did_you_mean" : "not_paired";
     x.form = typo ? "typo_name" : "neighbour_name";
     e.lines.push_back({with_mention(text), x});
   }
@@ -1135,8 +1229,50 @@ class TrafficBuilder {
   // The check-in for `plan` written on `t`; `forced_date` replaces the date phrase. When the
   // name cannot be told apart from another pairing of the sender even with the village and
   // household number, the line is expected to be refused as ambiguous.
+  // The visit of `plan` in the words of a corpus message of the same ledger, relative day, mode
+  // and findings,
+  // with this pairing's name, head, village and household number put in; nullopt when none fits
+  // or the result would not name the pairing alone.
+  std::optional<Line> corpus_line(const VisitPlan& plan, Date t,
+                                  const handlers::SenderContext& ctx) {
+    const Pairing& p = *plan.pairing;
+    const int offset = static_cast<int>(plan.date.days() - t.days());
+    std::vector<const CorpusWording*> fits;
+    for (const CorpusWording& w : wordings_)
+      // Same ledger, day, mode and findings: the plan keeps the traffic's stated mix.
+      if (w.ledger == p.ledger && w.offset == offset && w.mode == plan.mode &&
+          w.occasions == plan.occasions && w.policies == plan.policies && w.problem == plan.problem)
+        fits.push_back(&w);
+    if (fits.empty()) return std::nullopt;
+    const CorpusWording& w = *fits[r_.below(fits.size())];
+    std::string text = w.text;
+    replace_all(text, kIdSlot, p.household_id);
+    replace_all(text, kVillageSlot, p.village);
+    replace_all(text, kHeadSlot, p.household_head);
+    replace_all(text, kNameSlot, p.display_name());
+    const auto meant = readings(handlers::normalize(text, o_.bot_name), p, ctx.pairings);
+    if (meant.size() != 1 || meant.front()->id != p.id) return std::nullopt;
+    for (const Pairing& q : ctx.pairings)
+      if (q.id != p.id && (contains(text, q.display_name()) || contains(text, q.household_head)))
+        return std::nullopt;
+    Expected x;
+    x.intent = Intent::Checkin;
+    x.household_id = p.household_id;
+    x.person = p.person;
+    x.visit_date = plan.date;
+    x.mode = w.mode;
+    x.occasions = w.occasions;
+    x.policies = w.policies;
+    x.problem = w.problem;
+    x.form = "corpus";
+    return Line{text, x};
+  }
+
   Line checkin_line(const VisitPlan& plan, Date t, const handlers::SenderContext& ctx,
                     const std::optional<std::string>& forced_date = std::nullopt) {
+    if (!forced_date && !wordings_.empty() && r_.per_mille(o_.corpus_per_mille)) {
+      if (auto l = corpus_line(plan, t, ctx)) return *l;
+    }
     const Pairing& p = *plan.pairing;
     Expected x;
     x.intent = Intent::Checkin;
@@ -1344,6 +1480,7 @@ class TrafficBuilder {
   const TrafficOptions& o_;
   SimRandom r_;
   std::vector<Festival> festivals_;
+  std::vector<CorpusWording> wordings_;
   std::vector<Episode> episodes_;
 };
 

@@ -130,6 +130,10 @@ struct TrafficOptions {
   uint64_t seed = 1;
   std::string bot_name = "帮扶助手";
   int utc_offset_seconds = 8 * 3600;
+  /// Share of check-ins (per mille) written in the words of a message of the hand-written corpus
+  /// (tests/data/understanding_corpus.jsonl, embedded at build time) rather than composed from
+  /// the simulator's own phrase lists.
+  int corpus_per_mille = 500;
 };
 
 /// Messages as the helpers of `roster` write them between from and to (inclusive, local time),

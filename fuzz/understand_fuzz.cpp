@@ -74,7 +74,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       names.remove_prefix(comma + 1);
     }
   }
-  const auto& sender = slot == kSenders.size() ? custom : kSenders[slot];
+  handlers::SenderContext dated;
+  if (slot == 0) {
+    // c01 with the back-dated lookup: a pairing that ended on 11-10 and one starting on 11-20.
+    dated = kSenders[0];
+    dated.pairings_on = [](storage::Date d) {
+      std::vector<storage::Pairing> ps = senders()[0].pairings;
+      storage::Pairing ended =
+          pairing(11, "c01", storage::Ledger::Cadre, "H0014", "刘桂芝", "", "桃店村");
+      ended.end_date = storage::Date{2026, 11, 10};
+      storage::Pairing later =
+          pairing(12, "c01", storage::Ledger::Cadre, "H0015", "马春花", "", "东岭村");
+      later.start_date = storage::Date{2026, 11, 20};
+      for (auto* p : {&ended, &later})
+        if (p->active_on(d)) ps.push_back(*p);
+      return ps;
+    };
+  }
+  const auto& sender = slot == kSenders.size() ? custom : slot == 0 ? dated : kSenders[slot];
   // Days around month and year ends, and a leap day.
   static constexpr storage::Date kDays[] = {
       {2026, 11, 28}, {2026, 12, 31}, {2027, 1, 1}, {2028, 2, 29}, {2026, 3, 1}};

@@ -17,9 +17,9 @@ struct Relative {
 
 // Longer words first: 大前天 must win over 前天 at the same position.
 constexpr Relative kRelative[] = {
-    {"大前天", -3}, {"前天", -2}, {"昨天", -1}, {"昨日", -1}, {"昨晚", -1},
-    {"昨儿", -1},   {"今天", 0},  {"今日", 0},  {"今早", 0},  {"今晚", 0},
-    {"今儿", 0},    {"明天", 1},  {"明日", 1},  {"后天", 2},
+    {"大前天", -3}, {"大前日", -3}, {"前天", -2}, {"前日", -2}, {"前儿", -2}, {"昨天", -1},
+    {"昨日", -1},   {"昨晚", -1},   {"昨儿", -1}, {"今天", 0},  {"今日", 0},  {"今早", 0},
+    {"今晚", 0},    {"今儿", 0},    {"明天", 1},  {"明日", 1},  {"后天", 2},
 };
 
 // Characters that make 前/后 part of another word (之前天气, 以后天天, 目前天冷).
@@ -27,7 +27,7 @@ constexpr std::string_view kBeforeAfterWords[] = {"之", "以", "提", "从", "�
                                                   "此", "向", "眼", "面", "跟", "门", "当", "空",
                                                   "然", "最", "而", "先", "落", "午", "饭"};
 
-enum class Week { Last, This, Next, Recent };
+enum class Week { TwoBack, Last, This, Next, Recent };
 
 struct WeekPrefix {
   std::string_view word;
@@ -35,10 +35,13 @@ struct WeekPrefix {
 };
 
 constexpr WeekPrefix kWeekPrefixes[] = {
-    {"上星期", Week::Last}, {"上礼拜", Week::Last}, {"上周", Week::Last},   {"本星期", Week::This},
-    {"这星期", Week::This}, {"本周", Week::This},   {"这周", Week::This},   {"下星期", Week::Next},
-    {"下礼拜", Week::Next}, {"下周", Week::Next},   {"星期", Week::Recent}, {"礼拜", Week::Recent},
-    {"周", Week::Recent},
+    {"上上星期", Week::TwoBack}, {"上上礼拜", Week::TwoBack}, {"上上周", Week::TwoBack},
+    {"上个星期", Week::Last},    {"上个礼拜", Week::Last},    {"这个星期", Week::This},
+    {"下个星期", Week::Next},    {"下个礼拜", Week::Next},    {"上星期", Week::Last},
+    {"上礼拜", Week::Last},      {"上周", Week::Last},        {"本星期", Week::This},
+    {"这星期", Week::This},      {"本周", Week::This},        {"这周", Week::This},
+    {"下星期", Week::Next},      {"下礼拜", Week::Next},      {"下周", Week::Next},
+    {"星期", Week::Recent},      {"礼拜", Week::Recent},      {"周", Week::Recent},
 };
 
 // Before a bare 周X these make it a count or frequency (每周三, 一周两次), not a day.
@@ -185,7 +188,7 @@ char32_t cp_before(std::string_view s, std::size_t i) {
 }
 
 bool unit_follows(std::string_view s, std::size_t i) {
-  while (i < s.size() && s[i] == ' ') ++i;
+  if (i < s.size() && s[i] == ' ') ++i;  // one space at most: a masked name is a run of them
   const std::string_view rest = s.substr(i);
   return starts_with_any(rest, kUnits) && !starts_with_any(rest, kNotUnits);
 }
@@ -228,10 +231,40 @@ std::optional<DateToken> bare_day(std::string_view s, std::size_t b, std::size_t
                                   Date today) {
   const char32_t before = cp_before(s, b);
   if (before == U'月' || before == U'每' || day < 1 || day > 31) return std::nullopt;
+  // 3组12号, 幸福路8号: an address.
+  constexpr std::u32string_view kAddress = U"组路街巷弄栋楼元村社区队";
+  if (kAddress.find(before) != std::u32string_view::npos) return std::nullopt;
   const storage::Month m =
       day <= today.day ? storage::Month::of(today) : storage::Month::of(today).prev();
   if (auto date = Date::make(m.year, m.month, day)) return resolved(b, e, *date, today);
   return invalid(b, e, m.year, m.month, day);
+}
+
+DateToken marked(std::size_t b, std::size_t e, Status status, int y = 0, int m = 0) {
+  DateToken t;
+  t.begin = b, t.end = e, t.status = status, t.year = y, t.month = m;
+  return t;
+}
+
+bool is_range_mark(char32_t c) {
+  return c == U'至' || c == U'到' || c == '~' || c == U'～' || c == '-' || c == U'—' || c == U'–' ||
+         c == U'、';
+}
+
+bool is_day_suffix(char32_t c) {
+  return c == U'日' || c == U'号';
+}
+
+// 11月 / 11月份 with no day: the month is known, the day is not.
+std::optional<DateToken> month_only(std::string_view s, std::size_t b, std::size_t e,
+                                    const Number& num, Date today) {
+  const char32_t before = cp_before(s, b);
+  if (num.value < 1 || num.value > 12 || before == U'个' || before == U'几' || before == U'每' ||
+      before == U'两' || before == U'半' || before == U'第')
+    return std::nullopt;
+  if (s.substr(e).starts_with("份")) e += 3;
+  const int y = num.value > today.month ? today.year - 1 : today.year;
+  return marked(b, e, Status::Vague, y, num.value);
 }
 
 // A date whose first number starts at `b` and was read as `num`.
@@ -263,7 +296,8 @@ std::optional<DateToken> numeric_date(std::string_view s, std::size_t b, const N
 
   if (c == U'月') {
     const auto d = read_number(s, j + utf8_len(s, j));
-    if (!d || (d->ascii && d->digits > 2)) return std::nullopt;
+    if (!d) return month_only(s, b, j + utf8_len(s, j), num, today);
+    if (d->ascii && d->digits > 2) return std::nullopt;
     std::size_t e = d->end;
     const char32_t suffix = cp_at(s, e);
     if (suffix == U'日' || suffix == U'号') {
@@ -283,6 +317,15 @@ std::optional<DateToken> numeric_date(std::string_view s, std::size_t b, const N
     return month_day(begin, e, year, num.value, d->value, today);
   }
 
+  // 1至3号, 1到3日: several days.
+  if (c == U'至' || c == U'到' || c == '~' || c == U'～') {
+    const std::size_t k = j + utf8_len(s, j);
+    const auto d = read_number(s, k);
+    if (d && num.value <= 31 && is_day_suffix(cp_at(s, d->end)))
+      return marked(b, d->end + utf8_len(s, d->end), Status::Range);
+    return std::nullopt;
+  }
+
   if (c == U'日' || c == U'号') {
     // 一日三餐, 三日 are counts; Chinese single digits count as a day only with 号.
     if (!num.ascii && c == U'日' && num.value < 10) return std::nullopt;
@@ -295,6 +338,16 @@ std::optional<DateToken> numeric_date(std::string_view s, std::size_t b, const N
     const auto d = read_number(s, j + 1);
     if (!d || !d->ascii || d->digits > 2) return std::nullopt;
     const std::size_t e = d->end;
+    // 1-3号: days of one month, not January 3rd.
+    if (c == '-' && is_day_suffix(cp_at(s, e)) && num.value <= 31)
+      return marked(b, e + utf8_len(s, e), Status::Range);
+    // 11.20-11.22, 11.20~22: a range of days.
+    if (e + 1 < s.size() && (s[e] == '-' || s[e] == '~') && is_ascii_digit(s[e + 1]) &&
+        num.value <= 12 && d->value >= 1 && d->value <= 31) {
+      std::size_t k = e + 1;
+      while (k < s.size() && (is_ascii_digit(s[k]) || s[k] == '.' || s[k] == '/')) ++k;
+      return marked(b, k, Status::Range);
+    }
     if (e < s.size()) {
       const char n = s[e];
       if (is_ascii_alnum(static_cast<unsigned char>(n)) || n == '.' || n == '/' || n == '-' ||
@@ -314,7 +367,8 @@ std::optional<DateToken> relative_at(std::string_view s, std::size_t i, Date tod
   const std::string_view rest = s.substr(i);
   for (const auto& r : kRelative) {
     if (!rest.starts_with(r.word)) continue;
-    if ((r.word == "前天" || r.word == "后天") && ends_with_any(s.substr(0, i), kBeforeAfterWords))
+    if ((r.word == "前天" || r.word == "后天" || r.word == "前日" || r.word == "前儿") &&
+        ends_with_any(s.substr(0, i), kBeforeAfterWords))
       return std::nullopt;
     return resolved(i, i + r.word.size(), today.plus_days(r.offset), today);
   }
@@ -362,6 +416,9 @@ std::optional<DateToken> weekday_at(std::string_view s, std::size_t i, Date toda
     const Date monday = today.plus_days(-weekday(today));
     Date d = monday.plus_days(wd);
     switch (p.week) {
+      case Week::TwoBack:
+        d = d.plus_days(-14);
+        break;
       case Week::Last:
         d = d.plus_days(-7);
         break;
@@ -377,6 +434,73 @@ std::optional<DateToken> weekday_at(std::string_view s, std::size_t i, Date toda
     return resolved(i, e, d, today);
   }
   return std::nullopt;
+}
+
+struct MonthWord {
+  std::string_view word;
+  int offset;  // months back from today's
+  bool alone_is_vague;
+};
+
+// 上个月15号, 上月底, 本月3日. 本月/这个月 alone is no date (本月第二次走访); 上个月 alone is.
+constexpr MonthWord kMonthWords[] = {
+    {"上上个月", -2, true}, {"上个月", -1, true}, {"上月", -1, true},
+    {"本月", 0, false},     {"这个月", 0, false}, {"这月", 0, false},
+};
+
+std::optional<DateToken> month_relative_at(std::string_view s, std::size_t i, Date today) {
+  const std::string_view rest = s.substr(i);
+  for (const auto& w : kMonthWords) {
+    if (!rest.starts_with(w.word)) continue;
+    storage::Month m = storage::Month::of(today);
+    for (int k = 0; k < -w.offset; ++k) m = m.prev();
+    std::size_t k = i + w.word.size();
+    while (k < s.size() && s[k] == ' ') ++k;
+    if (const auto d = read_number(s, k); d && (!d->ascii || d->digits <= 2)) {
+      const char32_t suffix = cp_at(s, d->end);
+      if (!is_day_suffix(suffix)) return std::nullopt;  // 上个月3次
+      const std::size_t e = d->end + utf8_len(s, d->end);
+      if (suffix == U'号' && starts_with_any(s.substr(e), kPlaces)) return std::nullopt;
+      if (auto date = Date::make(m.year, m.month, d->value)) return resolved(i, e, *date, today);
+      return invalid(i, e, m.year, m.month, d->value);
+    }
+    const std::string_view tail = s.substr(k);
+    for (std::string_view part : {"底", "末", "初", "中旬", "上旬", "下旬", "中"}) {
+      if (tail.starts_with(part)) return marked(i, k + part.size(), Status::Vague, m.year, m.month);
+    }
+    if (w.alone_is_vague) return marked(i, i + w.word.size(), Status::Vague, m.year, m.month);
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// Words that place a visit in time without saying the day.
+constexpr std::string_view kVagueWords[] = {
+    "前几天", "前两天", "前些天",   "前些日子", "前段时间", "前阵子", "这几天", "这两天",
+    "那几天", "那天",   "近日",     "日前",     "月初",     "月中",   "月底",   "月末",
+    "上旬",   "中旬",   "下旬",     "上周末",   "这周末",   "周末",   "上周",   "上星期",
+    "上礼拜", "这周",   "这个星期", "本周",     "年底",     "年初",   "过几天", "改天",
+};
+
+// Several days joined: 12月1日至3日, 周一到周三, 11月30日、12月1日. Returns the end of the
+// range (0 when no other day follows `e`).
+std::size_t range_follows(std::string_view s, std::size_t e, Date today) {
+  while (e < s.size() && s[e] == ' ') ++e;
+  if (e >= s.size() || !is_range_mark(utf8_at(s, e))) return 0;
+  std::size_t k = e + utf8_len(s, e);
+  while (k < s.size() && s[k] == ' ') ++k;
+  if (const auto w = weekday_at(s, k, today)) return w->end;
+  const auto n = read_number(s, k);
+  if (!n) return 0;
+  const char32_t c = cp_at(s, n->end);
+  if (!is_day_suffix(c) && c != U'月' && !(n->ascii && (c == '.' || c == '/'))) return 0;
+  // The rest of the second day: 3日, 12月3日, 11.30.
+  std::size_t end = n->end;
+  while (end < s.size() && (is_ascii_digit(static_cast<unsigned char>(s[end])) || s[end] == '.' ||
+                            s[end] == '/' || is_cn_numeral(utf8_at(s, end)) ||
+                            utf8_at(s, end) == U'月' || is_day_suffix(utf8_at(s, end))))
+    end += utf8_len(s, end);
+  return end;
 }
 
 // First characters of kRelative and kWeekPrefixes; a cheap filter before comparing words.
@@ -419,20 +543,52 @@ int weekday(Date d) {
 }
 
 std::optional<DateToken> find_date(std::string_view s, Date today) {
+  std::optional<DateToken> vague;
+  // An exact date, unless more days follow it (a range).
+  const auto exact = [&](DateToken t) {
+    if (t.status != Status::Range) {
+      if (const std::size_t end = range_follows(s, t.end, today)) {
+        t.status = Status::Range;
+        t.end = end;
+      }
+    }
+    return t;
+  };
   std::size_t i = 0;
   while (i < s.size()) {
     const char32_t c = utf8_at(s, i);
     if (starts_relative_or_week(c)) {
-      if (auto t = relative_at(s, i, today)) return t;
-      if (auto t = weekday_at(s, i, today)) return t;
+      if (auto t = relative_at(s, i, today)) return exact(*t);
+      if (auto t = weekday_at(s, i, today)) return exact(*t);
+      if (auto t = month_relative_at(s, i, today)) {
+        if (t->status != Status::Vague) return exact(*t);
+        if (!vague) vague = t;
+        i = t->end;
+        continue;
+      }
+    }
+    if (!vague) {
+      for (std::string_view w : kVagueWords) {
+        if (s.substr(i).starts_with(w)) {
+          vague = marked(i, i + w.size(), Status::Vague);
+          break;
+        }
+      }
     }
     const bool ascii = is_ascii_digit(c);
     if (ascii || is_cn_numeral(c)) {
       const char32_t before = cp_before(s, i);
-      const bool blocked = ascii ? blocks_ascii_number(before) : blocks_cn_number(before);
+      // 日期:12月2日 is a date; 10:30 is a time.
+      const bool label_colon =
+          before == ':' && i >= 2 && !is_ascii_digit(static_cast<unsigned char>(s[i - 2]));
+      const bool blocked =
+          ascii ? blocks_ascii_number(before) && !label_colon : blocks_cn_number(before);
       const auto num = blocked ? std::nullopt : read_number(s, i);
       if (num) {
-        if (auto t = numeric_date(s, i, *num, today)) return t;
+        if (auto t = numeric_date(s, i, *num, today)) {
+          if (t->status != Status::Vague) return exact(*t);
+          if (!vague) vague = t;
+        }
       }
       // Skip the whole run so that its tail is not read as a number of its own.
       while (i < s.size()) {
@@ -444,7 +600,7 @@ std::optional<DateToken> find_date(std::string_view s, Date today) {
     }
     i += utf8_len(s, i);
   }
-  return std::nullopt;
+  return vague;
 }
 
 }  // namespace handlers

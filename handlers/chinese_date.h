@@ -10,7 +10,9 @@ namespace handlers {
 
 /// A date written in a check-in, found by `find_date`.
 struct DateToken {
-  enum class Status { Ok, Future, Invalid };
+  /// Vague: the text names a time but not the day (11月, 上个月, 前几天, 月初, 上周): ask for it.
+  /// Range: several days (12月1日至3日, 1-3号, 周一到周三): one check-in needs one day.
+  enum class Status { Ok, Future, Invalid, Vague, Range };
   std::size_t begin = 0;  // byte span of the token in the text
   std::size_t end = 0;
   Status status = Status::Ok;
@@ -28,7 +30,11 @@ struct DateToken {
 /// a bare day after today's day is last month. Dates written with 月/日/号 or a year that do not
 /// exist are Invalid; dotted/slashed forms that do not make a real date (2.30, 36.5, 130/80)
 /// and numbers followed by a unit (1.5小时, 3.5斤) or preceded by a measurement (血糖7.8) or a
-/// time of day (下午2.30) are not dates at all. Pure.
+/// time of day (下午2.30) are not dates at all. Also 上个月N号/上月N日/本月N号 (that month),
+/// 前日 (-2), 大前日 (-3), 上上周X (two weeks back), 上个星期X. A range (12月1日至3日, 1-3号,
+/// 周一到周三) is one Range token spanning it; an address number (3组12号) is no day. When no
+/// exact date is written, the first vague one (11月, 11月份, 上个月, 上月底, 月初, 前几天, 上周,
+/// 周末 …) is returned as Vague. Pure.
 std::optional<DateToken> find_date(std::string_view text, storage::Date today);
 
 /// Monday = 0 … Sunday = 6.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "handlers/chinese_date.h"
+#include "handlers/dispatcher.h"
 #include "handlers/labels.h"
 #include "handlers/text.h"
 #include "storage/problems.h"
@@ -101,7 +102,7 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
     // The line after 更正 is not a check-in: say why, as for any check-in, and keep the old one.
     d.set("invalid", true);
     if (const auto* e = std::get_if<ParseError>(&line)) {
-      d.set("message", e->message);
+      d.set("message", is_question_code(e->code) ? render_question(templates, *e) : e->message);
       // Names as the parser gives them: the dispatcher masks every name of the sender's pairings.
       if ((e->code == "not_paired" || e->code == "ambiguous") && !e->suggestions.empty()) {
         std::string names;
@@ -150,18 +151,25 @@ CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templ
   std::optional<int64_t> pairing_id;
   std::optional<Date> day;
   bool error = false;
+  const auto* parse_error = std::get_if<ParseError>(&u);
+  // The question back (need_day, did_you_mean …) as the chat would get it.
+  const auto message_of = [&](const ParseError& e) {
+    return is_question_code(e.code) ? render_question(templates, e) : e.message;
+  };
   if (date && date->status != DateToken::Status::Ok) {
     error = true;
-    d.set("message", std::get<ParseError>(u).message);
+    d.set("message", parse_error ? message_of(*parse_error) : std::string("没看懂要撤销哪一天。"));
   } else if (const auto* c = std::get_if<Checkin>(&u)) {
     pairing_id = c->pairing_id;
     if (date) day = c->visit_date;
-  } else if (date && std::get<ParseError>(u).code == "ambiguous") {
+  } else if (date && parse_error && parse_error->code == "ambiguous") {
     day = date->date;  // a date, and no name (or one several pairings share): by date alone
   } else {
     error = true;
-    const auto& e = std::get<ParseError>(u);
-    d.set("message", e.code == "not_paired" ? e.message : std::string("没看懂要撤销哪一条。"));
+    // Several names (a CheckinGroup) or any other answer: one check-in is undone at a time.
+    const bool named_wrong =
+        parse_error && (parse_error->code == "not_paired" || parse_error->code == "did_you_mean");
+    d.set("message", named_wrong ? message_of(*parse_error) : std::string("没看懂要撤销哪一条。"));
   }
   std::vector<CheckinRecord> matching;
   if (pairing_id || day)

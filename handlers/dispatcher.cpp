@@ -17,26 +17,6 @@ using storage::LocalTime;
 using storage::Month;
 using storage::Pairing;
 
-// Replaces every full name of the sender's pairings with its masked form. The last line of the
-// privacy rule: whatever a template or parser message says, no beneficiary name reaches the chat.
-std::string mask_names(std::string text, const std::vector<Pairing>& pairings) {
-  std::vector<std::string> names;
-  for (const auto& p : pairings) {
-    if (!p.household_head.empty()) names.push_back(p.household_head);
-    if (!p.person.empty()) names.push_back(p.person);
-  }
-  std::sort(names.begin(), names.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  for (const auto& n : names) {
-    const std::string masked = mask_name(n);
-    for (size_t pos = text.find(n); pos != std::string::npos; pos = text.find(n, pos)) {
-      text.replace(pos, n.size(), masked);
-      pos += masked.size();
-    }
-  }
-  return text;
-}
-
 std::string relative_day(Date d, Date today) {
   const auto diff = today.days() - d.days();
   if (diff == 0) return "今天";
@@ -61,6 +41,41 @@ const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {
 }
 
 }  // namespace
+
+// Replaces every full name of the sender's pairings with its masked form. The last line of the
+// privacy rule: whatever a template or parser message says, no beneficiary name reaches the chat.
+std::string mask_names(std::string text, const std::vector<Pairing>& pairings) {
+  std::vector<std::string> names;
+  for (const auto& p : pairings) {
+    if (!p.household_head.empty()) names.push_back(p.household_head);
+    if (!p.person.empty()) names.push_back(p.person);
+  }
+  std::sort(names.begin(), names.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& n : names) {
+    const std::string masked = mask_name(n);
+    for (size_t pos = text.find(n); pos != std::string::npos; pos = text.find(n, pos)) {
+      text.replace(pos, n.size(), masked);
+      pos += masked.size();
+    }
+  }
+  return text;
+}
+
+std::string render_question(const Templates& templates, const ParseError& e) {
+  data d;
+  d.set(e.code, true);
+  for (const auto& [k, v] : e.fields) {
+    if (k == "reason") {
+      d.set(v, true);
+    } else if (!v.empty()) {
+      d.set(k, v);
+    }
+  }
+  std::string out = templates.render("ask", d);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
 
 std::vector<std::string> dispatcher_template_names() {
   std::vector<std::string> names = Templates::reply_names();
@@ -122,6 +137,14 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
   const auto helper_name = store_.helper_name(message.userid);
   sender.known = helper_name.has_value();
   sender.pairings = store_.pairings_of(message.userid, now.date());
+  // A back-dated visit is checked against the pairings in force on its date. Those looked up
+  // are kept: their names are masked in the reply too.
+  std::vector<Pairing> seen = sender.pairings;
+  sender.pairings_on = [&](Date d) {
+    std::vector<Pairing> ps = store_.pairings_of(message.userid, d);
+    seen.insert(seen.end(), ps.begin(), ps.end());
+    return ps;
+  };
 
   // Problem commands (#12 已解决 …, 我的问题) first: a check-in never starts like them.
   const auto problem_cmd = parse_problem_command(normalize(message.text, options_.bot_name));
@@ -131,6 +154,10 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
   const Understanding u = problem_cmd ? Understanding{ParseError{}}
                                       : understand(correction ? *correction : message.text, sender,
                                                    now.date(), options_.bot_name);
+  sender.pairings = std::move(seen);
+  // Not inside the write unit: a Store call from there deadlocks. Later understandings (撤销
+  // <whom> <date>) take the pairings seen so far for every day.
+  sender.pairings_on = nullptr;
   std::optional<std::string> prepared;
   if (const auto* cmd = std::get_if<CommandMsg>(&u);
       !correction && cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
@@ -179,6 +206,11 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
   std::string reply;
   outcome = storage::InboundOutcome::NotUnderstood;  // until something below is done
 
+  std::vector<const Checkin*> checkins;
+  if (const auto* c = std::get_if<Checkin>(&u)) checkins.push_back(c);
+  if (const auto* g = std::get_if<CheckinGroup>(&u))
+    for (const Checkin& c : g->checkins) checkins.push_back(&c);
+
   const auto* undo = std::get_if<CommandMsg>(&u);
   if (undo && undo->command != Command::Undo) undo = nullptr;
   if (correction && sender.known) {
@@ -194,47 +226,61 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
     outcome = r.outcome;
   } else if (correction) {
     reply = templates_.render("unknown_sender", data{});
-  } else if (const auto* c = std::get_if<Checkin>(&u)) {
-    const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
-    storage::CheckinRecord rec;
-    rec.msgid = m.msgid;
-    rec.pairing_id = c->pairing_id;
-    rec.helper_id = m.userid;
-    rec.visit_date = c->visit_date;
-    rec.mode = c->mode;
-    rec.occasions = c->occasions;
-    rec.policies = c->policies;
-    rec.problems = c->problems;
-    rec.note = c->note;
-    rec.received_at = now.unix_seconds;
-    const int64_t checkin_id = tx.add_checkin(rec);
+  } else if (!checkins.empty()) {
+    // Every check-in of the message in this one write unit, with the problems it reports as
+    // tracked items: all recorded or none.
+    std::vector<std::vector<storage::Problem>> items_of(checkins.size());
+    for (size_t i = 0; i < checkins.size(); ++i) {
+      const Checkin* c = checkins[i];
+      storage::CheckinRecord rec;
+      rec.msgid = m.msgid;
+      rec.pairing_id = c->pairing_id;
+      rec.helper_id = m.userid;
+      rec.visit_date = c->visit_date;
+      rec.mode = c->mode;
+      rec.occasions = c->occasions;
+      rec.policies = c->policies;
+      rec.problems = c->problems;
+      rec.note = c->note;
+      rec.received_at = now.unix_seconds;
+      const int64_t checkin_id = tx.add_checkin(rec);
+      const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
+      if (p && !c->problems.empty())
+        items_of[i] = storage::Problems::record(tx, checkin_id, *p, m.userid, c->visit_date,
+                                                c->problems, c->policies, now.unix_seconds);
+    }
     recorded = true;
     outcome = storage::InboundOutcome::Recorded;
-    std::vector<storage::Problem> items;
-    if (p && !c->problems.empty())
-      items = storage::Problems::record(tx, checkin_id, *p, m.userid, c->visit_date, c->problems,
-                                        c->policies, now.unix_seconds);
-    const Month visit_month = Month::of(c->visit_date);
-    data d;
-    d.set("date", chinese_date(c->visit_date, today));
-    if (auto r = relative_day(c->visit_date, today); !r.empty()) d.set("relative", r);
-    d.set("mode", std::string(mode_label(c->mode)));
-    d.set("whom", p ? masked_whom(*p) : mask_name(c->name));
-    if (!c->occasions.empty()) d.set("occasions", join_labels(c->occasions, occasion_label));
-    if (!c->policies.empty()) d.set("policies", join_labels(c->policies, policy_label));
-    if (!items.empty()) {
-      std::vector<std::string> named;
-      for (const auto& item : items)
-        named.push_back("#" + std::to_string(item.id) + "（" + category_text(item.category) + "）");
-      d.set("problems", join(named, "、"));
-      d.set("first_problem", std::to_string(items.front().id));
+    for (size_t i = 0; i < checkins.size(); ++i) {
+      const Checkin* c = checkins[i];
+      const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
+      const Month visit_month = Month::of(c->visit_date);
+      data d;
+      d.set("date", chinese_date(c->visit_date, today));
+      if (auto r = relative_day(c->visit_date, today); !r.empty()) d.set("relative", r);
+      d.set("mode", std::string(mode_label(c->mode)));
+      d.set("whom", p ? masked_whom(*p) : mask_name(c->name));
+      if (!c->occasions.empty()) d.set("occasions", join_labels(c->occasions, occasion_label));
+      if (!c->policies.empty()) d.set("policies", join_labels(c->policies, policy_label));
+      if (const auto& items = items_of[i]; !items.empty()) {
+        std::vector<std::string> named;
+        for (const auto& item : items)
+          named.push_back("#" + std::to_string(item.id) + "（" + category_text(item.category) +
+                          "）");
+        d.set("problems", join(named, "、"));
+        d.set("first_problem", std::to_string(items.front().id));
+      }
+      if (c->mode == storage::Mode::Phone) d.set("phone", true);
+      d.set("month", std::to_string(visit_month.month));
+      d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
+      d.set("count", std::to_string(tx.counted_visits(c->pairing_id, visit_month)));
+      if (visit_month < month) d.set("late", chinese_month(visit_month, today));
+      if (checkins.size() > 1) d.set("several", std::to_string(checkins.size()));
+      if (!reply.empty()) reply += "\n";
+      std::string one = templates_.render("checkin", d);
+      while (!one.empty() && (one.back() == '\n' || one.back() == ' ')) one.pop_back();
+      reply += one;
     }
-    if (c->mode == storage::Mode::Phone) d.set("phone", true);
-    d.set("month", std::to_string(visit_month.month));
-    d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
-    d.set("count", std::to_string(tx.counted_visits(c->pairing_id, visit_month)));
-    if (visit_month < month) d.set("late", chinese_month(visit_month, today));
-    reply = templates_.render("checkin", d);
   } else if (const auto* cmd = std::get_if<CommandMsg>(&u)) {
     if (cmd->command == Command::Help) {
       reply = templates_.render("help", data{});
@@ -287,6 +333,8 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
     const auto& e = std::get<ParseError>(u);
     if (e.code == "unknown_sender") {
       reply = templates_.render("unknown_sender", data{});
+    } else if (is_question_code(e.code)) {
+      reply = render_question(templates_, e);
     } else {
       data d;
       d.set("message", e.message);

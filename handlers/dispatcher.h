@@ -23,6 +23,13 @@ struct Outcome {
   bool recorded = false;   // a check-in was stored by this call
 };
 
+/// Replaces every full name of `pairings` in `text` with its masked form (王秀英 → 王*英).
+std::string mask_names(std::string text, const std::vector<storage::Pairing>& pairings);
+
+/// The question back for an error whose code is_question_code(), from templates/ask.mustache.
+/// Names in it are as the parser gave them (the Dispatcher masks the whole reply).
+std::string render_question(const Templates& templates, const ParseError& e);
+
 /// Templates a Dispatcher needs: the replies and the bulletins.
 std::vector<std::string> dispatcher_template_names();
 

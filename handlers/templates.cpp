@@ -67,7 +67,7 @@ std::string Templates::render(const std::string& name, const kainjow::mustache::
 
 const std::vector<std::string>& Templates::reply_names() {
   static const std::vector<std::string> kNames = {
-      "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender",
+      "ask", "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender",
       // 更正 and 撤销 <whom> <date> (handlers/corrections)
       "correct", "undo_named",
       // #12 已解决 …, 我的问题 (handlers/problem_commands)

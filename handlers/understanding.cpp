@@ -10,6 +10,7 @@
 
 #include "handlers/chinese_date.h"
 #include "handlers/keywords.h"
+#include "handlers/labels.h"
 #include "handlers/text.h"
 
 namespace handlers {
@@ -53,22 +54,94 @@ bool is_one_of(std::string_view chars, std::string_view s, std::size_t i) {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-struct CommandWord {
-  std::string_view word;
+// Every command and the ways helpers write it: the one table to extend. A row with
+// `takes_argument` is a command word that may be followed by a space or colon and an argument
+// (撤销 王秀英 12月3日, 通报 2026-11); a row without is a whole phrase, matched after polite
+// words (请, 麻烦, 帮我, 一下, 吧, 谢谢), spaces and end punctuation are dropped (撤回刚才那条).
+struct CommandPhrase {
+  std::string_view text;
   Command command;
   bool takes_argument;
 };
 
-constexpr CommandWord kCommands[] = {
-    {"帮助", Command::Help, false},          {"help", Command::Help, false},
-    {"我的结对", Command::MyPairings, true}, {"本月进度", Command::Progress, true},
-    {"进度", Command::Progress, true},       {"撤销", Command::Undo, true},
-    {"撤回", Command::Undo, true},           {"通报", Command::Bulletin, true},
+constexpr CommandPhrase kCommands[] = {
+    {"帮助", Command::Help, false},
+    {"help", Command::Help, false},
+    {"怎么用", Command::Help, false},
+    {"怎么打卡", Command::Help, false},
+    {"使用说明", Command::Help, false},
+    {"用法", Command::Help, false},
+    {"我的结对", Command::MyPairings, true},
+    {"我的结对情况", Command::MyPairings, false},
+    {"我的结对户", Command::MyPairings, false},
+    {"我的结对对象", Command::MyPairings, false},
+    {"我的帮扶对象", Command::MyPairings, false},
+    {"查看我的结对", Command::MyPairings, false},
+    {"查我的结对", Command::MyPairings, false},
+    {"查看结对", Command::MyPairings, false},
+    {"结对情况", Command::MyPairings, false},
+    {"我结对的户", Command::MyPairings, false},
+    {"我帮扶的户", Command::MyPairings, false},
+    {"本月进度", Command::Progress, true},
+    {"进度", Command::Progress, true},
+    {"这个月进度", Command::Progress, false},
+    {"这月进度", Command::Progress, false},
+    {"我的进度", Command::Progress, false},
+    {"本月我的进度", Command::Progress, false},
+    {"查进度", Command::Progress, false},
+    {"查询进度", Command::Progress, false},
+    {"进度查询", Command::Progress, false},
+    {"看看进度", Command::Progress, false},
+    {"本月走访进度", Command::Progress, false},
+    {"这个月走访进度", Command::Progress, false},
+    {"本月走访情况", Command::Progress, false},
+    {"这个月走访情况", Command::Progress, false},
+    {"这个月走访了几户", Command::Progress, false},
+    {"还有谁没走访", Command::Progress, false},
+    {"撤销", Command::Undo, true},
+    {"撤回", Command::Undo, true},
+    {"撤销上一条", Command::Undo, false},
+    {"撤回上一条", Command::Undo, false},
+    {"撤销上条", Command::Undo, false},
+    {"撤回上条", Command::Undo, false},
+    {"撤销刚才那条", Command::Undo, false},
+    {"撤回刚才那条", Command::Undo, false},
+    {"撤销刚才的", Command::Undo, false},
+    {"撤回刚才的", Command::Undo, false},
+    {"撤销刚才的打卡", Command::Undo, false},
+    {"撤回刚才的打卡", Command::Undo, false},
+    {"撤销上一条打卡", Command::Undo, false},
+    {"撤回上一条打卡", Command::Undo, false},
+    {"刚才那条撤销", Command::Undo, false},
+    {"刚才那条撤回", Command::Undo, false},
+    {"刚才那条作废", Command::Undo, false},
+    {"上一条撤回", Command::Undo, false},
+    {"上一条撤销", Command::Undo, false},
+    {"上一条作废", Command::Undo, false},
+    {"刚才发错了撤回", Command::Undo, false},
+    {"刚才发错了撤销", Command::Undo, false},
+    {"发错了撤回", Command::Undo, false},
+    {"通报", Command::Bulletin, true},
     {"点评", Command::Review, true},
 };
 
+constexpr std::string_view kPoliteHeads[] = {"麻烦", "帮我", "帮忙", "请"};
+constexpr std::string_view kPoliteTails[] = {"谢谢", "一下", "吧", "呢", "啊"};
+
 bool equals_ascii_ci(std::string_view a, std::string_view b) {
   return a.size() == b.size() && find_ascii_ci(a, b) == 0;
+}
+
+std::string_view trim_end_marks(std::string_view t) {
+  while (!t.empty()) {
+    const std::size_t p = utf8_prev(t, t.size());
+    const char32_t c = utf8_at(t, p);
+    if (c != '.' && c != U'。' && c != '!' && c != U'！' && c != '?' && c != U'？' && c != '~' &&
+        c != ' ' && c != U'，' && c != ',')
+      break;
+    t = t.substr(0, p);
+  }
+  return t;
 }
 
 std::optional<CommandMsg> parse_command(std::string_view text) {
@@ -80,15 +153,27 @@ std::optional<CommandMsg> parse_command(std::string_view text) {
   }
   if (only_question_marks) return CommandMsg{Command::Help, {}};
 
-  std::string_view t = text;
-  while (!t.empty()) {
-    const std::size_t p = utf8_prev(t, t.size());
-    const char32_t c = utf8_at(t, p);
-    if (c != '.' && c != U'。' && c != '!' && c != U'！' && c != '?' && c != U'？' && c != '~' &&
-        c != ' ')
-      break;
-    t = t.substr(0, p);
+  const std::string_view t = trim_end_marks(text);
+  // The whole phrase, without spaces, colons and polite words.
+  std::string compact;
+  for (std::size_t i = 0; i < t.size(); i += utf8_len(t, i)) {
+    const char32_t c = utf8_at(t, i);
+    if (c != ' ' && c != ':' && c != U'：' && c != U'，' && c != ',' && c != U'。')
+      compact.append(t.substr(i, utf8_len(t, i)));
   }
+  std::string_view phrase = compact;
+  for (bool cut = true; cut;) {
+    cut = false;
+    for (std::string_view w : kPoliteHeads)
+      if (phrase.size() > w.size() && phrase.starts_with(w))
+        phrase.remove_prefix(w.size()), cut = true;
+    for (std::string_view w : kPoliteTails)
+      if (phrase.size() > w.size() && phrase.ends_with(w))
+        phrase.remove_suffix(w.size()), cut = true;
+  }
+  for (const auto& c : kCommands)
+    if (equals_ascii_ci(phrase, c.text)) return CommandMsg{c.command, {}};
+
   std::size_t split = t.size();
   for (std::size_t i = 0; i < t.size(); i += utf8_len(t, i)) {
     const char32_t c = utf8_at(t, i);
@@ -100,8 +185,7 @@ std::optional<CommandMsg> parse_command(std::string_view text) {
   const std::string_view head = t.substr(0, split);
   const std::string_view argument = trim_separators(t.substr(split));
   for (const auto& c : kCommands) {
-    if (!equals_ascii_ci(head, c.word)) continue;
-    if (!argument.empty() && !c.takes_argument) return std::nullopt;
+    if (!c.takes_argument || !equals_ascii_ci(head, c.text)) continue;
     return CommandMsg{c.command, std::string(argument)};
   }
   return std::nullopt;
@@ -130,7 +214,7 @@ constexpr std::string_view kPlaceSuffixes[] = {"村", "镇", "乡", "屯"};
 
 // X in "X家"/"X户" that makes an ordinary word, so a name before it is still the name.
 constexpr std::string_view kHomeWordHeads =
-    "老在回到一全娘婆人大我他她你们的住农搬离成安养专国管这那每各该入贫困保里";
+    "老在回到一全娘婆人大我他她你们的住农搬离成安养专国管这那每各该入贫困保里两二三四五六几俩等";
 
 constexpr std::string_view kSurnames =
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶"
@@ -146,9 +230,10 @@ constexpr std::string_view kNotInName =
     "了到去在的和与及给帮为访望村镇乡户家今昨前天日号月年说是有也都又再把被让对们这那个位名里上"
     "下同送看问时已并";
 
-constexpr std::string_view kHonorifics[] = {"大爷", "大娘", "大妈", "大伯", "大叔", "大哥",
-                                            "大姐", "奶奶", "爷爷", "老人", "阿姨", "婆婆",
-                                            "叔叔", "婶婶", "老师", "同学", "医生", "某"};
+constexpr std::string_view kHonorifics[] = {
+    "书记", "主任", "村长", "支书", "队长", "会计", "同志", "局长", "科长", "干部",
+    "师傅", "大爷", "大娘", "大妈", "大伯", "大叔", "大哥", "大姐", "奶奶", "爷爷",
+    "老人", "阿姨", "婆婆", "叔叔", "婶婶", "老师", "同学", "医生", "某"};
 
 struct Occurrence {
   std::size_t begin = 0;
@@ -514,8 +599,9 @@ std::string text_without(std::string_view s, std::vector<Span> cut) {
 
 // ---------------------------------------------------------------------------------------------
 // Problems: the note is cut into clauses at ，。；,; ！!？? and spaces; a clause holding a
-// problem word (应享未享, 未落实, 困难, 问题, 需要, 急需, 缺 …, but not 困难户, 没问题, 不缺) is
-// one problem, given as the clause without a leading 发现/了解到/反映/反馈/得知/存在.
+// problem word (应享未享, 未落实, 困难, 问题, 急需, 缺 …, but not 困难户, 没问题, 不缺) is one
+// problem, unless it reports the problem solved (已解决, 已落实 …) or gives advice (建议, 叮嘱,
+// 按时服药 …). The phrase is the clause without a leading 发现/了解到/反映/反馈/得知/存在.
 // Deterministic.
 
 constexpr std::string_view kProblemLeadIns[] = {"发现", "经了解", "了解到", "反映",
@@ -525,35 +611,22 @@ bool is_clause_break(char32_t c) {
   return is_separator(c) && c != U'、' && c != ':' && c != U'：' && c != '.';
 }
 
-std::vector<std::string> find_problems(std::string_view note) {
-  std::vector<std::string> problems;
+// Calls f(begin, end) for each clause of `s`.
+template <class F>
+void for_each_clause(std::string_view s, F f) {
   std::size_t i = 0;
-  while (i < note.size()) {
+  while (i < s.size()) {
     std::size_t e = i;
-    while (e < note.size() && !is_clause_break(utf8_at(note, e))) e += utf8_len(note, e);
-    std::string_view clause = note.substr(i, e - i);
-    bool problem = false;
-    for (std::size_t k = 0; k < clause.size();) {
-      if (const Keyword* kw = keyword_at(clause, k)) {
-        problem = problem || kw->kind == KeywordKind::Problem;
-        k += kw->text.size();
-      } else {
-        k += utf8_len(clause, k);
-      }
-    }
-    if (problem) {
-      std::string_view phrase = clause;
-      for (std::string_view lead = longest_prefix(phrase, kProblemLeadIns); !lead.empty();
-           lead = longest_prefix(phrase, kProblemLeadIns))
-        phrase.remove_prefix(lead.size());
-      phrase = trim_separators(phrase);
-      if (phrase.empty()) phrase = clause;
-      if (std::find(problems.begin(), problems.end(), phrase) == problems.end())
-        problems.emplace_back(phrase);
-    }
-    i = e < note.size() ? e + utf8_len(note, e) : e;
+    while (e < s.size() && !is_clause_break(utf8_at(s, e))) e += utf8_len(s, e);
+    if (e > i) f(i, e);
+    i = e < s.size() ? e + utf8_len(s, e) : e;
   }
-  return problems;
+}
+
+std::vector<std::string> find_problems(std::string_view note) {
+  std::vector<std::string> out;
+  for (auto& p : find_problem_phrases(note)) out.push_back(std::move(p.phrase));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -611,11 +684,93 @@ Findings scan(std::string_view s) {
         break;
       case KeywordKind::Ignore:
       case KeywordKind::Problem:
+      case KeywordKind::NotWent:
+      case KeywordKind::CallFailed:
+      case KeywordKind::Missed:
+      case KeywordKind::Plan:
+      case KeywordKind::Solved:
+      case KeywordKind::Advice:
         break;
     }
     i += kw->text.size();
   }
   return f;
+}
+
+// Whether the message says a visit (or a call) took place. Decided per clause:
+//  - Missed (扑空, 家里没人, 未见到本人) means no visit, unless the helper learnt about the
+//    household from someone there (向邻居了解情况, 跟他儿子聊了): that is a visit.
+//  - CallFailed (没打通, 关机) means no contact, unless another clause says the helper went.
+//  - NotWent (没去) and Plan (计划, 明天去) mean no visit, unless another clause says
+//    one took place (a mode word or a completed act: 走访王某户，送去棉被，下月再去).
+enum class Happened { Yes, Plan, NotWent, Missed, CallFailed };
+
+constexpr std::string_view kContactWords[] = {"了解", "见到了", "见到其", "聊了",   "交谈",
+                                              "谈心", "问了",   "询问",   "邻居说", "邻居反映"};
+constexpr std::string_view kDoneWords[] = {
+    "走访了", "看望了", "探望了",   "慰问了",   "家访了",   "去了",   "到了",   "入户了",
+    "上门了", "已走访", "已入户",   "已上门",   "已看望",   "已家访", "已慰问", "测了",
+    "量了",   "送去了", "送了",     "聊了",     "补上了",   "补访了", "随访了", "辅导了",
+    "服务了", "查了",   "打了电话", "通了电话", "联系上了", "接通了", "视频了"};
+
+bool contains_any(std::string_view s, const auto& words) {
+  return std::any_of(std::begin(words), std::end(words),
+                     [&](std::string_view w) { return s.find(w) != std::string_view::npos; });
+}
+
+// `masked`: the text with the pairings' names masked (by letters: spaces would cut clauses).
+Happened happened(std::string_view masked) {
+  bool missed = false, not_went = false, plan = false, call_failed = false, positive = false,
+       in_person = false;
+  const bool contact = contains_any(masked, kContactWords);
+  for_each_clause(masked, [&](std::size_t b, std::size_t e) {
+    const std::string_view clause = masked.substr(b, e - b);
+    bool negative = false, mode_word = false, person_word = false;
+    for (std::size_t k = 0; k < clause.size();) {
+      const Keyword* kw = keyword_at(clause, k);
+      if (!kw) {
+        k += utf8_len(clause, k);
+        continue;
+      }
+      switch (kw->kind) {
+        case KeywordKind::Missed:
+          missed = negative = true;
+          break;
+        case KeywordKind::NotWent:
+          not_went = negative = true;
+          break;
+        case KeywordKind::CallFailed:
+          call_failed = negative = true;
+          break;
+        case KeywordKind::Plan:
+          plan = negative = true;
+          break;
+        case KeywordKind::Visit:
+        case KeywordKind::HomeVisit:
+        case KeywordKind::SchoolVisit:
+        case KeywordKind::Service:
+        case KeywordKind::ServiceAction:
+        case KeywordKind::Signal:
+          mode_word = person_word = true;
+          break;
+        case KeywordKind::Phone:
+          mode_word = true;
+          break;
+        default:
+          break;
+      }
+      k += kw->text.size();
+    }
+    if (!negative && (mode_word || contains_any(clause, kDoneWords))) {
+      positive = true;
+      in_person = in_person || person_word || contains_any(clause, kDoneWords);
+    }
+  });
+  // A call that did not get through is no contact, unless the helper then went in person.
+  if (call_failed && !in_person) return Happened::CallFailed;
+  if (missed && !contact) return Happened::Missed;
+  if ((not_went || plan) && !positive) return plan ? Happened::Plan : Happened::NotWent;
+  return Happened::Yes;
 }
 
 // Explicit in-person words win over phone words (a visit that also phoned a relative is a
@@ -624,6 +779,8 @@ Mode choose_mode(const Findings& f, bool going_home, Ledger ledger) {
   if (f.service) return Mode::Service;
   if (f.school) return Mode::SchoolVisit;
   if (f.home) return Mode::HomeVisit;
+  // A doctor's 上门 换药 is a service: the plain visit word only says where it happened.
+  if (f.visit && f.action && ledger == Ledger::Health) return Mode::Service;
   if (f.visit || going_home) return Mode::Visit;
   if (f.phone) return Mode::Phone;
   if (f.action) return Mode::Service;
@@ -642,7 +799,7 @@ Mode choose_mode(const Findings& f, bool going_home, Ledger ledger) {
 // Errors
 
 ParseError error(std::string code, std::string message, std::vector<std::string> suggestions = {}) {
-  return ParseError{std::move(code), std::move(message), std::move(suggestions)};
+  return ParseError{std::move(code), std::move(message), std::move(suggestions), {}};
 }
 
 std::string label(const Pairing& p) {
@@ -766,118 +923,425 @@ ParseError date_error(const DateToken& t) {
 
 // ---------------------------------------------------------------------------------------------
 
-Understanding understand_checkin(const std::string& text, const SenderContext& sender, Date today) {
-  const std::vector<Pairing>& pairings = sender.pairings;
-  const Occurrences found_names = find_occurrences(text, pairings);
-  const std::vector<Occurrence>& occ = found_names.kept;
+ParseError question(std::string code, std::map<std::string, std::string> fields) {
+  ParseError e;
+  e.code = std::move(code);
+  e.fields = std::move(fields);
+  return e;
+}
 
-  std::string masked = text;
-  for (const Occurrence& o : occ) std::fill(masked.begin() + o.begin, masked.begin() + o.end, ' ');
+// The pairings a message may name: today's, and for a back-dated visit the visit date's.
+// `in_force[i]`: pairings[i] was in force on the visit's date.
+struct Universe {
+  std::vector<Pairing> pairings;
+  std::vector<bool> in_force;
+};
+
+bool same_pairing(const Pairing& a, const Pairing& b) {
+  if (a.id != 0 || b.id != 0) return a.id == b.id;
+  return a.helper_id == b.helper_id && a.household_id == b.household_id && a.person == b.person;
+}
+
+Universe universe_for(const SenderContext& sender, std::optional<Date> date, Date today) {
+  Universe u;
+  if (date && *date != today && sender.pairings_on) {
+    u.pairings = sender.pairings_on(*date);
+    u.in_force.assign(u.pairings.size(), true);
+    for (const Pairing& p : sender.pairings) {
+      if (std::none_of(u.pairings.begin(), u.pairings.end(),
+                       [&](const Pairing& q) { return same_pairing(p, q); })) {
+        u.pairings.push_back(p);
+        u.in_force.push_back(false);
+      }
+    }
+    return u;
+  }
+  u.pairings = sender.pairings;
+  for (const Pairing& p : u.pairings) u.in_force.push_back(!date || p.active_on(*date));
+  return u;
+}
+
+// The pairing whose name (person, else household head) is `name` with one character changed (a
+// typo, a homophone); npos when none. A two-character name must keep its surname.
+std::size_t one_off(std::string_view name, const std::vector<Pairing>& ps) {
+  const std::size_t n = code_points(name);
+  if (n < 2) return std::string::npos;
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const std::string& cand = ps[i].display_name();
+    if (code_points(cand) != n || edit_distance(name, cand) != 1) continue;
+    if (n == 2 && utf8_at(name, 0) != utf8_at(cand, 0)) continue;
+    return i;
+  }
+  return std::string::npos;
+}
+
+// A three-character name written somewhere in `s` that is one character off a pairing's
+// (走访王小三 for 王小山); only used when no pairing is named at all.
+std::optional<std::pair<std::string_view, std::size_t>> one_off_anywhere(
+    std::string_view s, const std::vector<Pairing>& ps) {
+  for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
+    if (!surname_at(s, i)) continue;
+    std::size_t e = i;
+    int n = 0;
+    while (n < 3 && e < s.size() && name_char_at(s, e)) e += utf8_len(s, e), ++n;
+    if (n != 3) continue;
+    const std::string_view w = s.substr(i, e - i);
+    if (const std::size_t k = one_off(w, ps); k != std::string::npos) return std::pair(w, k);
+  }
+  return std::nullopt;
+}
+
+constexpr std::string_view kListMarks = "、和与及跟同";
+
+// A name in a list with a named pairing (王秀英、李德明两户) that names no pairing.
+std::optional<std::string_view> listed_stranger(std::string_view s,
+                                                const std::vector<Occurrence>& occ) {
+  const auto named_at = [&](std::size_t b, std::size_t e) {
+    return std::any_of(occ.begin(), occ.end(),
+                       [&](const Occurrence& o) { return o.begin < e && b < o.end; });
+  };
+  for (const Occurrence& o : occ) {
+    std::size_t after = o.end + longest_prefix(s.substr(o.end), kNameSuffixes).size();
+    if (after < s.size() && is_one_of(kListMarks, s, after)) {
+      const std::size_t k = after + utf8_len(s, after);
+      std::size_t ends[3];
+      std::size_t e = k;
+      int n = 0;
+      while (n < 3 && e < s.size() && name_char_at(s, e)) {
+        e += utf8_len(s, e);
+        ends[n++] = e;
+      }
+      for (int len = n; len >= 2; --len) {
+        if (!plausible_name(s, k, ends[len - 1])) continue;
+        if (!named_at(k, ends[len - 1])) return s.substr(k, ends[len - 1] - k);
+        break;
+      }
+    }
+    if (o.begin > 0) {
+      const std::size_t sep = utf8_prev(s, o.begin);
+      if (is_one_of(kListMarks, s, sep) || s.substr(sep, 3) == "、") {
+        std::string_view head = s.substr(0, sep);
+        for (std::string_view suffix : {"户", "家"})
+          if (head.ends_with(suffix)) head.remove_suffix(suffix.size());
+        if (auto name = name_before(s, head.size());
+            name && !named_at(head.size() - name->size(), head.size()))
+          return name;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// A check-in example for the answer: "走访 王秀英户 <when>".
+std::string example_with(const Pairing* p, std::string_view when) {
+  if (!p) return "走访 王某某户 " + std::string(when);
+  std::string e = example_for(*p);
+  return e.substr(0, e.size() - std::string_view("今天").size()) + std::string(when);
+}
+
+// The pairings named by each group of same-span occurrences, when the text names several
+// people (王秀英、李德明两户). Returns the pairings in text order, or the ambiguous group.
+struct Resolved {
+  std::vector<std::size_t> chosen;
+  std::optional<std::vector<std::size_t>> ambiguous;  // the candidates of an unresolved name
+  std::size_t ambiguous_at = 0;                       // index into occ of that name
+};
+
+Resolved resolve_each(std::string_view text, const std::vector<Occurrence>& occ,
+                      const Universe& u) {
+  struct Group {
+    std::size_t first;  // index into occ
+    std::vector<std::size_t> set;
+  };
+  std::vector<Group> groups;
+  for (std::size_t g = 0; g < occ.size();) {
+    std::size_t h = g;
+    Group grp{g, {}};
+    bool person = false;
+    while (h < occ.size() && occ[h].begin == occ[g].begin && occ[h].end == occ[g].end) {
+      person = person || occ[h].by_person;
+      ++h;
+    }
+    for (std::size_t k = g; k < h; ++k)
+      if (!person || occ[k].by_person) grp.set.push_back(occ[k].pairing);
+    const auto narrow = [&](auto keep) {
+      std::vector<std::size_t> kept;
+      for (std::size_t i : grp.set)
+        if (keep(i)) kept.push_back(i);
+      if (!kept.empty()) grp.set = std::move(kept);
+    };
+    narrow([&](std::size_t i) { return static_cast<bool>(u.in_force[i]); });
+    if (grp.set.size() > 1)
+      narrow([&](std::size_t i) { return mentions_place_or_id(text, u.pairings[i]); });
+    groups.push_back(std::move(grp));
+    g = h;
+  }
+  Resolved r;
+  for (const Group& g : groups)
+    if (g.set.size() == 1 &&
+        std::find(r.chosen.begin(), r.chosen.end(), g.set.front()) == r.chosen.end())
+      r.chosen.push_back(g.set.front());
+  for (const Group& g : groups) {
+    if (g.set.size() == 1) continue;
+    const bool covered = std::any_of(g.set.begin(), g.set.end(), [&](std::size_t i) {
+      return std::find(r.chosen.begin(), r.chosen.end(), i) != r.chosen.end();
+    });
+    if (!covered) {
+      r.ambiguous = g.set;
+      r.ambiguous_at = g.first;
+      return r;
+    }
+  }
+  // Text order: by the first appearance of each chosen pairing.
+  const auto first_at = [&](std::size_t p) {
+    for (const Occurrence& o : occ)
+      if (o.pairing == p) return o.begin;
+    return text.size();
+  };
+  std::sort(r.chosen.begin(), r.chosen.end(),
+            [&](std::size_t a, std::size_t b) { return first_at(a) < first_at(b); });
+  return r;
+}
+
+ParseError ambiguous_error(std::string_view text, const std::vector<std::size_t>& agreed,
+                           const Occurrence& said_at, const std::vector<Pairing>& pairings) {
+  std::vector<std::string> labels;
+  for (std::size_t i : agreed) labels.push_back(label(pairings[i]));
+  const Pairing& first = pairings[agreed.front()];
+  const bool same_name = std::all_of(agreed.begin(), agreed.end(), [&](std::size_t i) {
+    return pairings[i].display_name() == first.display_name();
+  });
+  const std::string said =
+      same_name ? first.display_name()
+                : std::string(text.substr(said_at.begin, said_at.end - said_at.begin));
+  const std::optional<std::string> example = first_working_example(pairings, agreed);
+  std::string message =
+      same_name ? "你结对的对象里有" + std::to_string(agreed.size()) + "位「" + said + "」，"
+                : "「" + said + "」对应你的" + std::to_string(agreed.size()) + "位结对对象，";
+  if (!example) {
+    message += "姓名、村名和户编号都相同，无法区分，请联系扶贫办核对名册。";
+  } else if (same_name) {
+    message += "请加上村名或户编号再发，如：" + *example + "。";
+  } else {
+    message += "请写明是哪一位，如：" + *example + "。";
+  }
+  return error("ambiguous", std::move(message), std::move(labels));
+}
+
+std::string masked_names(const std::vector<std::size_t>& idx, const std::vector<Pairing>& ps) {
+  std::string out;
+  for (std::size_t i : idx) {
+    if (!out.empty()) out += "、";
+    out += masked_whom(ps[i]);
+  }
+  return out;
+}
+
+Understanding understand_checkin(const std::string& text, const SenderContext& sender, Date today) {
+  // Names and date depend on each other (a name is masked before the date is read; the
+  // pairings to look for depend on the date): settle them in at most three rounds.
+  Universe uni = universe_for(sender, std::nullopt, today);
+  std::optional<Date> uni_date;
+  Occurrences found_names;
+  std::string masked;
+  std::optional<DateToken> date;
+  for (int round = 0; round < 3; ++round) {
+    found_names = find_occurrences(text, uni.pairings);
+    masked = text;
+    for (const Occurrence& o : found_names.kept)
+      std::fill(masked.begin() + o.begin, masked.begin() + o.end, ' ');
+    date = find_date(masked, today);
+    const std::optional<Date> d =
+        date && date->status == DateToken::Status::Ok ? std::optional(date->date) : std::nullopt;
+    if (round > 0 && d == uni_date) break;
+    uni_date = d;
+    uni = universe_for(sender, d, today);
+  }
+  const std::vector<Pairing>& pairings = uni.pairings;
+  const std::vector<Occurrence>& occ = found_names.kept;
   const Findings found = scan(masked);
-  const std::optional<DateToken> date = find_date(masked, today);
-  const std::optional<std::string_view> stranger = !occ.empty() ? std::nullopt
-                                                   : !found_names.someone_else.empty()
-                                                       ? std::optional(found_names.someone_else)
-                                                       : find_unpaired_name(text);
+  std::optional<std::string_view> stranger = !occ.empty() ? std::nullopt
+                                             : !found_names.someone_else.empty()
+                                                 ? std::optional(found_names.someone_else)
+                                                 : find_unpaired_name(text);
 
   if (occ.empty() && !date && found.question) return not_understood();
-  if (occ.empty() && !stranger && !date && !found.any_mode_word()) return not_understood();
+  // Names masked with letters, not spaces, so a clause does not end at a name.
+  std::string lettered = text;
+  for (const Occurrence& o : occ)
+    std::fill(lettered.begin() + o.begin, lettered.begin() + o.end, 'x');
+  const Happened happen = happened(lettered);
+  if (occ.empty() && !stranger && !date && !found.any_mode_word() && happen == Happened::Yes)
+    return not_understood();
 
-  std::size_t chosen = 0;
-  if (!occ.empty()) {
-    const std::vector<std::size_t> agreed = candidates(text, occ, pairings);
-    if (agreed.empty()) {
-      std::vector<std::string> named;
-      for (const Occurrence& o : occ) {
-        // 王秀英 is the person so named, not every pairing in the household she heads.
-        const bool person_here = std::any_of(occ.begin(), occ.end(), [&](const Occurrence& x) {
-          return x.begin == o.begin && x.end == o.end && x.by_person;
-        });
-        if (person_here && !o.by_person) continue;
-        std::string l = label(pairings[o.pairing]);
-        if (std::find(named.begin(), named.end(), l) == named.end()) named.push_back(std::move(l));
-      }
-      return error("ambiguous", "一条消息只能记一位结对对象，请分开发送，每条写一位。",
-                   std::move(named));
-    }
-    if (agreed.size() > 1) {
-      std::vector<std::string> labels;
-      for (std::size_t i : agreed) labels.push_back(label(pairings[i]));
-      const Pairing& first = pairings[agreed.front()];
-      const bool same_name = std::all_of(agreed.begin(), agreed.end(), [&](std::size_t i) {
-        return pairings[i].display_name() == first.display_name();
-      });
-      const std::string said = same_name
-                                   ? first.display_name()
-                                   : std::string(std::string_view(text).substr(
-                                         occ.front().begin, occ.front().end - occ.front().begin));
-      const std::optional<std::string> example = first_working_example(pairings, agreed);
-      std::string message =
-          same_name ? "你结对的对象里有" + std::to_string(agreed.size()) + "位「" + said + "」，"
-                    : "「" + said + "」对应你的" + std::to_string(agreed.size()) + "位结对对象，";
-      if (!example) {
-        message += "姓名、村名和户编号都相同，无法区分，请联系扶贫办核对名册。";
-      } else if (same_name) {
-        message += "请加上村名或户编号再发，如：" + *example + "。";
-      } else {
-        message += "请写明是哪一位，如：" + *example + "。";
-      }
-      return error("ambiguous", std::move(message), std::move(labels));
-    }
-    chosen = agreed.front();
-  } else if (stranger) {
-    return error("not_paired",
-                 // Masked: the name may be another helper's beneficiary, and this text is
-                 // posted to the group.
-                 "你的结对名单里没有「" + mask_name(std::string(*stranger)) +
-                     "」。请核对姓名后重发，可参考下面你结对的名字。",
-                 closest_names(*stranger, pairings));
-  } else if (pairings.empty()) {
-    return error("not_paired",
-                 "你目前没有在期的结对对象，不能打卡。如结对有变动，请联系扶贫办核对名册。");
-  } else if (pairings.size() > 1) {
-    std::vector<std::string> names = distinct_names(pairings);
-    std::vector<std::size_t> all(pairings.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    const std::optional<std::string> example = first_working_example(pairings, all);
-    std::string message = "你有" + std::to_string(pairings.size()) + "位结对对象，请写明走访对象" +
-                          (example ? "，如：" + *example + "。" : "。");
-    return error("ambiguous", std::move(message), std::move(names));
+  const Pairing* first_named = !occ.empty()           ? &pairings[occ.front().pairing]
+                               : pairings.size() == 1 ? &pairings.front()
+                                                      : nullptr;
+  if (happen != Happened::Yes) {
+    return question("not_done", {{"reason", happen == Happened::Plan         ? "plan"
+                                            : happen == Happened::Missed     ? "missed"
+                                            : happen == Happened::CallFailed ? "call_failed"
+                                                                             : "not_went"},
+                                 {"example", example_with(first_named, "今天")}});
   }
 
-  if (date && date->status != DateToken::Status::Ok) return date_error(*date);
+  std::vector<std::size_t> chosen;
+  if (!occ.empty()) {
+    std::vector<std::size_t> agreed = candidates(text, occ, pairings);
+    if (agreed.size() > 1) {
+      std::vector<std::size_t> kept;
+      for (std::size_t i : agreed)
+        if (uni.in_force[i]) kept.push_back(i);
+      if (!kept.empty()) agreed = std::move(kept);
+    }
+    if (agreed.size() > 1) return ambiguous_error(text, agreed, occ.front(), pairings);
+    if (agreed.size() == 1) {
+      chosen = agreed;
+    } else {
+      Resolved r = resolve_each(text, occ, uni);
+      if (r.ambiguous) return ambiguous_error(text, *r.ambiguous, occ[r.ambiguous_at], pairings);
+      chosen = std::move(r.chosen);
+    }
+    if (auto other = listed_stranger(text, occ)) {
+      if (const std::size_t k = one_off(*other, pairings); k != std::string::npos) {
+        return question("did_you_mean", {{"said", mask_name(std::string(*other))},
+                                         {"whom", masked_whom(pairings[k])},
+                                         {"village", pairings[k].village},
+                                         {"example", example_with(&pairings[k], "今天")}});
+      }
+      return question("unmatched", {{"said", mask_name(std::string(*other))},
+                                    {"others", masked_names(chosen, pairings)}});
+    }
+  } else {
+    std::optional<std::pair<std::string_view, std::size_t>> near;
+    if (stranger) {
+      if (const std::size_t k = one_off(*stranger, pairings); k != std::string::npos)
+        near = std::pair(*stranger, k);
+    } else {
+      near = one_off_anywhere(text, pairings);
+    }
+    if (near) {
+      const Pairing& p = pairings[near->second];
+      return question("did_you_mean", {{"said", mask_name(std::string(near->first))},
+                                       {"whom", masked_whom(p)},
+                                       {"village", p.village},
+                                       {"example", example_with(&p, "今天")}});
+    }
+    std::vector<std::size_t> live;
+    for (std::size_t i = 0; i < pairings.size(); ++i)
+      if (uni.in_force[i]) live.push_back(i);
+    if (stranger) {
+      return error("not_paired",
+                   // Masked: the name may be another helper's beneficiary, and this text is
+                   // posted to the group.
+                   "你的结对名单里没有「" + mask_name(std::string(*stranger)) +
+                       "」。请核对姓名后重发，可参考下面你结对的名字。",
+                   closest_names(*stranger, sender.pairings));
+    } else if (live.empty() && sender.pairings.empty()) {
+      return error("not_paired",
+                   "你目前没有在期的结对对象，不能打卡。如结对有变动，请联系扶贫办核对名册。");
+    } else if (sender.pairings.size() > 1 || live.size() > 1) {
+      const std::vector<Pairing>& ps = sender.pairings.size() > 1 ? sender.pairings : pairings;
+      std::vector<std::string> names = distinct_names(ps);
+      std::vector<std::size_t> all(ps.size());
+      for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+      const std::optional<std::string> example = first_working_example(ps, all);
+      std::string message = "你有" + std::to_string(ps.size()) + "位结对对象，请写明走访对象" +
+                            (example ? "，如：" + *example + "。" : "。");
+      return error("ambiguous", std::move(message), std::move(names));
+    } else {
+      // The one pairing of today (or, back-dated, of that day).
+      chosen.push_back(live.empty() ? 0 : live.front());
+    }
+  }
 
-  const Pairing& p = pairings[chosen];
+  if (date) {
+    const std::string said = text.substr(date->begin, date->end - date->begin);
+    const Pairing* p = chosen.empty() ? first_named : &pairings[chosen.front()];
+    if (date->status == DateToken::Status::Vague) {
+      const std::string when =
+          date->month > 0 ? std::to_string(date->month) + "月" + "X日" : std::string("X月X日");
+      return question("need_day", {{"said", said}, {"example", example_with(p, when)}});
+    }
+    if (date->status == DateToken::Status::Range)
+      return question("date_range", {{"said", said}, {"example", example_with(p, "X月X日")}});
+    if (date->status != DateToken::Status::Ok) return date_error(*date);
+  }
+  const Date visit_date = date ? date->date : today;
+  for (std::size_t i : chosen) {
+    if (uni.in_force[i]) continue;
+    const Pairing& p = pairings[i];
+    std::map<std::string, std::string> f = {
+        {"date", std::to_string(visit_date.month) + "月" + std::to_string(visit_date.day) + "日"},
+        {"whom", masked_whom(p)}};
+    if (p.start_date && visit_date < *p.start_date)
+      f["start"] = std::to_string(p.start_date->year) + "年" + std::to_string(p.start_date->month) +
+                   "月" + std::to_string(p.start_date->day) + "日";
+    else if (p.end_date)
+      f["end"] = std::to_string(p.end_date->year) + "年" + std::to_string(p.end_date->month) +
+                 "月" + std::to_string(p.end_date->day) + "日";
+    return question("not_in_force", std::move(f));
+  }
+
+  // The note: without the leading words, every name phrase and the date.
   std::vector<Span> cut;
   cut.push_back({0, prefix_end(text)});
-  bool going_home = false;
+  std::vector<bool> going_home(pairings.size(), false);
   for (const Occurrence& o : occ) {
-    if (o.pairing != chosen) continue;
-    const NamePhrase phrase = name_phrase(text, o, p);
+    if (std::find(chosen.begin(), chosen.end(), o.pairing) == chosen.end()) continue;
+    const NamePhrase phrase = name_phrase(text, o, pairings[o.pairing]);
     cut.push_back(phrase.span);
-    going_home = going_home || phrase.going_home;
+    going_home[o.pairing] = going_home[o.pairing] || phrase.going_home;
   }
   if (date) {
     std::size_t b = date->begin;
     if (std::string_view(text).substr(0, b).ends_with("于")) b -= 3;
     cut.push_back({b, date->end});
   }
+  const std::string note = text_without(text, std::move(cut));
 
-  Checkin c;
-  c.helper_id = sender.helper_id;
-  c.pairing_id = p.id;
-  c.household_id = p.household_id;
-  c.person = p.person;
-  c.name = p.display_name();
-  c.visit_date = date ? date->date : today;
-  c.mode = choose_mode(found, going_home, p.ledger);
-  for (std::size_t i = 0; i < kOccasionCodes.size(); ++i)
-    if (found.occasions & (1u << i)) c.occasions.emplace_back(kOccasionCodes[i]);
-  for (std::size_t i = 0; i < kPolicyCodes.size(); ++i)
-    if (found.policies & (1u << i)) c.policies.emplace_back(kPolicyCodes[i]);
-  c.note = text_without(text, std::move(cut));
-  c.problems = find_problems(c.note);
-  return c;
+  const auto make = [&](std::size_t i, const Findings& f, std::vector<std::string> problems) {
+    const Pairing& p = pairings[i];
+    Checkin c;
+    c.helper_id = sender.helper_id;
+    c.pairing_id = p.id;
+    c.household_id = p.household_id;
+    c.person = p.person;
+    c.name = p.display_name();
+    c.visit_date = visit_date;
+    c.mode = choose_mode(found, going_home[i], p.ledger);
+    for (std::size_t k = 0; k < kOccasionCodes.size(); ++k)
+      if (f.occasions & (1u << k)) c.occasions.emplace_back(kOccasionCodes[k]);
+    for (std::size_t k = 0; k < kPolicyCodes.size(); ++k)
+      if (f.policies & (1u << k)) c.policies.emplace_back(kPolicyCodes[k]);
+    c.note = note;
+    c.problems = std::move(problems);
+    return c;
+  };
+  if (chosen.size() == 1) return make(chosen.front(), found, find_problems(note));
+
+  // Several: a clause that names some of them belongs to those; a clause naming none, to all.
+  CheckinGroup group;
+  for (std::size_t i : chosen) {
+    std::string own_masked, own_text;
+    for_each_clause(text, [&](std::size_t b, std::size_t e) {
+      bool mine = false, others = false;
+      for (const Occurrence& o : occ) {
+        if (o.begin < b || o.end > e) continue;
+        (o.pairing == i ? mine : others) = true;
+      }
+      if (!mine && others) return;
+      own_masked.append(masked, b, e - b).append("，");
+      // Problems are phrased without the names (a problem is filed under its pairing).
+      std::vector<Span> names;
+      for (const Occurrence& o : occ)
+        if (o.begin >= b && o.end <= e) names.push_back({o.begin - b, o.end - b});
+      own_text += text_without(std::string_view(text).substr(b, e - b), names);
+      own_text += "，";
+    });
+    group.checkins.push_back(make(i, scan(own_masked), find_problems(own_text)));
+  }
+  return group;
 }
 
 }  // namespace
@@ -909,28 +1373,81 @@ Understanding understand(std::string_view text, const SenderContext& sender, Dat
   return understand_checkin(normalized, sender, today);
 }
 
-std::string to_json(const Understanding& u) {
+std::vector<ProblemPhrase> find_problem_phrases(std::string_view note) {
+  std::vector<ProblemPhrase> problems;
+  for_each_clause(note, [&](std::size_t b, std::size_t e) {
+    const std::string_view clause = note.substr(b, e - b);
+    bool problem = false, cancelled = false;
+    int policy = -1;
+    for (std::size_t k = 0; k < clause.size();) {
+      if (const Keyword* kw = keyword_at(clause, k)) {
+        problem = problem || kw->kind == KeywordKind::Problem;
+        cancelled = cancelled || kw->kind == KeywordKind::Solved || kw->kind == KeywordKind::Advice;
+        if (kw->kind == KeywordKind::Policy && policy < 0) policy = kw->code;
+        k += kw->text.size();
+      } else {
+        k += utf8_len(clause, k);
+      }
+    }
+    // 需要危改, 需要申请低保: a need for a policy is an unmet entitlement; 需要按时服药 is not.
+    if (!problem && policy >= 0 && clause.find("需要") != std::string_view::npos) problem = true;
+    if (!problem || cancelled) return;
+    std::string_view phrase = clause;
+    for (std::string_view lead = longest_prefix(phrase, kProblemLeadIns); !lead.empty();
+         lead = longest_prefix(phrase, kProblemLeadIns))
+      phrase.remove_prefix(lead.size());
+    phrase = trim_separators(phrase);
+    if (phrase.empty()) phrase = clause;
+    if (std::none_of(problems.begin(), problems.end(),
+                     [&](const ProblemPhrase& p) { return p.phrase == phrase; }))
+      problems.push_back(
+          {std::string(phrase), policy < 0 ? std::string() : std::string(kPolicyCodes[policy])});
+  });
+  return problems;
+}
+
+bool is_question_code(std::string_view code) {
+  return code == "not_done" || code == "need_day" || code == "date_range" ||
+         code == "did_you_mean" || code == "unmatched" || code == "not_in_force";
+}
+
+namespace {
+nlohmann::ordered_json checkin_json(const Checkin& c) {
+  nlohmann::ordered_json j;
+  j["helper_id"] = c.helper_id;
+  j["household_id"] = c.household_id;
+  j["person"] = c.person.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(c.person);
+  j["visit_date"] = c.visit_date.iso();
+  j["mode"] = storage::mode_code(c.mode);
+  j["occasions"] = c.occasions;
+  j["policies"] = c.policies;
+  j["problems"] = c.problems;
+  j["note"] = c.note;
+  return j;
+}
+}  // namespace
+
+std::string to_json(const Understanding& u, std::string_view message) {
   nlohmann::ordered_json j;
   if (const auto* c = std::get_if<Checkin>(&u)) {
     j["kind"] = "checkin";
-    j["helper_id"] = c->helper_id;
-    j["household_id"] = c->household_id;
-    j["person"] = c->person.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(c->person);
-    j["visit_date"] = c->visit_date.iso();
-    j["mode"] = storage::mode_code(c->mode);
-    j["occasions"] = c->occasions;
-    j["policies"] = c->policies;
-    j["problems"] = c->problems;
-    j["note"] = c->note;
+    j.update(checkin_json(*c));
+    j["checkins"] = nlohmann::ordered_json::array({checkin_json(*c)});
+  } else if (const auto* g = std::get_if<CheckinGroup>(&u)) {
+    j["kind"] = "checkins";
+    j["checkins"] = nlohmann::ordered_json::array();
+    for (const Checkin& one : g->checkins) j["checkins"].push_back(checkin_json(one));
   } else if (const auto* m = std::get_if<CommandMsg>(&u)) {
     j["kind"] = "command";
     j["command"] = command_code(m->command);
+    if (!m->argument.empty()) j["argument"] = m->argument;
   } else {
     const auto& e = std::get<ParseError>(u);
     j["kind"] = "error";
     j["code"] = e.code;
-    j["message"] = e.message;
+    j["message"] = message.empty() ? std::string_view(e.message) : message;
     j["suggestions"] = e.suggestions;
+    if (!e.fields.empty()) j["fields"] = e.fields;
   }
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <array>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +34,12 @@ struct Checkin {
   std::string note;                    // the rest of the text, trimmed, normalised
 };
 
+/// Several beneficiaries named in one message (走访王某、李某两户): one check-in each, in the
+/// order they are written, recorded all together or not at all. Always two or more.
+struct CheckinGroup {
+  std::vector<Checkin> checkins;
+};
+
 /// Bulletin (通报 2026-11) and Review (点评 2026Q3) are admin commands: the argument holds the
 /// period and optionally a ledger word; the dispatcher checks the sender.
 enum class Command { Help, MyPairings, Progress, Undo, Bulletin, Review };
@@ -44,21 +52,49 @@ struct CommandMsg {
 };
 
 /// Error codes fixed by the interface: unknown_sender, not_paired, ambiguous, future_date,
-/// invalid_date, not_understood.
+/// invalid_date, not_understood. Questions back added by issue 9, whose text comes from
+/// templates/ask.mustache (`message` is empty; `fields` fill the template's section `code`):
+///   not_done      no visit took place (没去, 扑空, 计划, 没打通 …); fields: reason
+///                 (plan|not_went|missed|call_failed), example
+///   need_day      a month or a span but no day (11月, 前几天, 上月底); fields: said, example
+///   date_range    several days (12月1日至3日); fields: said, example
+///   did_you_mean  a name one character off a pairing's; fields: said (masked), whom, village,
+///                 example
+///   unmatched     one of several names is no pairing of the sender; fields: said (masked),
+///                 others (the names that were matched, masked)
+///   not_in_force  the pairing was not in force on the visit's date; fields: date, whom, and
+///                 start (not yet paired) or end (ended)
 struct ParseError {
   std::string code;
   std::string message;                   // short Chinese sentence saying what to fix
   std::vector<std::string> suggestions;  // names (not_paired/ambiguous) or usage examples
+  std::map<std::string, std::string> fields = {};
 };
 
-using Understanding = std::variant<Checkin, CommandMsg, ParseError>;
+using Understanding = std::variant<Checkin, CommandMsg, ParseError, CheckinGroup>;
+
+/// The error codes whose answer is rendered from templates/ask.mustache.
+bool is_question_code(std::string_view code);
+
+/// A problem found in a check-in note: a clause that reports a difficulty or an unmet
+/// entitlement, not one solved (问题已解决) nor advice (需要按时服药).
+struct ProblemPhrase {
+  std::string phrase;  // the clause, without a leading 发现/了解到/反映 …
+  std::string policy;  // the policy code the clause names (kPolicyCodes), or ""
+};
+
+/// The problems of `note`, in text order, without repeats. Pure.
+std::vector<ProblemPhrase> find_problem_phrases(std::string_view note);
 
 /// What the parser knows about the sender. `known` is false when the userid is not on the roster
-/// at all; `pairings` are the ones in force on the message's date (today).
+/// at all; `pairings` are the ones in force on the message's date (today). `pairings_on`, when
+/// set, gives the sender's pairings in force on another day: a back-dated check-in is checked
+/// against the pairings of the visit's date. Unset, `pairings` stand for every day.
 struct SenderContext {
   std::string helper_id;
   bool known = false;
   std::vector<storage::Pairing> pairings;
+  std::function<std::vector<storage::Pairing>(storage::Date)> pairings_on = nullptr;
 };
 
 /// Strips the @-mention of the bot (`@帮扶助手`, any `@name` at the start, full- or half-width
@@ -72,7 +108,8 @@ std::string normalize(std::string_view text, std::string_view bot_name);
 Understanding understand(std::string_view text, const SenderContext& sender, storage::Date today,
                          std::string_view bot_name);
 
-/// The JSON object printed by `bangfu parse` (schema in README).
-std::string to_json(const Understanding& u);
+/// The JSON object printed by `bangfu parse` (schema in README). `message`, when not empty,
+/// replaces an error's message (the rendered question back).
+std::string to_json(const Understanding& u, std::string_view message = {});
 
 }  // namespace handlers
