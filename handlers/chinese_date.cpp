@@ -234,6 +234,12 @@ std::optional<DateToken> bare_day(std::string_view s, std::size_t b, std::size_t
   // 3组12号, 幸福路8号: an address.
   constexpr std::u32string_view kAddress = U"组路街巷弄栋楼元村社区队";
   if (kAddress.find(before) != std::u32string_view::npos) return std::nullopt;
+  // 门牌28号, 床号25号, 门牌号是18号, 房间号：302号: the number of a door, bed or room.
+  constexpr std::u32string_view kNumbered = U"牌床房室号码卡证幢层排座院";
+  char32_t named = before;
+  if (named == U'是' || named == U'为' || named == U'：' || named == ':' || named == ' ')
+    named = b > 0 ? cp_before(s, utf8_prev(s, b)) : 0;
+  if (kNumbered.find(named) != std::u32string_view::npos) return std::nullopt;
   const storage::Month m =
       day <= today.day ? storage::Month::of(today) : storage::Month::of(today).prev();
   if (auto date = Date::make(m.year, m.month, day)) return resolved(b, e, *date, today);

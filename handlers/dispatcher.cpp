@@ -337,7 +337,7 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
       reply = render_question(templates_, e);
     } else {
       data d;
-      d.set("message", e.message);
+      d.set("message", mask_names(e.message, sender.pairings));
       if (e.code == "not_paired" || e.code == "ambiguous") {
         std::vector<std::string> masked;
         for (const auto& s : e.suggestions) masked.push_back(mask_names(s, sender.pairings));

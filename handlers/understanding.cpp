@@ -128,6 +128,47 @@ constexpr CommandPhrase kCommands[] = {
 constexpr std::string_view kPoliteHeads[] = {"麻烦", "帮我", "帮忙", "请"};
 constexpr std::string_view kPoliteTails[] = {"谢谢", "一下", "吧", "呢", "啊"};
 
+constexpr std::string_view kLookHeads[] = {"看看", "看一下", "查看", "查一下", "查查", "我想看看"};
+
+// Commands asked as a question or said loosely, for short messages only (at most 12
+// characters, no digits: a date or a household number makes it something else):
+//  - undo: an undo word (撤回, 删掉 …) and nothing but fillers (上一条, 刚才, 发错了 …);
+//  - progress: a count asked (几户, 几次, 多少) about visits (走, 访, 打卡, 去);
+//  - help: 怎么/如何 with 打卡, 写, 发, 用.
+constexpr std::string_view kUndoWords[] = {"撤回", "撤销", "删掉", "删除", "作废", "取消"};
+constexpr std::string_view kUndoFillers[] = {
+    "上一条", "上条", "刚才",   "刚刚", "那条", "这条", "那个", "刚发的", "发的", "打卡",
+    "记录",   "消息", "发错了", "错了", "一下", "我",   "的",   "了",     "吧",   "掉"};
+constexpr std::string_view kCountWords[] = {"几户", "几次", "几家", "几个", "几回", "多少"};
+constexpr std::string_view kVisitStems[] = {"走", "访", "打卡", "去", "跑"};
+constexpr std::string_view kHowWords[] = {"怎么", "如何", "怎样"};
+constexpr std::string_view kHowTopics[] = {"打卡", "写", "发", "用", "填"};
+
+std::optional<Command> command_in_question(std::string_view phrase) {
+  if (code_points(phrase) > 12) return std::nullopt;
+  for (char ch : phrase)
+    if (ch >= '0' && ch <= '9') return std::nullopt;
+  const auto has = [&](const auto& words) {
+    return std::any_of(std::begin(words), std::end(words), [&](std::string_view w) {
+      return phrase.find(w) != std::string_view::npos;
+    });
+  };
+  if (has(kUndoWords)) {
+    std::string rest(phrase);
+    for (std::string_view w : kUndoWords)
+      for (std::size_t at = rest.find(w); at != std::string::npos; at = rest.find(w))
+        rest.erase(at, w.size());
+    for (std::string_view w : kUndoFillers)
+      for (std::size_t at = rest.find(w); at != std::string::npos; at = rest.find(w))
+        rest.erase(at, w.size());
+    if (rest.empty()) return Command::Undo;
+    return std::nullopt;
+  }
+  if (has(kCountWords) && has(kVisitStems)) return Command::Progress;
+  if (has(kHowWords) && has(kHowTopics)) return Command::Help;
+  return std::nullopt;
+}
+
 bool equals_ascii_ci(std::string_view a, std::string_view b) {
   return a.size() == b.size() && find_ascii_ci(a, b) == 0;
 }
@@ -173,6 +214,13 @@ std::optional<CommandMsg> parse_command(std::string_view text) {
   }
   for (const auto& c : kCommands)
     if (equals_ascii_ci(phrase, c.text)) return CommandMsg{c.command, {}};
+  for (std::string_view w : kLookHeads) {
+    if (phrase.size() <= w.size() || !phrase.starts_with(w)) continue;
+    for (const auto& c : kCommands)
+      if (!c.takes_argument && equals_ascii_ci(phrase.substr(w.size()), c.text))
+        return CommandMsg{c.command, {}};
+  }
+  if (auto c = command_in_question(phrase)) return CommandMsg{*c, {}};
 
   std::size_t split = t.size();
   for (std::size_t i = 0; i < t.size(); i += utf8_len(t, i)) {
@@ -718,8 +766,135 @@ bool contains_any(std::string_view s, const auto& words) {
                      [&](std::string_view w) { return s.find(w) != std::string_view::npos; });
 }
 
+// Whether `text` asks something: it ends with 吗 or a question mark, or asks a count of visits
+// (几户, 几次); with no pairing named, also 多少, 吗 or a question mark anywhere. A note may
+// quote a question mid-text (问她低保领了多少), so a named message needs the stronger signs.
+bool asks(std::string_view text, bool named) {
+  constexpr std::string_view kCounts[] = {"几户", "几次", "几家", "几回"};
+  constexpr std::string_view kAnywhere[] = {"多少", "吗", "？", "?", "要不要"};
+  std::string_view t = text;
+  while (!t.empty() &&
+         (t.back() == ' ' || t.back() == '!' || t.ends_with("。") || t.ends_with("！")))
+    t.remove_suffix(t.back() == ' ' || t.back() == '!' ? 1 : std::string_view("。").size());
+  if (t.ends_with("吗") || t.ends_with("？") || t.ends_with("?") || contains_any(t, kCounts))
+    return true;
+  return !named && contains_any(t, kAnywhere);
+}
+
+// A day written in a clause about another event (他家孩子17号考试, 月初刚领了低保, 她说前几天
+// 感冒了): the clause names no pairing (names are lettered 'x'), has no word of visiting or
+// contacting and no completed act, but one of these. Such a day is not the visit's.
+constexpr std::string_view kEventWords[] = {
+    "考试", "开学", "放假", "复查", "领",   "住院", "出院", "手术", "报名", "到期",
+    "发放", "入学", "返校", "开会", "生日", "出生", "结婚", "截止", "缴费", "交费",
+    "到账", "搬家", "感冒", "发烧", "摔",   "生病", "她说", "他说", "据说", "听说"};
+
+bool other_event_day(std::string_view lettered, std::size_t at) {
+  std::size_t cb = 0, ce = lettered.size();
+  for_each_clause(lettered, [&](std::size_t b, std::size_t e) {
+    if (b <= at && at < e) cb = b, ce = e;
+  });
+  const std::string_view clause = lettered.substr(cb, ce - cb);
+  if (clause.find('x') != std::string_view::npos || !contains_any(clause, kEventWords) ||
+      contains_any(clause, kDoneWords))
+    return false;
+  for (std::size_t k = 0; k < clause.size();) {
+    const Keyword* kw = keyword_at(clause, k);
+    if (!kw) {
+      k += utf8_len(clause, k);
+      continue;
+    }
+    switch (kw->kind) {
+      case KeywordKind::Visit:
+      case KeywordKind::HomeVisit:
+      case KeywordKind::SchoolVisit:
+      case KeywordKind::Service:
+      case KeywordKind::ServiceAction:
+      case KeywordKind::Phone:
+      case KeywordKind::Signal:
+        return false;
+      default:
+        break;
+    }
+    k += kw->text.size();
+  }
+  return true;
+}
+
+// A bare 去 (or 出发, 路上) with a word of intent, said before the fact: 今天要去王某家, 一会去,
+// 等会儿去, 马上出发去, 晚点去, 回头去, 这就去, 正在去…的路上, 下午去王某家. A plan unless the
+// clause has a completion word (了, 过, 已, 刚, 完) or the message is dated before today.
+constexpr std::string_view kIntentWords[] = {
+    "要去",     "要到",     "会去",     "将去",   "一会去",   "一会儿去", "一会再去", "等会去",
+    "等会儿去", "等下去",   "等一下去", "待会去", "待会儿去", "过会去",   "过会儿去", "稍后去",
+    "马上去",   "马上出发", "马上到",   "立刻去", "立马去",   "这就去",   "现在去",   "现在就去",
+    "晚点去",   "晚点儿去", "晚些去",   "晚会去", "回头去",   "回头再去", "正在去",   "正要去",
+    "正赶去",   "出发去",   "上午去",   "中午去", "下午去",   "晚上去",   "抽空去",   "有空去",
+    "找时间去", "赶过去",   "过去一趟", "去一趟"};
+// Words before an intent word that make it something else (需要去医院, 不要去).
+constexpr std::string_view kNotIntentHeads[] = {"需", "不", "只"};
+constexpr std::string_view kCompletionMarks[] = {"了", "过", "已", "刚", "完"};
+
+// Still on the way, whatever else the clause says (已经在去王某家的路上了).
+bool on_the_way(std::string_view clause) {
+  constexpr std::string_view kGoing[] = {"正在去", "正要去", "正赶去", "正在赶去"};
+  return contains_any(clause, kGoing) || (clause.find("的路上") != std::string_view::npos &&
+                                          clause.find("去") != std::string_view::npos);
+}
+
+bool says_intent(std::string_view clause) {
+  for (std::string_view w : kIntentWords) {
+    for (std::size_t at = clause.find(w); at != std::string_view::npos;
+         at = clause.find(w, at + 1)) {
+      const std::string_view head = clause.substr(0, at);
+      if (std::any_of(std::begin(kNotIntentHeads), std::end(kNotIntentHeads),
+                      [&](std::string_view h) { return head.ends_with(h); }))
+        continue;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool says_completed(std::string_view clause) {
+  std::string c(clause);
+  // 了解 (to learn about), 过年, 过会儿 (in a while), 过去 (over there) say nothing about the
+  // visit being over.
+  for (std::string_view w :
+       {"了解", "过年", "过节", "不过", "难过", "过会", "过一会", "过几天", "过两天", "过去"})
+    for (std::size_t at = c.find(w); at != std::string::npos; at = c.find(w))
+      c.replace(at, w.size(), "  ");
+  return contains_any(c, kCompletionMarks);
+}
+
+// 没服务成, 没测成, 未看成: 没/未, one to three characters, then 成 (not 成绩, 成为 …).
+bool says_not_done(std::string_view clause) {
+  constexpr std::string_view kAfterCheng = "绩为本年员熟立果长";
+  for (std::string_view neg : {"没", "未"}) {
+    for (std::size_t at = clause.find(neg); at != std::string_view::npos;
+         at = clause.find(neg, at + 1)) {
+      std::size_t k = at + neg.size();
+      for (int n = 0; n < 4 && k < clause.size(); ++n) {
+        if (clause.substr(k).starts_with("成")) {
+          if (n == 0) break;
+          const std::size_t after = k + std::string_view("成").size();
+          const bool word = after < clause.size() &&
+                            kAfterCheng.find(clause.substr(after, utf8_len(clause, after))) !=
+                                std::string_view::npos;
+          if (!word) return true;
+          break;
+        }
+        if (is_clause_break(utf8_at(clause, k))) break;
+        k += utf8_len(clause, k);
+      }
+    }
+  }
+  return false;
+}
+
 // `masked`: the text with the pairings' names masked (by letters: spaces would cut clauses).
-Happened happened(std::string_view masked) {
+// `past_dated`: the message names a day before today, so 下午去王某家 tells of that day.
+Happened happened(std::string_view masked, bool past_dated) {
   bool missed = false, not_went = false, plan = false, call_failed = false, positive = false,
        in_person = false;
   const bool contact = contains_any(masked, kContactWords);
@@ -761,6 +936,10 @@ Happened happened(std::string_view masked) {
       }
       k += kw->text.size();
     }
+    if (!negative && says_not_done(clause)) not_went = negative = true;
+    if (!negative && !past_dated &&
+        (on_the_way(clause) || (says_intent(clause) && !says_completed(clause))))
+      plan = negative = true;
     if (!negative && (mode_word || contains_any(clause, kDoneWords))) {
       positive = true;
       in_person = in_person || person_word || contains_any(clause, kDoneWords);
@@ -833,6 +1012,15 @@ std::string example_for(const Pairing& p, std::string_view place = {}) {
   return out;
 }
 
+// `example` (from example_for) with the pairing's name masked: every answer is posted to the
+// group, examples included (走访 王*英户 今天).
+std::string masked_example(const Pairing& p, std::string example) {
+  const std::string& name = p.display_name();
+  if (const std::size_t at = example.find(name); at != std::string::npos)
+    example.replace(at, name.size(), mask_name(name));
+  return example;
+}
+
 // Whether `text` names pairings[target] and no other (rules 1-5).
 bool names_only(std::string_view text, const std::vector<Pairing>& pairings, std::size_t target) {
   const std::vector<Occurrence> occ = find_occurrences(text, pairings).kept;
@@ -853,7 +1041,7 @@ std::optional<std::string> first_working_example(const std::vector<Pairing>& pai
     for (std::size_t k = 0; k < std::size(places); ++k) {
       if (k > 0 && places[k].empty()) continue;
       std::string example = example_for(p, places[k]);
-      if (names_only(example, pairings, i)) return example;
+      if (names_only(example, pairings, i)) return masked_example(p, std::move(example));
     }
   }
   return std::nullopt;
@@ -976,7 +1164,7 @@ std::size_t one_off(std::string_view name, const std::vector<Pairing>& ps) {
 }
 
 // A three-character name written somewhere in `s` that is one character off a pairing's
-// (走访王小三 for 王小山); only used when no pairing is named at all.
+// (走访王小三 for 王小山, 给钱小三做康复 beside a pairing that is named).
 std::optional<std::pair<std::string_view, std::size_t>> one_off_anywhere(
     std::string_view s, const std::vector<Pairing>& ps) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
@@ -1035,7 +1223,7 @@ std::optional<std::string_view> listed_stranger(std::string_view s,
 // A check-in example for the answer: "走访 王秀英户 <when>".
 std::string example_with(const Pairing* p, std::string_view when) {
   if (!p) return "走访 王某某户 " + std::string(when);
-  std::string e = example_for(*p);
+  std::string e = masked_example(*p, example_for(*p));
   return e.substr(0, e.size() - std::string_view("今天").size()) + std::string(when);
 }
 
@@ -1137,6 +1325,14 @@ std::string masked_names(const std::vector<std::size_t>& idx, const std::vector<
   return out;
 }
 
+// Whether the occurrences stand for two or more names written apart (not one name that two
+// pairings share).
+bool names_several(const std::vector<Occurrence>& occ) {
+  for (const Occurrence& o : occ)
+    if (o.pairing != occ.front().pairing && o.begin >= occ.front().end) return true;
+  return false;
+}
+
 Understanding understand_checkin(const std::string& text, const SenderContext& sender, Date today) {
   // Names and date depend on each other (a name is masked before the date is read; the
   // pairings to look for depend on the date): settle them in at most three rounds.
@@ -1145,12 +1341,26 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
   Occurrences found_names;
   std::string masked;
   std::optional<DateToken> date;
+  std::optional<std::string> event_day;
   for (int round = 0; round < 3; ++round) {
     found_names = find_occurrences(text, uni.pairings);
     masked = text;
     for (const Occurrence& o : found_names.kept)
       std::fill(masked.begin() + o.begin, masked.begin() + o.end, ' ');
+    std::string lettered_now = text;
+    for (const Occurrence& o : found_names.kept)
+      std::fill(lettered_now.begin() + o.begin, lettered_now.begin() + o.end, 'x');
     date = find_date(masked, today);
+    // A day of another event is no visit day: look past it. An exact one is kept to ask
+    // about (never taken as the visit's day); a vague one (月初, 前几天) says nothing of the
+    // visit, so the message reads as if it had no date.
+    event_day.reset();
+    while (date && other_event_day(lettered_now, date->begin)) {
+      if (date->status != DateToken::Status::Vague && !event_day)
+        event_day = text.substr(date->begin, date->end - date->begin);
+      std::fill(masked.begin() + date->begin, masked.begin() + date->end, ' ');
+      date = find_date(masked, today);
+    }
     const std::optional<Date> d =
         date && date->status == DateToken::Status::Ok ? std::optional(date->date) : std::nullopt;
     if (round > 0 && d == uni_date) break;
@@ -1165,25 +1375,36 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
                                                  ? std::optional(found_names.someone_else)
                                                  : find_unpaired_name(text);
 
-  if (occ.empty() && !date && found.question) return not_understood();
+  // A question is never a report (这个月走访了几户, 何某家去过了吗？).
+  if ((occ.empty() && found.question) || asks(text, !occ.empty())) return not_understood();
   // Names masked with letters, not spaces, so a clause does not end at a name.
   std::string lettered = text;
   for (const Occurrence& o : occ)
     std::fill(lettered.begin() + o.begin, lettered.begin() + o.end, 'x');
-  const Happened happen = happened(lettered);
+  const bool past_dated = date && date->status == DateToken::Status::Ok && date->date < today;
+  const Happened happen = happened(lettered, past_dated);
   if (occ.empty() && !stranger && !date && !found.any_mode_word() && happen == Happened::Yes)
     return not_understood();
 
   const Pairing* first_named = !occ.empty()           ? &pairings[occ.front().pairing]
                                : pairings.size() == 1 ? &pairings.front()
                                                       : nullptr;
+  // Several beneficiaries named: decided per beneficiary below (some_not_done), unless
+  // the message ends up naming only one.
+  std::optional<ParseError> not_done_answer;
   if (happen != Happened::Yes) {
-    return question("not_done", {{"reason", happen == Happened::Plan         ? "plan"
-                                            : happen == Happened::Missed     ? "missed"
-                                            : happen == Happened::CallFailed ? "call_failed"
-                                                                             : "not_went"},
-                                 {"example", example_with(first_named, "今天")}});
+    not_done_answer =
+        question("not_done", {{"reason", happen == Happened::Plan         ? "plan"
+                                         : happen == Happened::Missed     ? "missed"
+                                         : happen == Happened::CallFailed ? "call_failed"
+                                                                          : "not_went"},
+                              {"example", example_with(first_named, "今天")}});
+    if (!names_several(occ)) return *not_done_answer;
   }
+  // Only another event's day is written (他家孩子17号考试): never guess the visit's.
+  if (event_day && !date)
+    return question("other_day",
+                    {{"said", *event_day}, {"example", example_with(first_named, "今天")}});
 
   std::vector<std::size_t> chosen;
   if (!occ.empty()) {
@@ -1211,6 +1432,14 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       }
       return question("unmatched", {{"said", mask_name(std::string(*other))},
                                     {"others", masked_names(chosen, pairings)}});
+    }
+    // 给赵某测血压，给钱小三做康复: a second name one character off a pairing's is a typo.
+    if (auto near = one_off_anywhere(masked, pairings)) {
+      const Pairing& p = pairings[near->second];
+      return question("did_you_mean", {{"said", mask_name(std::string(near->first))},
+                                       {"whom", masked_whom(p)},
+                                       {"village", p.village},
+                                       {"example", example_with(&p, "今天")}});
     }
   } else {
     std::optional<std::pair<std::string_view, std::size_t>> near;
@@ -1255,6 +1484,8 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
     }
   }
 
+  if (not_done_answer && ((date && date->status != DateToken::Status::Ok) || chosen.size() < 2))
+    return *not_done_answer;
   if (date) {
     const std::string said = text.substr(date->begin, date->end - date->begin);
     const Pairing* p = chosen.empty() ? first_named : &pairings[chosen.front()];
@@ -1309,7 +1540,7 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
     c.person = p.person;
     c.name = p.display_name();
     c.visit_date = visit_date;
-    c.mode = choose_mode(found, going_home[i], p.ledger);
+    c.mode = choose_mode(f, going_home[i], p.ledger);
     for (std::size_t k = 0; k < kOccasionCodes.size(); ++k)
       if (f.occasions & (1u << k)) c.occasions.emplace_back(kOccasionCodes[k]);
     for (std::size_t k = 0; k < kPolicyCodes.size(); ++k)
@@ -1321,9 +1552,12 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
   if (chosen.size() == 1) return make(chosen.front(), found, find_problems(note));
 
   // Several: a clause that names some of them belongs to those; a clause naming none, to all.
+  // A clause that says one of them was not visited (李某家没去成, 孙某家没人, 电话没打通) makes
+  // the whole message a question back: nothing is recorded, the answer names who.
   CheckinGroup group;
+  std::vector<std::size_t> not_done;
   for (std::size_t i : chosen) {
-    std::string own_masked, own_text;
+    std::string own_masked, own_lettered, own_text;
     for_each_clause(text, [&](std::size_t b, std::size_t e) {
       bool mine = false, others = false;
       for (const Occurrence& o : occ) {
@@ -1332,6 +1566,7 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       }
       if (!mine && others) return;
       own_masked.append(masked, b, e - b).append("，");
+      own_lettered.append(lettered, b, e - b).append("，");
       // Problems are phrased without the names (a problem is filed under its pairing).
       std::vector<Span> names;
       for (const Occurrence& o : occ)
@@ -1339,7 +1574,19 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       own_text += text_without(std::string_view(text).substr(b, e - b), names);
       own_text += "，";
     });
+    if (happened(own_lettered, past_dated) != Happened::Yes) not_done.push_back(i);
     group.checkins.push_back(make(i, scan(own_masked), find_problems(own_text)));
+  }
+  if (not_done_answer && (not_done.empty() || not_done.size() == chosen.size()))
+    return *not_done_answer;
+  if (!not_done.empty()) {
+    std::vector<std::size_t> done;
+    for (std::size_t i : chosen)
+      if (std::find(not_done.begin(), not_done.end(), i) == not_done.end()) done.push_back(i);
+    return question(
+        "some_not_done",
+        {{"whom", masked_names(not_done, pairings)},
+         {"example", example_with(done.empty() ? nullptr : &pairings[done.front()], "今天")}});
   }
   return group;
 }
@@ -1407,8 +1654,9 @@ std::vector<ProblemPhrase> find_problem_phrases(std::string_view note) {
 }
 
 bool is_question_code(std::string_view code) {
-  return code == "not_done" || code == "need_day" || code == "date_range" ||
-         code == "did_you_mean" || code == "unmatched" || code == "not_in_force";
+  return code == "not_done" || code == "some_not_done" || code == "other_day" ||
+         code == "need_day" || code == "date_range" || code == "did_you_mean" ||
+         code == "unmatched" || code == "not_in_force";
 }
 
 namespace {

@@ -56,6 +56,10 @@ struct CommandMsg {
 /// templates/ask.mustache (`message` is empty; `fields` fill the template's section `code`):
 ///   not_done      no visit took place (没去, 扑空, 计划, 没打通 …); fields: reason
 ///                 (plan|not_went|missed|call_failed), example
+///   some_not_done several beneficiaries, and the clauses of some say no visit took place
+///                 (李某家没去成, 孙某家没人); fields: whom (masked), example
+///   other_day     the only day written is another event's (他家孩子17号考试); fields: said,
+///                 example
 ///   need_day      a month or a span but no day (11月, 前几天, 上月底); fields: said, example
 ///   date_range    several days (12月1日至3日); fields: said, example
 ///   did_you_mean  a name one character off a pairing's; fields: said (masked), whom, village,
