@@ -155,8 +155,9 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
                                       : understand(correction ? *correction : message.text, sender,
                                                    now.date(), options_.bot_name);
   sender.pairings = std::move(seen);
-  // Not inside the write unit: a Store call from there deadlocks. Later understandings (撤销
-  // <whom> <date>) take the pairings seen so far for every day.
+  // Inside the write unit below the store's lock is held: a lookup from there (撤销 王某户 12月2日
+  // parses its argument in the transaction) would wait on itself. From here on the pairings
+  // looked up so far stand for every day, checked by their dates.
   sender.pairings_on = nullptr;
   std::optional<std::string> prepared;
   if (const auto* cmd = std::get_if<CommandMsg>(&u);

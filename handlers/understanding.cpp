@@ -220,7 +220,6 @@ std::optional<CommandMsg> parse_command(std::string_view text) {
       if (!c.takes_argument && equals_ascii_ci(phrase.substr(w.size()), c.text))
         return CommandMsg{c.command, {}};
   }
-  if (auto c = command_in_question(phrase)) return CommandMsg{*c, {}};
 
   std::size_t split = t.size();
   for (std::size_t i = 0; i < t.size(); i += utf8_len(t, i)) {
@@ -236,6 +235,8 @@ std::optional<CommandMsg> parse_command(std::string_view text) {
     if (!c.takes_argument || !equals_ascii_ci(head, c.text)) continue;
     return CommandMsg{c.command, std::string(argument)};
   }
+  // After the command words with an argument: 撤销 那条 is a named undo that names nothing.
+  if (auto c = command_in_question(phrase)) return CommandMsg{*c, {}};
   return std::nullopt;
 }
 
