@@ -44,7 +44,7 @@ for part in "${parts[@]}"; do
       # but not its own memory accesses, so races inside it would go unseen.
       echo "== TSan"
       build build-tsan "${BOT_TSAN_CXX:-g++}" thread bangfu bangfu_storage_tests bangfu_bot_tests
-      export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+      export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
       build-tsan/tests/storage/bangfu_storage_tests
       build-tsan/tests/bot/bangfu_bot_tests
       ctest --test-dir build-tsan --output-on-failure -j"$jobs" \
