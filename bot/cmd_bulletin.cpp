@@ -9,6 +9,7 @@
 
 #include "bot/delivery.h"
 #include "bot/scheduler.h"
+#include "bot/webhook_channel.h"
 #include "bot/webhook_sender.h"
 #include "charts/chart.h"
 #include "handlers/bulletin.h"
@@ -21,6 +22,12 @@ namespace {
 
 using storage::OutboxPart;
 using storage::OutboxStatus;
+
+// Where messages go: the one group of wecom.webhook_url.
+std::vector<Target> targets_of(const Config& config) {
+  if (config.wecom.webhook_url.empty()) return {};
+  return {Target{"", "", config.wecom.webhook_url}};
+}
 
 bool open(const OutboxPart& p) {
   return p.status == OutboxStatus::Pending || p.status == OutboxStatus::Sending;
@@ -209,7 +216,8 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
     return 0;
   }
 
-  WebhookSender sender(config.wecom.webhook_url);
+  const WebhookSender sender(config.wecom.webhook_url);  // checks the URL; its host for the log
+  WebhookChannel channel;
   std::vector<std::string> images;
   if (config.bulletin.charts) images = chart_pngs(std::move(chart_files));
   std::vector<size_t> too_large;
@@ -232,7 +240,7 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
     err << "queued " << queued.ids.size() << " part(s) as generation " << queued.generation
         << "; posting to " << sender.host() << "\n";
   StreamLogger log(err);
-  OutboxWorker worker(outbox, sender, log, clock);
+  OutboxWorker worker(outbox, channel, targets_of(config), log, clock);
   return report(drive(worker, outbox, queued.ids, clock, fake), err) ? 0 : 1;
 }
 
@@ -318,9 +326,9 @@ int cmd_outbox_resend(const Args& a, std::ostream& out, std::ostream& err) {
     }
   }
   if (!ok || !post) return ok ? 0 : 1;
-  WebhookSender sender(config.wecom.webhook_url);
+  WebhookChannel channel;
   StreamLogger log(err);
-  OutboxWorker worker(outbox, sender, log, clock);
+  OutboxWorker worker(outbox, channel, targets_of(config), log, clock);
   return report(drive(worker, outbox, ids, clock, fake), err) ? 0 : 1;
 }
 
@@ -330,10 +338,10 @@ int cmd_outbox_resend(const Args& a, std::ostream& out, std::ostream& err) {
 
 struct Delivery::Parts {
   Parts(const Config& config, storage::Store& store, const handlers::Templates& templates,
-        Logger& log, DeliveryClock clock, bool fake)
-      : sender(config.wecom.webhook_url),
+        Logger& log, DeliveryClock clock, bool fake, OutboundChannel* given)
+      : channel(given ? *given : webhook),
         outbox(store),
-        worker(outbox, sender, log, clock, worker_options(fake)),
+        worker(outbox, channel, targets_of(config), log, clock, worker_options(fake)),
         scheduler(
             outbox, config.schedule, config.utc_offset_seconds,
             sources_for(config, store, templates, chart_style(config, log)), clock, log,
@@ -366,19 +374,21 @@ struct Delivery::Parts {
     return o;
   }
 
-  WebhookSender sender;
+  WebhookChannel webhook;    // unused when another channel is given
+  OutboundChannel& channel;  // the one in use
   storage::Outbox outbox;
   OutboxWorker worker;
   Scheduler scheduler;  // last: stopped first, as it feeds the worker
 };
 
 Delivery::Delivery(const Config& config, storage::Store& store,
-                   const handlers::Templates& templates, Logger& log) {
+                   const handlers::Templates& templates, Logger& log, OutboundChannel* channel) {
   bool fake = false;
   DeliveryClock clock = delivery_clock(fake);
   if (fake) log.warn("fake_clock", {{"source", "BANGFU_FAKE_CLOCK_FILE"}, {"use", "tests only"}});
-  p_ = std::make_unique<Parts>(config, store, templates, log, std::move(clock), fake);
-  log.info("delivery_started", {{"webhook_host", p_->sender.host()}});
+  p_ = std::make_unique<Parts>(config, store, templates, log, std::move(clock), fake, channel);
+  log.info("delivery_started", {{"channel", p_->channel.name()},
+                                {"webhook_host", WebhookSender(config.wecom.webhook_url).host()}});
   p_->worker.start();
   p_->scheduler.start();
 }
@@ -394,14 +404,15 @@ void Delivery::stop() {
 }
 
 std::unique_ptr<Delivery> start_delivery(const Config& config, storage::Store& store,
-                                         const handlers::Templates& templates, Logger& log) {
+                                         const handlers::Templates& templates, Logger& log,
+                                         OutboundChannel* channel) {
   if (config.wecom.webhook_url.empty()) {
     log.warn("delivery_off", {{"reason",
                                "wecom.webhook_url is not set: no bulletins, reminders "
                                "or outbox sending"}});
     return nullptr;
   }
-  return std::make_unique<Delivery>(config, store, templates, log);
+  return std::make_unique<Delivery>(config, store, templates, log, channel);
 }
 
 std::vector<CommandSpec> bulletin_commands() {

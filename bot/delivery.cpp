@@ -174,15 +174,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-std::string describe(const handlers::SendResult& r) {
-  if (r.http_status == 0) return "transport: " + r.error;
-  if (r.http_status != 200) return "HTTP " + std::to_string(r.http_status);
-  if (!r.errcode) return "bad answer: " + r.error;
-  std::string s = "errcode " + std::to_string(*r.errcode);
-  if (!r.errmsg.empty()) s += ": " + r.errmsg.substr(0, cut_at(r.errmsg, 300));
-  return s;
-}
-
 }  // namespace
 
 std::vector<std::string> split_message(const std::string& text, size_t limit) {
@@ -281,37 +272,98 @@ int64_t backoff_seconds(int attempts) {
   return std::min<int64_t>(d, 600);
 }
 
-SendDecision decide(const handlers::SendResult& r, int attempts) {
+SendDecision decide(const PostResult& r, int attempts) {
   using A = SendDecision::Action;
-  if (r.ok()) return {A::Sent, 0, ""};
-  const std::string what = describe(r);
-  if (r.http_status == 0 && r.maybe_delivered)
-    return {A::Unknown, 0,
-            what +
-                " after the request was sent: it may have been posted, so it "
-                "is not resent"};
+  using S = PostResult::Status;
   auto retry = [&](int max_attempts) -> SendDecision {
     if (attempts >= max_attempts)
-      return {A::Fail, 0, "gave up after " + std::to_string(attempts) + " attempts: " + what};
-    return {A::Retry, backoff_seconds(attempts), what};
+      return {A::Fail, 0, "gave up after " + std::to_string(attempts) + " attempts: " + r.message};
+    return {A::Retry, std::max(backoff_seconds(attempts), r.retry_after_seconds), r.message};
   };
-  if (r.http_status == 200 && r.errcode) {
-    if (*r.errcode == 45009) return retry(kMaxAttempts);  // rate limited: backoff is ≥ 30 s
-    if (*r.errcode == -1) return retry(kBusyAttempts);    // system busy
-    return {A::Fail, 0, what};  // 93000, 40058, 40008 and anything else: sending again won't help
+  switch (r.status) {
+    case S::Sent:
+      return {A::Sent, 0, ""};
+    case S::Unknown:
+      return {A::Unknown, 0,
+              r.message +
+                  " after the request was sent: it may have been posted, so it "
+                  "is not resent"};
+    case S::Busy:
+      return retry(kBusyAttempts);
+    case S::Failed:
+      return {A::Fail, 0, r.message};  // sending the same again won't help
+    case S::Retry:
+      break;
   }
-  return retry(kMaxAttempts);  // HTTP failure, unreadable answer, or nothing sent
+  return retry(kMaxAttempts);
 }
 
 // --- OutboxWorker ------------------------------------------------------------------------------
 
-OutboxWorker::OutboxWorker(storage::Outbox& outbox, handlers::Sender& sender, Logger& log,
-                           DeliveryClock clock, Options options)
-    : outbox_(outbox), sender_(sender), log_(log), clock_(std::move(clock)), options_(options) {}
+OutboxWorker::OutboxWorker(storage::Outbox& outbox, OutboundChannel& channel,
+                           std::vector<Target> targets, Logger& log, DeliveryClock clock,
+                           Options options)
+    : outbox_(outbox),
+      channel_(channel),
+      targets_(std::move(targets)),
+      log_(log),
+      clock_(std::move(clock)),
+      options_(options) {}
 
-OutboxWorker::OutboxWorker(storage::Outbox& outbox, handlers::Sender& sender, Logger& log,
-                           DeliveryClock clock)
-    : OutboxWorker(outbox, sender, log, std::move(clock), Options{}) {}
+OutboxWorker::OutboxWorker(storage::Outbox& outbox, OutboundChannel& channel,
+                           std::vector<Target> targets, Logger& log, DeliveryClock clock)
+    : OutboxWorker(outbox, channel, std::move(targets), log, std::move(clock), Options{}) {}
+
+// The stored body is the group robot's JSON (storage/outbox.h OutboxMessage): read back into
+// what it says, so any channel can post it.
+PostResult OutboxWorker::post(const storage::OutboxPart& p) {
+  const auto target = find_target(targets_, p.group);
+  if (!target)
+    return {PostResult::Status::Failed, std::nullopt,
+            p.group.empty() ? "no group to post to: the config has neither wecom.webhook_url nor "
+                              "this message's group"
+                            : "group '" + p.group + "' is not in the config (any more)",
+            0};
+  auto unreadable = [&](const std::string& why) {
+    return PostResult{PostResult::Status::Failed, std::nullopt,
+                      "the stored " + p.msgtype + " message cannot be read: " + why, 0};
+  };
+  const json body = json::parse(p.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return unreadable("not JSON");
+  const auto content = [&](const char* key, const char* field) -> std::optional<std::string> {
+    const auto m = body.find(key);
+    if (m == body.end() || !m->is_object()) return std::nullopt;
+    const auto c = m->find(field);
+    if (c == m->end() || !c->is_string()) return std::nullopt;
+    return c->get<std::string>();
+  };
+  if (p.msgtype == "markdown") {
+    const auto md = content("markdown", "content");
+    if (!md) return unreadable("no markdown.content");
+    return channel_.post_markdown(*target, *md);
+  }
+  if (p.msgtype == "text") {
+    const auto text = content("text", "content");
+    if (!text) return unreadable("no text.content");
+    std::vector<std::string> mentioned;
+    if (const auto m = body["text"].find("mentioned_list"); m != body["text"].end()) {
+      if (!m->is_array()) return unreadable("text.mentioned_list is not a list");
+      for (const auto& id : *m) {
+        if (!id.is_string()) return unreadable("text.mentioned_list is not a list of userids");
+        mentioned.push_back(id.get<std::string>());
+      }
+    }
+    return channel_.post_text(*target, *text, mentioned);
+  }
+  if (p.msgtype == "image") {
+    const auto b64 = content("image", "base64");
+    if (!b64) return unreadable("no image.base64");
+    const auto png = base64_decode(*b64);
+    if (!png) return unreadable("image.base64 is not base64");
+    return channel_.post_image(*target, *png);
+  }
+  return unreadable("unknown msgtype");
+}
 
 OutboxWorker::~OutboxWorker() {
   stop();
@@ -325,6 +377,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                  {"kind", p.kind},
                                  {"period", p.period},
                                  {"ledger", p.ledger},
+                                 {"group", p.group},
                                  {"part", std::to_string(p.part) + "/" + std::to_string(p.parts)},
                                  {"reason", p.last_error}});
   const auto head = outbox_.head();
@@ -338,7 +391,7 @@ OutboxWorker::Step OutboxWorker::step() {
   if (claim.outcome == storage::ClaimResult::Outcome::NotPending)
     return {Kind::Wait, now, std::nullopt};  // someone else took it: look again
 
-  const handlers::SendResult result = sender_.post(head->body);
+  const PostResult result = post(*head);
   const int64_t after = clock_();
   const SendDecision d = decide(result, head->attempts + 1);
   const std::string id = std::to_string(head->id);
@@ -351,6 +404,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                 {"kind", head->kind},
                                 {"period", head->period},
                                 {"ledger", head->ledger},
+                                {"group", head->group},
                                 {"part", part},
                                 {"attempts", attempts}});
       break;
@@ -368,6 +422,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                    {"kind", head->kind},
                                    {"period", head->period},
                                    {"ledger", head->ledger},
+                                   {"group", head->group},
                                    {"part", part},
                                    {"attempts", attempts},
                                    {"error", d.reason}});
@@ -378,6 +433,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                    {"kind", head->kind},
                                    {"period", head->period},
                                    {"ledger", head->ledger},
+                                   {"group", head->group},
                                    {"part", part},
                                    {"reason", d.reason}});
       break;

@@ -24,8 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "bot/channel.h"
 #include "bot/log.h"
-#include "handlers/sender.h"
 #include "storage/outbox.h"
 
 namespace bot {
@@ -90,23 +90,23 @@ struct SendDecision {
   std::string reason;         // for last_error and the log ("" when sent)
 };
 
-/// The retry policy. `attempts` counts the POSTs of this part including this one.
-/// errcode 0 → Sent. 45009 (rate limited), HTTP failure, non-JSON answer, or a transport error
-/// before the request was written → Retry after backoff(attempts) (≥ 30 s), until 50 attempts,
-/// then Fail. −1 (system busy) → Retry at most 3 times, then Fail. A transport error after the
-/// request was written (maybe delivered) → Unknown. Any other errcode (93000 invalid webhook url,
-/// 40058 invalid parameter, 40008 invalid msgtype, …) → Fail. Pure.
-SendDecision decide(const handlers::SendResult& result, int attempts);
+/// The retry policy over what a channel reported. `attempts` counts the attempts of this part
+/// including this one. Sent → Sent. Retry → Retry after the longer of backoff(attempts) (≥ 30 s)
+/// and the channel's retry_after, until 50 attempts, then Fail. Busy → Retry at most 3 times,
+/// then Fail. Unknown (maybe posted) → Unknown. Failed → Fail. Pure.
+SendDecision decide(const PostResult& result, int attempts);
 
 /// 30 s, 60 s, 120 s, … doubling per attempt, capped at 10 minutes.
 int64_t backoff_seconds(int attempts);
 
-/// Posts queued outbox parts, oldest first, one at a time: claims the head part (at most 20
-/// claims per rolling minute, counted in the database so restarts and other processes share the
-/// budget), POSTs it, and records the outcome (see decide). A part never overtakes an earlier
-/// one still pending or in flight. Claims older than kClaimTimeout are given up as `unknown`.
-/// Logs each outcome (never the body or the webhook key). step() is for one thread at a time;
-/// start()/stop()/notify() are thread-safe. The destructor stops and joins.
+/// Posts queued outbox parts, oldest first, one at a time, through an OutboundChannel to the
+/// part's group (its Target among `targets`): claims the head part (at most 20 claims per rolling
+/// minute, counted in the database so restarts and other processes share the budget), posts it,
+/// and records the outcome (see decide). A part whose group is not among `targets` (removed from
+/// the config since it was queued) or whose stored body cannot be read fails with that reason. A
+/// part never overtakes an earlier one still pending or in flight. Claims older than kClaimTimeout
+/// are given up as `unknown`. Logs each outcome (never the body or the webhook key). step() is for
+/// one thread at a time; start()/stop()/notify() are thread-safe. The destructor stops and joins.
 class OutboxWorker {
  public:
   /// A claim this old cannot belong to a POST still running (the sender's timeouts sum to 35 s).
@@ -118,9 +118,10 @@ class OutboxWorker {
     std::chrono::milliseconds max_wait{std::chrono::seconds(30)};
   };
 
-  OutboxWorker(storage::Outbox& outbox, handlers::Sender& sender, Logger& log, DeliveryClock clock,
-               Options options);
-  OutboxWorker(storage::Outbox& outbox, handlers::Sender& sender, Logger& log, DeliveryClock clock);
+  OutboxWorker(storage::Outbox& outbox, OutboundChannel& channel, std::vector<Target> targets,
+               Logger& log, DeliveryClock clock, Options options);
+  OutboxWorker(storage::Outbox& outbox, OutboundChannel& channel, std::vector<Target> targets,
+               Logger& log, DeliveryClock clock);
   ~OutboxWorker();
   OutboxWorker(const OutboxWorker&) = delete;
   OutboxWorker& operator=(const OutboxWorker&) = delete;
@@ -144,8 +145,10 @@ class OutboxWorker {
 
  private:
   void run();
+  PostResult post(const storage::OutboxPart& part);
   storage::Outbox& outbox_;
-  handlers::Sender& sender_;
+  OutboundChannel& channel_;
+  std::vector<Target> targets_;
   Logger& log_;
   DeliveryClock clock_;
   Options options_;

@@ -36,6 +36,8 @@ struct OutboxMessage {
 struct OutboxPart {
   int64_t id = 0;
   std::string kind, period, ledger;
+  std::string group;  // the group it goes to (config `groups`); "": the one group of
+                      // wecom.webhook_url (a config without `groups`)
   int generation = 1;
   int part = 1, parts = 1;
   std::string msgtype, body;

@@ -23,13 +23,13 @@
 
 #include "bot/delivery.h"
 #include "bot/scheduler.h"
+#include "bot/webhook_channel.h"
 #include "bot/webhook_sender.h"
 #include "bot/wecom_crypto.h"
 #include "storage/outbox.h"
 #include "storage/store.h"
 #include "tests/support/temp_dir.h"
 
-using bot::decide;
 using bot::Moment;
 using bot::OutboxWorker;
 using bot::ReminderEntry;
@@ -125,6 +125,21 @@ class RecordingSender : public handlers::Sender {
   FakeClock clock_;
   std::mutex mu_;
 };
+
+// The group robot channel over `sender`, whatever the group's URL.
+bot::WebhookChannel via(handlers::Sender& sender) {
+  return bot::WebhookChannel([&sender](const std::string&) -> handlers::Sender& { return sender; });
+}
+
+// The one implicit group of wecom.webhook_url (a config without `groups`).
+std::vector<bot::Target> one_group() {
+  return {bot::Target{"", "", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}};
+}
+
+// The retry policy over what the group robot answered.
+SendDecision decide(const SendResult& r, int attempts) {
+  return bot::decide(bot::webhook_result(r), attempts);
+}
 
 class RecordingLogger : public bot::Logger {
  public:
@@ -572,7 +587,8 @@ TEST_CASE("The worker retries 45009 with backoff, in order, and sends each part 
   RecordingLogger log;
   sender.script = {errcode(45009, "api freq out of limit"),
                    errcode(45009, "api freq out of limit")};
-  OutboxWorker worker(outbox, sender, log, clock.fn());
+  auto channel = via(sender);
+  OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
   const auto q =
       outbox.enqueue("monthly", "2026-11", "cadre", markdown_parts({"p1", "p2", "p3"}), t0, false);
 
@@ -617,7 +633,8 @@ TEST_CASE("Permanent errors fail the part with the reason; the queue moves on", 
   auto code = GENERATE(93000, 40058, 40008);
   CAPTURE(code);
   sender.script = {errcode(code, "bad")};
-  OutboxWorker worker(outbox, sender, log, clock.fn());
+  auto channel = via(sender);
+  OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
   const auto q = outbox.enqueue("monthly", "2026-11", "cadre", markdown_parts({"p1", "p2"}),
                                 clock.get(), false);
   CHECK(worker.step().kind == OutboxWorker::Step::Kind::Posted);
@@ -631,6 +648,100 @@ TEST_CASE("Permanent errors fail the part with the reason; the queue moves on", 
   CHECK(log.has("error outbox_failed id=" + std::to_string(q.ids[0])));
 }
 
+// A channel that is not the group robot: what the worker hands it, decoded from the outbox.
+class RecordingChannel : public bot::OutboundChannel {
+ public:
+  bot::PostResult post_markdown(const bot::Target& t, std::string_view md) override {
+    calls.push_back(t.group + "|" + t.chat_id + "|markdown|" + std::string(md));
+    return answer();
+  }
+  bot::PostResult post_image(const bot::Target& t, std::string_view png) override {
+    calls.push_back(t.group + "|" + t.chat_id + "|image|" + std::string(png));
+    return answer();
+  }
+  std::string name() const override { return "recording"; }
+  bot::PostResult answer() {
+    if (script.empty()) return {bot::PostResult::Status::Sent, 0, "", 0};
+    auto r = script.front();
+    script.pop_front();
+    return r;
+  }
+  std::vector<std::string> calls;
+  std::deque<bot::PostResult> script;
+};
+
+TEST_CASE("The worker posts through any channel: markdown, text and images as they were queued",
+          "[delivery]") {
+  TempDir dir;
+  FakeClock clock(local(2026, 12, 1, 9));
+  Store store(dir.file("bangfu.db"));
+  Outbox outbox(store);
+  RecordingChannel channel;
+  RecordingLogger log;
+  // A busy answer, then a retry hint longer than the backoff: the part waits the longer one.
+  channel.script = {{bot::PostResult::Status::Busy, -1, "errcode -1: busy", 0},
+                    {bot::PostResult::Status::Retry, 45009, "rate limited", 300}};
+  OutboxWorker worker(outbox, channel, {bot::Target{"", "chat-1", ""}}, log, clock.fn());
+  const std::string png("\x89PNG\r\n\x1a\n\0binary", 15);
+  std::vector<storage::OutboxMessage> parts = {{"markdown", bot::markdown_body("## 通报")},
+                                               {"text", bot::text_body("提醒", {"u1", "u2"})},
+                                               {"image", bot::image_body(png)}};
+  const auto q = outbox.enqueue("monthly", "2026-11", "cadre", parts, clock.get(), false);
+  using K = OutboxWorker::Step::Kind;
+  CHECK(worker.step().kind == K::Posted);  // busy
+  CHECK(outbox.part(q.ids[0])->next_attempt_at == clock.get() + 30);
+  clock.advance(30);
+  CHECK(worker.step().kind == K::Posted);  // rate limited, asked to wait 300 s
+  CHECK(outbox.part(q.ids[0])->next_attempt_at == clock.get() + 300);
+  clock.advance(300);
+  while (worker.step().kind == K::Posted) {
+  }
+  CHECK(channel.calls ==
+        std::vector<std::string>{"|chat-1|markdown|## 通报", "|chat-1|markdown|## 通报",
+                                 "|chat-1|markdown|## 通报",
+                                 // the default post_text: markdown with the mentions
+                                 "|chat-1|markdown|提醒\n<@u1><@u2>", "|chat-1|image|" + png});
+  for (int64_t id : q.ids) CHECK(outbox.part(id)->status == OutboxStatus::Sent);
+}
+
+TEST_CASE("A part with no group to go to, or a body that cannot be read, fails and says why",
+          "[delivery]") {
+  TempDir dir;
+  FakeClock clock(local(2026, 12, 1, 9));
+  Store store(dir.file("bangfu.db"));
+  Outbox outbox(store);
+  RecordingChannel channel;
+  RecordingLogger log;
+  SECTION("no group") {
+    OutboxWorker worker(outbox, channel, {}, log, clock.fn());
+    const auto q =
+        outbox.enqueue("monthly", "2026-11", "cadre", markdown_parts({"p1"}), clock.get(), false);
+    CHECK(worker.step().kind == OutboxWorker::Step::Kind::Posted);
+    const auto p = *outbox.part(q.ids[0]);
+    CHECK(p.status == OutboxStatus::Failed);
+    CHECK(p.last_error.find("no group to post to") != std::string::npos);
+  }
+  SECTION("unreadable bodies") {
+    OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
+    const auto q = outbox.enqueue("monthly", "2026-11", "cadre",
+                                  {{"markdown", "not json"},
+                                   {"text", R"({"text":{"content":1}})"},
+                                   {"image", R"({"image":{"base64":"@@@"}})"}},
+                                  clock.get(), false);
+    while (worker.step().kind == OutboxWorker::Step::Kind::Posted) {
+    }
+    const std::vector<std::string> why = {"not JSON", "no text.content",
+                                          "image.base64 is not base64"};
+    for (size_t i = 0; i < q.ids.size(); ++i) {
+      const auto p = *outbox.part(q.ids[i]);
+      CAPTURE(i, p.last_error);
+      CHECK(p.status == OutboxStatus::Failed);
+      CHECK(p.last_error.find(why[i]) != std::string::npos);
+    }
+  }
+  CHECK(channel.calls.empty());
+}
+
 TEST_CASE("A POST whose answer never came is unknown and never resent", "[delivery]") {
   TempDir dir;
   FakeClock clock(local(2026, 12, 1, 9));
@@ -639,7 +750,8 @@ TEST_CASE("A POST whose answer never came is unknown and never resent", "[delive
   RecordingSender sender(clock);
   RecordingLogger log;
   sender.script = {transport(true)};
-  OutboxWorker worker(outbox, sender, log, clock.fn());
+  auto channel = via(sender);
+  OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
   const auto q = outbox.enqueue("monthly", "2026-11", "cadre", markdown_parts({"p1", "p2"}),
                                 clock.get(), false);
   CHECK(worker.step().kind == OutboxWorker::Step::Kind::Posted);
@@ -665,7 +777,8 @@ TEST_CASE("At most 20 posts in any rolling minute, across a restart", "[delivery
     for (int i = 0; i < 30; ++i)
       outbox.enqueue("reminder", "2026-12-" + std::to_string(10 + i), "all",
                      {{"text", bot::text_body("r" + std::to_string(i), {})}}, t0, false);
-    OutboxWorker worker(outbox, sender, log, clock.fn());
+    auto channel = via(sender);
+    OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
     for (int i = 0; i < 12; ++i) {
       CHECK(worker.step().kind == K::Posted);
       clock.advance(1);
@@ -673,7 +786,8 @@ TEST_CASE("At most 20 posts in any rolling minute, across a restart", "[delivery
   }  // restart: a new process must not get a fresh budget
   Store store(path);
   Outbox outbox(store);
-  OutboxWorker worker(outbox, sender, log, clock.fn());
+  auto channel = via(sender);
+  OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
   for (int i = 0; i < 8; ++i) CHECK(worker.step().kind == K::Posted);
   auto s = worker.step();
   CHECK(s.kind == K::Wait);
@@ -711,7 +825,8 @@ TEST_CASE("A restart resumes pending parts; a part in flight at a crash is not r
               .enqueue("monthly", "2026-11", "cadre", markdown_parts({"p1", "p2", "p3", "p4"}),
                        clock.get(), false)
               .ids;
-    OutboxWorker worker(outbox, sender, log, clock.fn());
+    auto channel = via(sender);
+    OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
     CHECK(worker.step().kind == OutboxWorker::Step::Kind::Posted);  // p1 sent
     // p2 is claimed and the process dies during its POST (it may have reached the robot).
     REQUIRE(outbox.claim(ids[1], clock.get(), 20, 60).outcome ==
@@ -719,7 +834,8 @@ TEST_CASE("A restart resumes pending parts; a part in flight at a crash is not r
   }
   Store store(path);
   Outbox outbox(store);
-  OutboxWorker worker(outbox, sender, log, clock.fn());
+  auto channel = via(sender);
+  OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
   // Right after the restart the claim may still belong to a live POST elsewhere: wait.
   auto s = worker.step();
   CHECK(s.kind == OutboxWorker::Step::Kind::Wait);
@@ -744,7 +860,8 @@ TEST_CASE("The worker thread posts what is queued and stops cleanly", "[delivery
   OutboxWorker::Options opt;
   opt.max_wait = std::chrono::milliseconds(20);
   {
-    OutboxWorker worker(outbox, sender, log, clock.fn(), opt);
+    auto channel = via(sender);
+    OutboxWorker worker(outbox, channel, one_group(), log, clock.fn(), opt);
     worker.start();
     outbox.enqueue("monthly", "2026-11", "cadre", markdown_parts({"a", "b"}), clock.get(), false);
     worker.notify();
@@ -889,7 +1006,8 @@ TEST_CASE(
   Store store(path);
   Outbox outbox(store);
   RecordingSender sender(clock);
-  OutboxWorker worker(outbox, sender, log, clock.fn());
+  auto channel = via(sender);
+  OutboxWorker worker(outbox, channel, one_group(), log, clock.fn());
   while (worker.step().kind == OutboxWorker::Step::Kind::Posted) {
   }
   std::vector<std::string> types;
