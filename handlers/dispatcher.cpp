@@ -1,6 +1,7 @@
 #include "handlers/dispatcher.h"
 
 #include <algorithm>
+#include <map>
 
 #include "handlers/corrections.h"
 #include "handlers/labels.h"
@@ -126,6 +127,30 @@ std::string Dispatcher::bulletin_reply(const CommandMsg& cmd, const std::string&
   return text;
 }
 
+// The reverse of mask_names for a one-to-one chat, where only the helper reads the answer: each
+// masked name of the sender's pairings written in full again. A masked form that two of the
+// pairings share (王秀英 and 王桂英 are both 王*英) stays masked, as it cannot be told apart.
+std::string unmask_names(std::string text, const std::vector<Pairing>& pairings) {
+  std::map<std::string, std::string> full;  // masked → full name; "" when ambiguous
+  for (const auto& p : pairings)
+    for (const std::string* n : {&p.household_head, &p.person}) {
+      if (n->empty()) continue;
+      auto [it, inserted] = full.try_emplace(mask_name(*n), *n);
+      if (!inserted && it->second != *n) it->second.clear();
+    }
+  std::vector<std::pair<std::string, std::string>> order(full.begin(), full.end());
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [masked, name] : order) {
+    if (name.empty() || masked == name) continue;
+    for (size_t pos = text.find(masked); pos != std::string::npos; pos = text.find(masked, pos)) {
+      text.replace(pos, masked.size(), name);
+      pos += name.size();
+    }
+  }
+  return text;
+}
+
 Dispatcher::Dispatcher(storage::Store& store, const Templates& templates, DispatchOptions options)
     : store_(store), templates_(templates), options_(std::move(options)) {}
 
@@ -183,6 +208,10 @@ Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now
                                 ? problem_reply(tx, *problem_cmd, sender, now, recorded)
                                 : handle_locked(tx, message, u, sender, helper_name.value_or(""),
                                                 now, recorded, outcome, correction);
+        // A one-to-one chat (chattype "single"): only the helper reads it, so the names of
+        // their own pairings are written in full. A bulletin lists everyone's and stays masked.
+        if (message.chattype == "single" && !prepared)
+          reply = unmask_names(std::move(reply), sender.pairings);
         tx.set_reply(message.msgid, reply, outcome);
         out.recorded = recorded;
         return reply;

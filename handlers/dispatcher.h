@@ -26,6 +26,10 @@ struct Outcome {
 /// Replaces every full name of `pairings` in `text` with its masked form (王秀英 → 王*英).
 std::string mask_names(std::string text, const std::vector<storage::Pairing>& pairings);
 
+/// For a one-to-one chat (only the helper reads it): every masked name of `pairings` in `text`
+/// written in full again (王*英 → 王秀英), except a masked form two of them share. Pure.
+std::string unmask_names(std::string text, const std::vector<storage::Pairing>& pairings);
+
 /// The question back for an error whose code is_question_code(), from templates/ask.mustache.
 /// Names in it are as the parser gave them (the Dispatcher masks the whole reply).
 std::string render_question(const Templates& templates, const ParseError& e);

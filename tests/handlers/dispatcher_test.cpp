@@ -55,14 +55,14 @@ struct Fixture {
   }
 
   handlers::Outcome say(const std::string& from, const std::string& text,
-                        const std::string& at = "2026-11-28T10:00:00+08:00",
-                        std::string msgid = "") {
+                        const std::string& at = "2026-11-28T10:00:00+08:00", std::string msgid = "",
+                        const std::string& chattype = "group") {
     if (msgid.empty()) msgid = "m" + std::to_string(++seq);
     InboundMessage m;
     m.msgid = msgid;
     m.userid = from;
-    m.chatid = "chat";
-    m.chattype = "group";
+    m.chatid = chattype == "group" ? "chat" : "";
+    m.chattype = chattype;
     m.text = text;
     const auto now = LocalTime::parse(at, kCst).value();
     m.received_at = now.unix_seconds;
@@ -90,6 +90,33 @@ TEST_CASE("a check-in is recorded and confirmed with the name masked", "[dispatc
   REQUIRE(rows.size() == 1);
   CHECK(rows[0].household_id == "H1");
   CHECK(rows[0].visit_date == Date{2026, 11, 28});
+}
+
+TEST_CASE("in a one-to-one chat the helper's own pairings are named in full", "[dispatcher]") {
+  Fixture f;
+  const auto at = "2026-11-28T10:00:00+08:00";
+  const auto group = f.say("zw", "@帮扶助手 今天走访了王秀英", at, "g1");
+  const auto single = f.say("zw", "今天走访了李德明", at, "s1", "single");
+  CHECK(group.recorded);
+  CHECK(single.recorded);
+  CHECK(group.reply.find("王*英") != std::string::npos);
+  CHECK(group.reply.find("王秀英") == std::string::npos);
+  CHECK(single.reply.find("李德明") != std::string::npos);
+  CHECK(single.reply.find("李*明") == std::string::npos);
+  // The same msgid again gets the reply as it was given.
+  CHECK(f.say("zw", "今天走访了李德明", at, "s1", "single").reply == single.reply);
+  // A doctor's person pairing in full too, the household head's as well.
+  const auto doc = f.say("doc", "今天电话联系了赵桂兰", at, "s2", "single");
+  CHECK(doc.reply.find("赵桂兰") != std::string::npos);
+}
+
+TEST_CASE("unmask_names: full names back, except a masked form two pairings share",
+          "[dispatcher]") {
+  const std::vector<Pairing> ps = {pairing("zw", "张伟", "H1", "王秀英"),
+                                   pairing("zw", "张伟", "H2", "王桂英"),
+                                   pairing("zw", "张伟", "H3", "李德明", "李洋")};
+  CHECK(handlers::unmask_names("李*明户 李* 王*英户", ps) == "李德明户 李洋 王*英户");
+  CHECK(handlers::unmask_names(handlers::mask_names("走访了李德明户", ps), ps) == "走访了李德明户");
 }
 
 TEST_CASE("a retry of the same msgid gets the same reply and records nothing", "[dispatcher]") {
