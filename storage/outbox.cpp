@@ -12,7 +12,7 @@ namespace {
 
 constexpr const char* kColumns =
     "id, kind, period, ledger, generation, part, parts, msgtype, body, status, attempts, "
-    "next_attempt_at, claim_id, claimed_at, last_error, created_at, sent_at";
+    "next_attempt_at, claim_id, claimed_at, last_error, created_at, sent_at, target_group";
 
 std::string select_from(const char* where) {
   return std::string("SELECT ") + kColumns + " FROM outbox " + where;
@@ -45,6 +45,7 @@ OutboxPart read_part(SQLite::Statement& s) {
   p.last_error = s.getColumn(14).getString();
   p.created_at = s.getColumn(15).getInt64();
   p.sent_at = opt_int(s.getColumn(16));
+  p.group = s.getColumn(17).getString();
   return p;
 }
 
@@ -85,18 +86,20 @@ struct Outbox::Statements {
   explicit Statements(SQLite::Database& db)
       : latest_generation(db,
                           "SELECT max(generation) FROM outbox WHERE kind = ?1 AND period = ?2 "
-                          "AND ledger = ?3"),
+                          "AND ledger = ?3 AND target_group = ?4"),
         insert(db,
                "INSERT INTO outbox (kind, period, ledger, generation, part, parts, msgtype, body, "
-               "next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)"),
+               "next_attempt_at, created_at, target_group) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)"),
         cancel_older(db,
                      "UPDATE outbox SET status = 'cancelled', last_error = ?5 WHERE kind = ?1 "
-                     "AND period = ?2 AND ledger = ?3 AND generation < ?4 AND status = 'pending'"),
+                     "AND period = ?2 AND ledger = ?3 AND generation < ?4 AND status = 'pending' "
+                     "AND target_group = ?6"),
         ids_of(db,
                "SELECT id FROM outbox WHERE kind = ?1 AND period = ?2 AND ledger = ?3 "
-               "AND generation = ?4 ORDER BY part"),
+               "AND generation = ?4 AND target_group = ?5 ORDER BY part"),
         parts_of(db, select_from("WHERE kind = ?1 AND period = ?2 AND ledger = ?3 "
-                                 "AND generation = ?4 ORDER BY part")),
+                                 "AND generation = ?4 AND target_group = ?5 ORDER BY part")),
         head(db, select_from("WHERE status IN ('pending', 'sending') ORDER BY id LIMIT 1")),
         by_id(db, select_from("WHERE id = ?1")),
         all(db, select_from("ORDER BY id")),
@@ -165,7 +168,7 @@ Outbox::~Outbox() {
 
 EnqueueResult Outbox::enqueue(const std::string& kind, const std::string& period,
                               const std::string& ledger, const std::vector<OutboxMessage>& parts,
-                              int64_t now, bool force) {
+                              int64_t now, bool force, const std::string& group) {
   if (parts.empty()) throw std::invalid_argument("Outbox::enqueue: no parts");
   std::lock_guard lock(store_.mu_);
   Statements& st = *st_;
@@ -177,6 +180,7 @@ EnqueueResult Outbox::enqueue(const std::string& kind, const std::string& period
     st.latest_generation.bind(1, kind);
     st.latest_generation.bind(2, period);
     st.latest_generation.bind(3, ledger);
+    st.latest_generation.bind(4, group);
     st.latest_generation.executeStep();
     if (!st.latest_generation.getColumn(0).isNull())
       latest = st.latest_generation.getColumn(0).getInt();
@@ -192,6 +196,7 @@ EnqueueResult Outbox::enqueue(const std::string& kind, const std::string& period
       st.cancel_older.bind(3, ledger);
       st.cancel_older.bind(4, r.generation);
       st.cancel_older.bind(5, "superseded by generation " + std::to_string(r.generation));
+      st.cancel_older.bind(6, group);
       st.cancel_older.exec();
     }
     const int n = static_cast<int>(parts.size());
@@ -206,6 +211,7 @@ EnqueueResult Outbox::enqueue(const std::string& kind, const std::string& period
       st.insert.bind(7, parts[static_cast<size_t>(i)].msgtype);
       st.insert.bind(8, parts[static_cast<size_t>(i)].body);
       st.insert.bind(9, now);
+      st.insert.bind(10, group);
       st.insert.exec();
     }
   }
@@ -215,6 +221,7 @@ EnqueueResult Outbox::enqueue(const std::string& kind, const std::string& period
     st.ids_of.bind(2, period);
     st.ids_of.bind(3, ledger);
     st.ids_of.bind(4, r.generation);
+    st.ids_of.bind(5, group);
     while (st.ids_of.executeStep()) r.ids.push_back(st.ids_of.getColumn(0).getInt64());
   }
   tx.commit();
@@ -391,7 +398,8 @@ std::vector<OutboxPart> Outbox::list() {
 }
 
 std::vector<OutboxPart> Outbox::parts_of(const std::string& kind, const std::string& period,
-                                         const std::string& ledger, int generation) {
+                                         const std::string& ledger, int generation,
+                                         const std::string& group) {
   std::lock_guard lock(store_.mu_);
   auto& s = st_->parts_of;
   Use use(s);
@@ -399,6 +407,7 @@ std::vector<OutboxPart> Outbox::parts_of(const std::string& kind, const std::str
   s.bind(2, period);
   s.bind(3, ledger);
   s.bind(4, generation);
+  s.bind(5, group);
   return read_parts(s);
 }
 

@@ -36,8 +36,8 @@ struct OutboxMessage {
 struct OutboxPart {
   int64_t id = 0;
   std::string kind, period, ledger;
-  std::string group;  // the group it goes to (config `groups`); "": the one group of
-                      // wecom.webhook_url (a config without `groups`)
+  std::string group;  // the group it goes to (config `groups`; migration 9); "": the one
+                      // group of wecom.webhook_url (a config without `groups`)
   int generation = 1;
   int part = 1, parts = 1;
   std::string msgtype, body;
@@ -76,13 +76,15 @@ class Outbox {
   Outbox(const Outbox&) = delete;
   Outbox& operator=(const Outbox&) = delete;
 
-  /// Adds `parts` as one generation of (kind, period, ledger), all pending and due at `now`.
-  /// Idempotent: without `force`, if any generation exists nothing is added and the latest is
-  /// returned (created=false). With `force`, a new generation (latest + 1) is added and any part
-  /// of older generations still pending is cancelled. `parts` must not be empty.
+  /// Adds `parts` as one generation of (kind, period, ledger, group), all pending and due at
+  /// `now`, to go to `group` ("": the implicit group of wecom.webhook_url). Idempotent: without
+  /// `force`, if any generation exists nothing is added and the latest is returned
+  /// (created=false). With `force`, a new generation (latest + 1) is added and any part of older
+  /// generations still pending is cancelled. Each group has its own generations. `parts` must
+  /// not be empty.
   EnqueueResult enqueue(const std::string& kind, const std::string& period,
                         const std::string& ledger, const std::vector<OutboxMessage>& parts,
-                        int64_t now, bool force);
+                        int64_t now, bool force, const std::string& group = "");
 
   /// The head of the queue: the lowest id that is pending or sending, if any. Parts are posted in
   /// id order, so a part never overtakes an earlier one that is still in flight or backing off.
@@ -115,7 +117,8 @@ class Outbox {
   std::vector<OutboxPart> list();
   /// The rows of one generation, part order.
   std::vector<OutboxPart> parts_of(const std::string& kind, const std::string& period,
-                                   const std::string& ledger, int generation);
+                                   const std::string& ledger, int generation,
+                                   const std::string& group = "");
 
   // --- scheduler_state ------------------------------------------------------------------------
   std::optional<std::string> state(const std::string& key);

@@ -365,6 +365,57 @@ UPDATE inbound SET outcome = 'rate_limited'
 CREATE INDEX inbound_not_recorded ON inbound (received_at)
   WHERE status = 'failed' OR outcome IN ('not_understood', 'rate_limited');
 )sql"},
+    // Several groups (README "Several groups (多个群)"): each outbox row names the group it goes
+    // to, and a bulletin is posted once per group, so the group joins the exactly-once key. Only
+    // the name is stored: the chat_id and webhook URL are looked up in the config when the row is
+    // sent (a webhook key is a credential that stays out of the database and its backups; a key
+    // rotated in the config applies to what is still queued; a group removed from the config
+    // fails its rows with a reason instead of posting somewhere stale). Rows queued before this
+    // step belong to the one implicit group of wecom.webhook_url (''). The table is rebuilt as
+    // in step 7, since SQLite cannot change a UNIQUE constraint in place.
+    {9, R"sql(
+CREATE TABLE outbox_v9 (
+  id              INTEGER PRIMARY KEY,
+  kind            TEXT NOT NULL CHECK (kind IN ('monthly', 'quarterly', 'reminder')),
+  period          TEXT NOT NULL,
+  ledger          TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education', 'all')),
+  generation      INTEGER NOT NULL CHECK (generation >= 1),
+  part            INTEGER NOT NULL,
+  parts           INTEGER NOT NULL,
+  msgtype         TEXT NOT NULL CHECK (msgtype IN ('markdown', 'text', 'image')),
+  body            TEXT NOT NULL,
+  status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                    ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  claim_id        INTEGER,
+  claimed_at      INTEGER,
+  last_error      TEXT NOT NULL DEFAULT '',
+  created_at      INTEGER NOT NULL,
+  sent_at         INTEGER,
+  target_group    TEXT NOT NULL DEFAULT '',
+  CHECK (part BETWEEN 1 AND parts),
+  UNIQUE (kind, period, ledger, target_group, part, generation)
+);
+INSERT INTO outbox_v9 SELECT id, kind, period, ledger, generation, part, parts, msgtype, body,
+  status, attempts, next_attempt_at, claim_id, claimed_at, last_error, created_at, sent_at, ''
+  FROM outbox;
+CREATE TABLE outbox_attempts_v9 (
+  id          INTEGER PRIMARY KEY,
+  outbox_id   INTEGER NOT NULL REFERENCES outbox_v9 (id),
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER,
+  outcome     TEXT
+);
+INSERT INTO outbox_attempts_v9 SELECT id, outbox_id, started_at, finished_at, outcome
+  FROM outbox_attempts;
+DROP TABLE outbox_attempts;
+DROP TABLE outbox;
+ALTER TABLE outbox_v9 RENAME TO outbox;
+ALTER TABLE outbox_attempts_v9 RENAME TO outbox_attempts;
+CREATE INDEX outbox_open ON outbox (id) WHERE status IN ('pending', 'sending');
+CREATE INDEX outbox_attempts_started ON outbox_attempts (started_at);
+)sql"},
 };
 
 constexpr const char* kPairingColumns =

@@ -169,6 +169,96 @@ TEST_CASE("Enqueue is idempotent per (kind, period, ledger); --force adds a gene
   CHECK(gen2[0].body.find("f1") != std::string::npos);
 }
 
+TEST_CASE("Each group has its own generations: once per group, --force per group", "[storage]") {
+  Store store(":memory:");
+  Outbox outbox(store);
+  const auto a = outbox.enqueue("monthly", "2026-11", "health", messages(2), T0, false, "A");
+  const auto b = outbox.enqueue("monthly", "2026-11", "health", messages(2), T0, false, "B");
+  const auto implicit = outbox.enqueue("monthly", "2026-11", "health", messages(1), T0, false);
+  CHECK(a.created);
+  CHECK(b.created);
+  CHECK(implicit.created);
+  CHECK(a.generation == 1);
+  CHECK(b.generation == 1);
+  CHECK_FALSE(outbox.enqueue("monthly", "2026-11", "health", messages(2), T0, false, "A").created);
+  const auto forced = outbox.enqueue("monthly", "2026-11", "health", messages(2), T0, true, "B");
+  CHECK(forced.generation == 2);
+  // Forcing B cancels B's pending parts only.
+  for (int64_t id : a.ids) CHECK(outbox.part(id)->status == OutboxStatus::Pending);
+  for (int64_t id : b.ids) CHECK(outbox.part(id)->status == OutboxStatus::Cancelled);
+  CHECK(outbox.part(implicit.ids[0])->status == OutboxStatus::Pending);
+  CHECK(outbox.part(a.ids[0])->group == "A");
+  CHECK(outbox.part(implicit.ids[0])->group.empty());
+  CHECK(outbox.parts_of("monthly", "2026-11", "health", 2, "B").size() == 2);
+  CHECK(outbox.parts_of("monthly", "2026-11", "health", 2, "A").empty());
+  CHECK(outbox.parts_of("monthly", "2026-11", "health", 1).size() == 1);
+}
+
+TEST_CASE("Migration 9: outbox rows get their group (''), every row, status and attempt kept",
+          "[storage]") {
+  TempDir dir;
+  const auto path = dir.file("bangfu.db");
+  { Store store(path); }
+  {
+    // Put the outbox back as migration 7 left it (version 8), with rows and attempts.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA foreign_keys = ON");
+    raw.exec(R"sql(
+DROP TABLE outbox_attempts;
+DROP TABLE outbox;
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('monthly', 'quarterly', 'reminder')),
+  period TEXT NOT NULL,
+  ledger TEXT NOT NULL CHECK (ledger IN ('cadre', 'health', 'education', 'all')),
+  generation INTEGER NOT NULL CHECK (generation >= 1),
+  part INTEGER NOT NULL, parts INTEGER NOT NULL,
+  msgtype TEXT NOT NULL CHECK (msgtype IN ('markdown', 'text', 'image')),
+  body TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+    ('pending', 'sending', 'sent', 'failed', 'unknown', 'cancelled')),
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  claim_id INTEGER, claimed_at INTEGER, last_error TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL, sent_at INTEGER,
+  CHECK (part BETWEEN 1 AND parts), UNIQUE (kind, period, ledger, part, generation));
+CREATE INDEX outbox_open ON outbox (id) WHERE status IN ('pending', 'sending');
+CREATE TABLE outbox_attempts (id INTEGER PRIMARY KEY,
+  outbox_id INTEGER NOT NULL REFERENCES outbox (id), started_at INTEGER NOT NULL,
+  finished_at INTEGER, outcome TEXT);
+CREATE INDEX outbox_attempts_started ON outbox_attempts (started_at);
+INSERT INTO outbox VALUES (7, 'monthly', '2026-11', 'cadre', 1, 1, 2, 'markdown', '{}', 'sent',
+  1, 100, 3, 100, '', 90, 101);
+INSERT INTO outbox VALUES (9, 'monthly', '2026-11', 'cadre', 1, 2, 2, 'image', '{}', 'pending',
+  1, 150, 4, 102, 'HTTP 502', 90, NULL);
+INSERT INTO outbox_attempts VALUES (3, 7, 100, 101, 'sent'), (4, 9, 102, 103, 'retry');
+PRAGMA user_version = 8;
+)sql");
+  }
+  Store store(path);
+  CHECK(store.schema_version() == Store(":memory:").schema_version());
+  Outbox outbox(store);
+  const auto rows = outbox.list();
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].id == 7);
+  CHECK(rows[0].status == OutboxStatus::Sent);
+  CHECK(rows[0].sent_at == 101);
+  CHECK(rows[1].id == 9);
+  CHECK(rows[1].msgtype == "image");
+  CHECK(rows[1].status == OutboxStatus::Pending);
+  CHECK(rows[1].last_error == "HTTP 502");
+  CHECK(rows[1].next_attempt_at == 150);
+  for (const auto& r : rows) CHECK(r.group.empty());  // the one group of wecom.webhook_url
+  CHECK(outbox.head()->id == 9);                      // still queued
+  // Queued before groups: the same bulletin is not queued again for that group, but is for a
+  // named one.
+  CHECK_FALSE(outbox.enqueue("monthly", "2026-11", "cadre", messages(1), 300, false).created);
+  CHECK(outbox.enqueue("monthly", "2026-11", "cadre", messages(1), 300, false, "A").created);
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  CHECK(raw.execAndGet("SELECT count(*) FROM outbox_attempts").getInt() == 2);
+  SQLite::Statement fk(raw, "PRAGMA foreign_key_check");
+  CHECK_FALSE(fk.executeStep());
+}
+
 TEST_CASE("A part is claimed once, then finished by the claim that holds it", "[storage]") {
   Store store(":memory:");
   Outbox outbox(store);
