@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "bot/delivery.h"
+#include "bot/groups.h"
 #include "bot/scheduler.h"
 #include "bot/webhook_channel.h"
 #include "bot/webhook_sender.h"
@@ -23,10 +24,27 @@ namespace {
 using storage::OutboxPart;
 using storage::OutboxStatus;
 
-// Where messages go: the one group of wecom.webhook_url.
+// Where messages go: each configured group (or the one group of wecom.webhook_url).
 std::vector<Target> targets_of(const Config& config) {
-  if (config.wecom.webhook_url.empty()) return {};
-  return {Target{"", "", config.wecom.webhook_url}};
+  return targets_of(delivery_groups(config));
+}
+
+// Display columns of a UTF-8 string as a terminal shows it: 2 for a CJK character, 1 otherwise.
+size_t columns(const std::string& s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    n += len >= 3 ? 2 : 1;
+    i += len;
+  }
+  return n;
+}
+
+// `s` padded with spaces to `width` display columns (at least one space after it).
+std::string pad(const std::string& s, size_t width) {
+  const size_t w = columns(s);
+  return s + std::string(w < width ? width - w + 1 : 1, ' ');
 }
 
 bool open(const OutboxPart& p) {
@@ -63,7 +81,8 @@ SchedulerSources sources_for(const Config& config, storage::Store& store,
     std::vector<ReminderEntry> out;
     for (const auto& ledger : f.ledgers)
       for (const auto& h : ledger.helpers)
-        out.push_back({h.helper_id, h.helper_name, h.unit, h.missed});
+        out.push_back({h.helper_id, h.helper_name, h.unit, h.missed,
+                       std::string(storage::ledger_code(ledger.ledger))});
     return out;
   };
   s.posted = [&config, &store](const handlers::Period& period,
@@ -103,6 +122,7 @@ bool report(const std::vector<OutboxPart>& parts, std::ostream& err) {
   bool all_sent = true;
   for (const auto& p : parts) {
     err << "part " << p.part << "/" << p.parts << " (outbox id " << p.id
+        << (p.group.empty() ? "" : ", group " + p.group)
         << "): " << storage::outbox_status_code(p.status);
     if (!p.last_error.empty() && p.status != OutboxStatus::Sent) err << ": " << p.last_error;
     err << "\n";
@@ -146,9 +166,16 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
   bool fake = false;
   const DeliveryClock clock = delivery_clock(fake);
   const storage::LocalTime now{clock(), config.utc_offset_seconds};
-  if (post && config.wecom.webhook_url.empty()) {
-    err << "bangfu: cannot post: config key 'wecom.webhook_url' (or BANGFU_WECOM_WEBHOOK_URL) is "
-           "not set\n";
+  const std::vector<GroupConfig> groups = groups_for(delivery_groups(config), ledger_code);
+  if (post && groups.empty()) {
+    if (delivery_groups(config).empty())
+      err << "bangfu: cannot post: config key 'wecom.webhook_url' (or BANGFU_WECOM_WEBHOOK_URL) "
+             "is not set, and there are no 'groups'\n";
+    else
+      err << "bangfu: cannot post: no group in 'groups' lists the " << ledger_code << " ledger"
+          << (ledger_code == "all" ? " (the district bulletin goes to groups that list all three)"
+                                   : "")
+          << "\n";
     return 1;
   }
   if (post && !(period->last() < now.date()))
@@ -216,8 +243,6 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
     return 0;
   }
 
-  const WebhookSender sender(config.wecom.webhook_url);  // checks the URL; its host for the log
-  WebhookChannel channel;
   std::vector<std::string> images;
   if (config.bulletin.charts) images = chart_pngs(std::move(chart_files));
   std::vector<size_t> too_large;
@@ -230,18 +255,36 @@ int cmd_bulletin(const Args& a, std::ostream& out, std::ostream& err) {
     return 1;
   }
   storage::Outbox outbox(store);
-  const auto queued = outbox.enqueue(kind, period_code(*period), ledger_code, messages,
-                                     now.unix_seconds, a.flag("force"));
-  if (queued.created) handlers::record_posted(store, *period, ledger, config.bulletin, now);
-  if (!queued.created)
-    err << "already queued as generation " << queued.generation
-        << " (--force posts it again); delivering what is left of it\n";
-  else
-    err << "queued " << queued.ids.size() << " part(s) as generation " << queued.generation
-        << "; posting to " << sender.host() << "\n";
+  const bool websocket = config.wecom.mode == WecomMode::Websocket;
+  std::vector<int64_t> ids;
+  bool created = false;
+  // One outbox generation per group: each group gets it exactly once.
+  for (const auto& group : groups) {
+    const auto queued = outbox.enqueue(kind, period_code(*period), ledger_code, messages,
+                                       now.unix_seconds, a.flag("force"), group.name);
+    created = created || queued.created;
+    ids.insert(ids.end(), queued.ids.begin(), queued.ids.end());
+    const std::string for_group = group.name.empty() ? "" : " for group " + group.name;
+    if (!queued.created)
+      err << "already queued" << for_group << " as generation " << queued.generation
+          << " (--force posts it again); delivering what is left of it\n";
+    else
+      err << "queued " << queued.ids.size() << " part(s)" << for_group << " as generation "
+          << queued.generation << "; posting to "
+          << (websocket ? "chat " + group.chat_id
+                        : WebhookSender(group.webhook_url).host())  // host only, never the key
+          << "\n";
+  }
+  if (created) handlers::record_posted(store, *period, ledger, config.bulletin, now);
+  if (websocket) {
+    // The bot has one live connection, held by the service: it sends what is queued.
+    err << "the running service (bangfu serve) sends it over the long connection\n";
+    return 0;
+  }
+  WebhookChannel channel;
   StreamLogger log(err);
   OutboxWorker worker(outbox, channel, targets_of(config), log, clock);
-  return report(drive(worker, outbox, queued.ids, clock, fake), err) ? 0 : 1;
+  return report(drive(worker, outbox, ids, clock, fake), err) ? 0 : 1;
 }
 
 int cmd_outbox_list(const Args& a, std::ostream& out, std::ostream&) {
@@ -257,9 +300,12 @@ int cmd_outbox_list(const Args& a, std::ostream& out, std::ostream&) {
     return storage::LocalTime{t, config.utc_offset_seconds}.iso().substr(0, 19);
   };
   char line[256];
-  std::snprintf(line, sizeof line, "%-6s %-9s %-10s %-9s %-4s %-6s %-9s %-5s %-19s %s\n", "ID",
-                "KIND", "PERIOD", "LEDGER", "GEN", "PART", "STATUS", "TRIES", "WHEN", "LAST ERROR");
-  out << line;
+  // GROUP is as wide as the widest group name ("-": the one group of wecom.webhook_url).
+  size_t group_width = 5;
+  for (const auto& p : parts) group_width = std::max(group_width, columns(group_label(p.group)));
+  std::snprintf(line, sizeof line, "%-6s %-9s %-10s %-9s %-4s %-6s %-9s %-5s %-19s ", "ID", "KIND",
+                "PERIOD", "LEDGER", "GEN", "PART", "STATUS", "TRIES", "WHEN");
+  out << line << pad("GROUP", group_width) << "LAST ERROR\n";
   for (const auto& p : parts) {
     std::string at;
     switch (p.status) {
@@ -282,7 +328,7 @@ int cmd_outbox_list(const Args& a, std::ostream& out, std::ostream&) {
                   p.generation, part.c_str(),
                   std::string(storage::outbox_status_code(p.status)).c_str(), p.attempts,
                   at.c_str());
-    out << line << clip(p.last_error, 200) << "\n";
+    out << line << pad(group_label(p.group), group_width) << clip(p.last_error, 200) << "\n";
   }
   return 0;
 }
@@ -302,8 +348,14 @@ int cmd_outbox_resend(const Args& a, std::ostream& out, std::ostream& err) {
     }
   }
   const bool post = a.flag("post");
-  if (post && config.wecom.webhook_url.empty()) {
-    err << "bangfu: cannot post: config key 'wecom.webhook_url' is not set\n";
+  if (post && delivery_groups(config).empty()) {
+    err << "bangfu: cannot post: config key 'wecom.webhook_url' is not set, and there are no "
+           "'groups'\n";
+    return 1;
+  }
+  if (post && config.wecom.mode == WecomMode::Websocket) {
+    err << "bangfu: --post: in websocket mode the running service sends what is queued (leave "
+           "out --post)\n";
     return 1;
   }
   bool fake = false;
@@ -322,7 +374,8 @@ int cmd_outbox_resend(const Args& a, std::ostream& out, std::ostream& err) {
       ok = false;
     } else {
       out << "part " << id << " (" << p->kind << " " << p->period << " " << p->ledger << " "
-          << p->part << "/" << p->parts << ") queued again\n";
+          << p->part << "/" << p->parts << (p->group.empty() ? "" : " group " + p->group)
+          << ") queued again\n";
     }
   }
   if (!ok || !post) return ok ? 0 : 1;
@@ -343,7 +396,7 @@ struct Delivery::Parts {
         outbox(store),
         worker(outbox, channel, targets_of(config), log, clock, worker_options(fake)),
         scheduler(
-            outbox, config.schedule, config.utc_offset_seconds,
+            outbox, config.schedule, delivery_groups(config), config.utc_offset_seconds,
             sources_for(config, store, templates, chart_style(config, log)), clock, log,
             [this] { worker.notify(); }, scheduler_options(fake)) {}
 
@@ -387,8 +440,10 @@ Delivery::Delivery(const Config& config, storage::Store& store,
   DeliveryClock clock = delivery_clock(fake);
   if (fake) log.warn("fake_clock", {{"source", "BANGFU_FAKE_CLOCK_FILE"}, {"use", "tests only"}});
   p_ = std::make_unique<Parts>(config, store, templates, log, std::move(clock), fake, channel);
-  log.info("delivery_started", {{"channel", p_->channel.name()},
-                                {"webhook_host", WebhookSender(config.wecom.webhook_url).host()}});
+  std::string groups;
+  for (const auto& g : delivery_groups(config))
+    groups += (groups.empty() ? "" : ",") + group_label(g.name);
+  log.info("delivery_started", {{"channel", p_->channel.name()}, {"groups", groups}});
   p_->worker.start();
   p_->scheduler.start();
 }
@@ -406,10 +461,10 @@ void Delivery::stop() {
 std::unique_ptr<Delivery> start_delivery(const Config& config, storage::Store& store,
                                          const handlers::Templates& templates, Logger& log,
                                          OutboundChannel* channel) {
-  if (config.wecom.webhook_url.empty()) {
+  if (delivery_groups(config).empty()) {
     log.warn("delivery_off", {{"reason",
-                               "wecom.webhook_url is not set: no bulletins, reminders "
-                               "or outbox sending"}});
+                               "neither groups nor wecom.webhook_url is set: no bulletins, "
+                               "reminders or outbox sending"}});
     return nullptr;
   }
   return std::make_unique<Delivery>(config, store, templates, log, channel);
@@ -424,10 +479,13 @@ std::vector<CommandSpec> bulletin_commands() {
        "                       [--chart-out DIR]\n"
        "Prints the bulletin (markdown, as the group sees it) for the district, or for one\n"
        "ledger. A period not yet over shows what is known so far.\n"
-       "--post  queues it in the outbox and sends it to the group robot (wecom.webhook_url),\n"
+       "--post  queues it in the outbox and sends it to every group that lists the ledger\n"
+       "        (config groups; the district bulletin: groups with all three ledgers; without\n"
+       "        groups: wecom.webhook_url), once per group,\n"
        "        split into numbered parts of at most 4096 bytes, at most 20 messages a minute,\n"
        "        retrying rate limits and network failures; exits when every part is sent (0)\n"
-       "        or has failed (1). Each (kind, period, ledger) is posted once: again without\n"
+       "        or has failed (1). Each (kind, period, ledger, group) is posted once: again "
+       "without\n"
        "        --force only finishes what is left. Only a period that is over can be posted.\n"
        "--force posts it again as a new generation.\n"
        "--chart-out DIR  also writes the coverage charts as PNG files into DIR (created if\n"
@@ -437,10 +495,11 @@ std::vector<CommandSpec> bulletin_commands() {
        {"post", "force"},
        cmd_bulletin},
       {"outbox list",
-       "list the messages queued for the group robot",
+       "list the messages queued for the groups",
        "usage: bangfu outbox list --config FILE\n"
        "One line per message part: id, kind, period, ledger, generation, part/parts, status,\n"
-       "attempts, when (sent, next try, or claimed) and the last error.\n"
+       "attempts, when (sent, next try, or claimed), the group it goes to (- : the one group\n"
+       "of wecom.webhook_url) and the last error.\n"
        "Status: pending, sending, sent, failed (permanent error or retries exhausted),\n"
        "unknown (the sender stopped during the POST: maybe posted, not resent), cancelled\n"
        "(superseded by --force).\n",

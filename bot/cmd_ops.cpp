@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "bot/config.h"
+#include "bot/groups.h"
 #include "bot/wecom_crypto.h"
 #include "charts/chart.h"
 #include "handlers/bulletin.h"
@@ -281,15 +282,6 @@ std::string secret(const std::string& value) {
   return value.empty() ? "(not set)" : "***";
 }
 
-// The webhook URL with the key as ***.
-std::string starred_url(const std::string& url) {
-  const size_t k = url.find("key=");
-  if (k == std::string::npos) return url;
-  size_t end = url.find('&', k);
-  if (end == std::string::npos) end = url.size();
-  return url.substr(0, k + 4) + "***" + url.substr(end);
-}
-
 // When root creates the database in a folder that belongs to the service user (config check run
 // with sudo before the first start), the new files are handed to that user, so that the
 // service can open them.
@@ -349,9 +341,21 @@ int cmd_config_check(const Args& a, std::ostream& out, std::ostream&) {
       row("wecom.secret", secret(c.wecom.secret));
       row("wecom.ws_url", c.wecom.ws_url);
     }
-    row("wecom.webhook_url", c.wecom.webhook_url.empty()
-                                 ? "(not set: bulletins and reminders are not posted)"
-                                 : starred_url(c.wecom.webhook_url));
+    if (c.groups.empty()) {
+      row("wecom.webhook_url",
+          c.wecom.webhook_url.empty()
+              ? "(not set: bulletins and reminders are not posted)"
+              : mask_webhook_url(c.wecom.webhook_url) + " (the one group: every ledger)");
+    } else {
+      // Each group: the ledgers whose bulletins and reminders it gets, and where they go.
+      for (size_t i = 0; i < c.groups.size(); ++i) {
+        const auto& g = c.groups[i];
+        std::string where = g.name + ": " + joined(g.ledgers);
+        if (!g.chat_id.empty()) where += "; chat_id " + g.chat_id;
+        if (!g.webhook_url.empty()) where += "; webhook " + mask_webhook_url(g.webhook_url);
+        row("groups[" + std::to_string(i) + "]", where);
+      }
+    }
     row("bulletin.unit_threshold_percent", std::to_string(c.bulletin.unit_threshold_percent));
     row("bulletin.name_helpers", c.bulletin.name_helpers ? "true" : "false");
     row("bulletin.occasion_window_days", std::to_string(c.bulletin.occasion_window_days));

@@ -313,6 +313,98 @@ OfficeConfig parse_office(const json& root) {
   return o;
 }
 
+// `groups` (README "Several groups (多个群)"): each field checked on its own, so one bad field
+// does not hide the next; a group goes into the list once its name is usable.
+std::vector<GroupConfig> parse_groups(const json& root, const WecomConfig& wecom, Problems& p) {
+  std::vector<GroupConfig> out;
+  auto it = root.find("groups");
+  if (it == root.end() || it->is_null()) return out;
+  const bool callback = wecom.mode == WecomMode::Callback;
+  if (!it->is_array() || it->empty())
+    throw ConfigError(
+        "config key 'groups' must be a non-empty list of {\"name\", \"chat_id\", \"ledgers\", "
+        "\"webhook_url\"} (leave it out to post everything to wecom.webhook_url)");
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& g = (*it)[i];
+    const std::string path = "groups[" + std::to_string(i) + "]";
+    if (!g.is_object()) {
+      p.add("config key '" + path +
+                "' must be an object like {\"name\": \"高新扶贫\", \"ledgers\": [\"cadre\"], "
+                "\"webhook_url\": \"https://…\"}",
+            true);
+      continue;
+    }
+    GroupConfig group;
+    bool named = false;
+    p.run([&] { only_keys(g, path, {"name", "chat_id", "ledgers", "webhook_url"}); });
+    p.run([&] {
+      group.name = get_string(g, "name", path + ".name", "", true);
+      // Shown in `outbox list` columns and in logs: one word, printable.
+      bool printable = !group.name.empty() && group.name.size() <= 64;
+      for (unsigned char ch : group.name) printable = printable && ch > 0x20 && ch != 0x7F;
+      if (!printable)
+        throw ConfigError("config key '" + path +
+                          ".name' must be 1-64 bytes with no spaces or control characters");
+      for (const auto& other : out)
+        if (other.name == group.name)
+          throw ConfigError("config key '" + path + ".name': the name '" + group.name +
+                            "' is used by another group");
+      named = true;
+    });
+    p.run([&] {
+      group.chat_id = get_string(g, "chat_id", path + ".chat_id", "", false);
+      if (group.chat_id.empty() && !callback)
+        throw ConfigError("config key '" + path +
+                          ".chat_id' is missing: the group's chatid (websocket mode posts to it "
+                          "with aibot_send_msg)");
+    });
+    p.run([&] {
+      const std::string what = "config key '" + path +
+                               ".ledgers' must be a non-empty list of \"cadre\", \"health\" and "
+                               "\"education\"";
+      const auto l = g.find("ledgers");
+      if (l == g.end() || !l->is_array() || l->empty()) throw ConfigError(what);
+      for (const auto& v : *l) {
+        if (!v.is_string()) throw ConfigError(what);
+        const std::string code = v.get<std::string>();
+        if (code != "cadre" && code != "health" && code != "education") throw ConfigError(what);
+        if (std::find(group.ledgers.begin(), group.ledgers.end(), code) == group.ledgers.end())
+          group.ledgers.push_back(code);
+      }
+    });
+    p.run([&] {
+      group.webhook_url = get_string(g, "webhook_url", path + ".webhook_url", "", false);
+      if (group.webhook_url.empty()) {
+        if (callback)
+          throw ConfigError("config key '" + path +
+                            ".webhook_url' is missing: the group robot's webhook URL (callback "
+                            "mode posts through it)");
+      } else if (!callback) {
+        p.add("config key '" + path +
+                  ".webhook_url' is not used in websocket mode (messages go to chat_id over the "
+                  "long connection)",
+              false);
+        group.webhook_url.clear();
+      } else {
+        // The sender's own checks (https://, or http:// to the loopback only).
+        WebhookSender check(group.webhook_url, path + ".webhook_url");
+        for (const auto& other : out)
+          if (other.webhook_url == group.webhook_url)
+            p.add("config key '" + path + ".webhook_url' is the same robot as group '" +
+                      other.name + "': that group would get each message twice",
+                  false);
+      }
+    });
+    if (named) out.push_back(std::move(group));
+  }
+  if (callback && !wecom.webhook_url.empty())
+    p.add(
+        "config key 'wecom.webhook_url' is not used when 'groups' is set: give that robot to a "
+        "group",
+        false);
+  return out;
+}
+
 bool is_alnum(const std::string& s) {
   for (unsigned char c : s)
     if (!std::isalnum(c)) return false;
@@ -464,7 +556,7 @@ ConfigCheck check_config(const std::string& json_text,
     else
       c.wecom.webhook_url = get_string(*w, "webhook_url", "wecom.webhook_url", "", false);
     // The sender's own checks (https://, or http:// to the loopback only): it throws ConfigError.
-    if (!c.wecom.webhook_url.empty()) WebhookSender check(c.wecom.webhook_url);
+    if (!c.wecom.webhook_url.empty()) WebhookSender check(c.wecom.webhook_url, "wecom.webhook_url");
   });
   p.run([&] { c.wecom.receive_id = get_string(*w, "receive_id", "wecom.receive_id", "", false); });
   p.run([&] {
@@ -518,6 +610,7 @@ ConfigCheck check_config(const std::string& json_text,
   p.run([&] { c.schedule = parse_schedule(root, p); });
   p.run([&] { c.limits = parse_limits(root, p); });
   p.run([&] { c.office = parse_office(root); });
+  p.run([&] { c.groups = parse_groups(root, c.wecom, p); });
   return result;
 }
 

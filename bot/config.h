@@ -103,6 +103,14 @@ struct OfficeConfig {
   bool behind_proxy = false;
 };
 
+/// One group the bot posts to (`groups[]`; README "Several groups (多个群)").
+struct GroupConfig {
+  std::string name;                  // unique; shown by `outbox list`
+  std::string chat_id;               // the group's chatid: required in websocket mode
+  std::vector<std::string> ledgers;  // "cadre", "health", "education": whose bulletins it gets
+  std::string webhook_url;           // its group robot: required in callback mode
+};
+
 /// The service configuration (README "Config"). Built once in main; passed by reference.
 struct Config {
   std::string listen_host = "127.0.0.1";
@@ -120,6 +128,9 @@ struct Config {
   ScheduleConfig schedule;             // `schedule.*`
   LimitsConfig limits;                 // `limits.*`
   OfficeConfig office;                 // `office.*`
+  /// `groups`: where bulletins and reminders go. Empty: the one group of wecom.webhook_url,
+  /// all ledgers (bot/groups.h delivery_groups).
+  std::vector<GroupConfig> groups;
 };
 
 /// One thing wrong with a config. `key` is the dotted key it concerns ("" for the file as a

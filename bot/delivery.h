@@ -73,6 +73,7 @@ struct ReminderEntry {
   std::string helper_name;
   std::string unit;
   int unvisited = 0;
+  std::string ledger;  // "cadre", "health", "education": which groups see the line (bot/groups.h)
 };
 
 /// The reminder as `text` messages for `day`: one line per helper (name, unit, count), split so

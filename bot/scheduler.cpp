@@ -1,5 +1,7 @@
 #include "bot/scheduler.h"
 
+#include "bot/groups.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
@@ -128,11 +130,13 @@ std::vector<Moment> due_moments(const ScheduleConfig& s, int offset, int64_t fir
 
 // --- Scheduler ---------------------------------------------------------------------------------
 
-Scheduler::Scheduler(storage::Outbox& outbox, ScheduleConfig schedule, int utc_offset_seconds,
+Scheduler::Scheduler(storage::Outbox& outbox, ScheduleConfig schedule,
+                     std::vector<GroupConfig> groups, int utc_offset_seconds,
                      SchedulerSources sources, DeliveryClock clock, Logger& log,
                      std::function<void()> on_enqueued, Options options)
     : outbox_(outbox),
       schedule_(std::move(schedule)),
+      groups_(std::move(groups)),
       utc_offset_(utc_offset_seconds),
       sources_(std::move(sources)),
       clock_(std::move(clock)),
@@ -169,17 +173,28 @@ void Scheduler::fire(const Moment& m, int64_t now) {
   const storage::LocalTime local{now, utc_offset_};
   const std::string at = storage::LocalTime{m.at, utc_offset_}.iso();
   if (m.kind == Moment::Kind::Reminder) {
-    const auto messages = reminder_messages(sources_.unvisited(local), local.date());
-    if (messages.empty()) {
-      log_.info("reminder_none", {{"key", m.key}, {"moment", at}});
-      return;
+    const auto entries = sources_.unvisited(local);
+    for (const auto& group : groups_) {
+      const auto messages = reminder_messages(reminder_entries_for(group, entries), local.date());
+      if (messages.empty()) {
+        log_.info("reminder_none",
+                  {{"key", m.key}, {"moment", at}, {"group", group_label(group.name)}});
+        continue;
+      }
+      outbox_.enqueue("reminder", m.day.iso(), "all", messages, now, false, group.name);
+      log_.info("scheduled", {{"key", m.key},
+                              {"moment", at},
+                              {"group", group_label(group.name)},
+                              {"messages", std::to_string(messages.size())}});
     }
-    outbox_.enqueue("reminder", m.day.iso(), "all", messages, now, false);
-    log_.info("scheduled",
-              {{"key", m.key}, {"moment", at}, {"messages", std::to_string(messages.size())}});
     return;
   }
   for (const std::string& ledger : schedule_.ledgers) {
+    const auto to = groups_for(groups_, ledger);
+    if (to.empty()) {
+      log_.info("no_group", {{"key", m.key}, {"ledger", ledger}});
+      continue;
+    }
     const std::optional<storage::Ledger> only =
         ledger == "all" ? std::nullopt : storage::ledger_from(ledger);
     const std::string markdown = sources_.render(m.period, only, local);
@@ -201,15 +216,20 @@ void Scheduler::fire(const Moment& m, int64_t now) {
                                     {"chart", std::to_string(i + 1)},
                                     {"bytes", std::to_string(images[i].size())}});
     if (messages.empty()) continue;
-    const auto r = outbox_.enqueue(std::string(kind_code(m.kind)), period_code(m.period), ledger,
-                                   messages, now, false);
-    if (r.created && sources_.posted) sources_.posted(m.period, only, local);
-    log_.info("scheduled", {{"key", m.key},
-                            {"moment", at},
-                            {"ledger", ledger},
-                            {"parts", std::to_string(messages.size())},
-                            {"charts", std::to_string(images.size() - too_large.size())},
-                            {"queued", r.created ? "1" : "0 (already queued)"}});
+    bool created = false;
+    for (const auto& group : to) {
+      const auto r = outbox_.enqueue(std::string(kind_code(m.kind)), period_code(m.period), ledger,
+                                     messages, now, false, group.name);
+      created = created || r.created;
+      log_.info("scheduled", {{"key", m.key},
+                              {"moment", at},
+                              {"ledger", ledger},
+                              {"group", group_label(group.name)},
+                              {"parts", std::to_string(messages.size())},
+                              {"charts", std::to_string(images.size() - too_large.size())},
+                              {"queued", r.created ? "1" : "0 (already queued)"}});
+    }
+    if (created && sources_.posted) sources_.posted(m.period, only, local);
   }
 }
 

@@ -14,7 +14,9 @@
 // - Reminders catch up only within their month, and only the latest one missed: a reminder about
 //   "this month" is stale once the month is over, and two missed reminders are one reminder.
 // - Each bulletin moment queues one bulletin per entry of `schedule.ledgers`, in that order
-//   (default: cadre, health, education; "all" is the district bulletin).
+//   (default: cadre, health, education; "all" is the district bulletin), once for each group that
+//   takes it (bot/groups.h): rendered once, queued per group, exactly once per group.
+// - A reminder goes to each group with the lines of the ledgers it lists.
 
 #include <chrono>
 #include <condition_variable>
@@ -92,8 +94,9 @@ class Scheduler {
     std::chrono::milliseconds error_wait{std::chrono::minutes(5)};  // after a failed pass
   };
 
-  Scheduler(storage::Outbox& outbox, ScheduleConfig schedule, int utc_offset_seconds,
-            SchedulerSources sources, DeliveryClock clock, Logger& log,
+  /// `groups`: where each ledger's messages go (bot/groups.h delivery_groups).
+  Scheduler(storage::Outbox& outbox, ScheduleConfig schedule, std::vector<GroupConfig> groups,
+            int utc_offset_seconds, SchedulerSources sources, DeliveryClock clock, Logger& log,
             std::function<void()> on_enqueued, Options options);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
@@ -116,6 +119,7 @@ class Scheduler {
 
   storage::Outbox& outbox_;
   ScheduleConfig schedule_;
+  std::vector<GroupConfig> groups_;
   int utc_offset_;
   SchedulerSources sources_;
   DeliveryClock clock_;

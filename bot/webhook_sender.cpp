@@ -27,9 +27,9 @@ std::string redact(std::string s, const std::string& secret) {
 
 }  // namespace
 
-WebhookSender::WebhookSender(const std::string& url) {
-  auto bad = [](const std::string& why) {
-    return ConfigError("config key 'wecom.webhook_url' " + why);
+WebhookSender::WebhookSender(const std::string& url, const std::string& key) {
+  auto bad = [&key](const std::string& why) {
+    return ConfigError("config key '" + key + "' " + why);
   };
   std::string scheme;
   if (url.rfind("https://", 0) == 0)

@@ -14,8 +14,8 @@ namespace bot {
 /// Thread-safe (each post uses its own connection).
 class WebhookSender : public handlers::Sender {
  public:
-  /// Throws ConfigError (bot/config.h) naming `wecom.webhook_url` for a URL it cannot use.
-  explicit WebhookSender(const std::string& url);
+  /// Throws ConfigError (bot/config.h) naming the config key `key` for a URL it cannot use.
+  explicit WebhookSender(const std::string& url, const std::string& key = "wecom.webhook_url");
 
   handlers::SendResult post(const std::string& json_body) override;
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "bot/delivery.h"
+#include "bot/groups.h"
 #include "bot/scheduler.h"
 #include "bot/webhook_channel.h"
 #include "bot/webhook_sender.h"
@@ -134,6 +135,11 @@ bot::WebhookChannel via(handlers::Sender& sender) {
 // The one implicit group of wecom.webhook_url (a config without `groups`).
 std::vector<bot::Target> one_group() {
   return {bot::Target{"", "", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"}};
+}
+
+// The one implicit group as the scheduler routes to it: every ledger.
+std::vector<bot::GroupConfig> one_group_config() {
+  return {bot::GroupConfig{"", "", {"cadre", "health", "education"}, one_group()[0].webhook_url}};
 }
 
 // The retry policy over what the group robot answered.
@@ -345,12 +351,12 @@ TEST_CASE("Reminders mention only helpers with unvisited pairings, with the coun
           "[delivery]") {
   const Date day{2026, 11, 20};
   CHECK(bot::reminder_messages({}, day).empty());
-  CHECK(bot::reminder_messages({{"u1", "张伟", "区财政局", 0}}, day).empty());  // all done
+  CHECK(bot::reminder_messages({{"u1", "张伟", "区财政局", 0, "cadre"}}, day).empty());  // all done
 
-  const auto msgs = bot::reminder_messages({{"u2", "王芳", "区民政局", 2},
-                                            {"u1", "张伟", "区财政局", 3},
-                                            {"u3", "赵磊", "区人民医院", 0},
-                                            {"u1", "张伟", "区财政局", 1}},
+  const auto msgs = bot::reminder_messages({{"u2", "王芳", "区民政局", 2, "cadre"},
+                                            {"u1", "张伟", "区财政局", 3, "cadre"},
+                                            {"u3", "赵磊", "区人民医院", 0, "cadre"},
+                                            {"u1", "张伟", "区财政局", 1, "cadre"}},
                                            day);
   REQUIRE(msgs.size() == 1);
   CHECK(msgs[0].msgtype == "text");
@@ -369,7 +375,7 @@ TEST_CASE("A long reminder splits into messages of at most 2048 bytes, each ment
   std::vector<ReminderEntry> entries;
   for (int i = 0; i < 300; ++i)
     entries.push_back({"user" + std::to_string(i), "帮扶人" + std::to_string(i),
-                       "单位" + std::to_string(i % 40), 1 + i % 4});
+                       "单位" + std::to_string(i % 40), 1 + i % 4, "cadre"});
   const auto msgs = bot::reminder_messages(entries, Date{2026, 11, 28});
   REQUIRE(msgs.size() >= 3);
   std::multiset<std::string> mentioned;
@@ -883,7 +889,7 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
   FakeClock clock(local(2026, 11, 15, 10));
   RecordingLogger log;
   int renders = 0, wakes = 0;
-  std::vector<ReminderEntry> unvisited = {{"u1", "张伟", "区财政局", 2}};
+  std::vector<ReminderEntry> unvisited = {{"u1", "张伟", "区财政局", 2, "cadre"}};
   bot::SchedulerSources sources;
   sources.render = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
                        storage::LocalTime) {
@@ -900,8 +906,8 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
   };
   auto make = [&](Outbox& outbox) {
     return std::make_unique<bot::Scheduler>(
-        outbox, ScheduleConfig{}, kOffset, sources, clock.fn(), log, [&] { ++wakes; },
-        bot::Scheduler::Options{});
+        outbox, ScheduleConfig{}, one_group_config(), kOffset, sources, clock.fn(), log,
+        [&] { ++wakes; }, bot::Scheduler::Options{});
   };
   {
     Store store(path);
@@ -953,6 +959,101 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
 }
 
 TEST_CASE(
+    "Several groups: each ledger's bulletins and reminders to every group that lists it, "
+    "once per group",
+    "[delivery]") {
+  TempDir dir;
+  const auto path = dir.file("bangfu.db");
+  FakeClock clock(local(2026, 11, 15, 10));
+  RecordingLogger log;
+  int renders = 0;
+  bot::SchedulerSources sources;
+  sources.render = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
+                       storage::LocalTime) {
+    ++renders;
+    return "## " + bot::period_code(p) + " " + (l ? std::string(storage::ledger_code(*l)) : "all");
+  };
+  sources.unvisited = [](storage::LocalTime) {
+    return std::vector<ReminderEntry>{{"u1", "张伟", "区财政局", 2, "cadre"},
+                                      {"u2", "赵医生", "区人民医院", 1, "health"}};
+  };
+  std::vector<std::string> posted;
+  sources.posted = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
+                       storage::LocalTime) {
+    posted.push_back(bot::period_code(p) + " " +
+                     (l ? std::string(storage::ledger_code(*l)) : "all"));
+  };
+  ScheduleConfig schedule;
+  schedule.ledgers = {"cadre", "health", "education", "all"};
+  const std::vector<bot::GroupConfig> groups = {
+      {"district", "", {"cadre", "health", "education"}, "https://qyapi.weixin.qq.com/x?key=d"},
+      {"health", "", {"health"}, "https://qyapi.weixin.qq.com/x?key=h"},
+      {"schools", "", {"education"}, "https://qyapi.weixin.qq.com/x?key=s"}};
+  auto make = [&](Outbox& outbox) {
+    return std::make_unique<bot::Scheduler>(outbox, schedule, groups, kOffset, sources, clock.fn(),
+                                            log, nullptr, bot::Scheduler::Options{});
+  };
+  {
+    Store store(path);
+    Outbox outbox(store);
+    CHECK(make(outbox)->run_once().empty());  // the first run
+  }
+  clock.set(local(2026, 11, 20, 16));
+  {
+    Store store(path);
+    Outbox outbox(store);
+    CHECK(keys(make(outbox)->run_once()) == std::vector<std::string>{"reminder:2026-11-20"});
+    std::vector<std::string> what;
+    for (const auto& r : outbox.list())
+      what.push_back(r.group + ": " + json::parse(r.body)["text"]["mentioned_list"].dump());
+    // schools: nobody of the education ledger has anything left: no reminder at all.
+    CHECK(what == std::vector<std::string>{R"(district: ["u2","u1"])", R"(health: ["u2"])"});
+  }
+  clock.set(local(2026, 12, 1, 9, 30));
+  for (int restart = 0; restart < 2; ++restart) {
+    Store store(path);
+    Outbox outbox(store);
+    make(outbox)->run_once();
+    std::vector<std::string> what;
+    for (const auto& r : outbox.list())
+      if (r.kind == "monthly")
+        what.push_back(r.group + " " + r.ledger + " gen " + std::to_string(r.generation));
+    CAPTURE(restart);
+    CHECK(what == std::vector<std::string>{"district cadre gen 1", "district health gen 1",
+                                           "health health gen 1", "district education gen 1",
+                                           "schools education gen 1", "district all gen 1"});
+  }
+  CHECK(renders == 4);  // each bulletin rendered once, whatever the number of groups
+  CHECK(posted == std::vector<std::string>{"2026-11 cadre", "2026-11 health", "2026-11 education",
+                                           "2026-11 all"});
+
+  // Delivery: each row to its own group's robot; a group gone from the config fails its rows.
+  Store store(path);
+  Outbox outbox(store);
+  std::vector<std::string> urls;
+  RecordingSender sender(clock);
+  bot::WebhookChannel channel([&](const std::string& url) -> handlers::Sender& {
+    urls.push_back(url.substr(url.find("key=") + 4));
+    return sender;
+  });
+  auto targets = bot::targets_of(groups);
+  targets.pop_back();  // "schools" removed from the config since its rows were queued
+  OutboxWorker worker(outbox, channel, targets, log, clock.fn());
+  while (worker.step().kind == OutboxWorker::Step::Kind::Posted) {
+  }
+  CHECK(urls == std::vector<std::string>{"d", "h", "d", "d", "h", "d", "d"});
+  for (const auto& r : outbox.list()) {
+    CAPTURE(r.group, r.ledger);
+    if (r.group == "schools") {
+      CHECK(r.status == OutboxStatus::Failed);
+      CHECK(r.last_error == "group 'schools' is not in the config (any more)");
+    } else {
+      CHECK(r.status == OutboxStatus::Sent);
+    }
+  }
+}
+
+TEST_CASE(
     "The scheduler queues each bulletin's charts after its text, once, and posts them in order",
     "[delivery]") {
   TempDir dir;
@@ -977,7 +1078,7 @@ TEST_CASE(
   sources.unvisited = [](storage::LocalTime) { return std::vector<ReminderEntry>{}; };
   auto make = [&](Outbox& outbox) {
     return std::make_unique<bot::Scheduler>(
-        outbox, ScheduleConfig{}, kOffset, sources, clock.fn(), log, [] {},
+        outbox, ScheduleConfig{}, one_group_config(), kOffset, sources, clock.fn(), log, [] {},
         bot::Scheduler::Options{});
   };
   {
@@ -1038,7 +1139,8 @@ TEST_CASE("A chart that cannot be drawn does not hold the bulletin's text back",
   ScheduleConfig schedule;
   schedule.ledgers = {"cadre"};
   bot::Scheduler sched(
-      outbox, schedule, kOffset, sources, clock.fn(), log, [] {}, bot::Scheduler::Options{});
+      outbox, schedule, one_group_config(), kOffset, sources, clock.fn(), log, [] {},
+      bot::Scheduler::Options{});
   sched.run_once();
   clock.set(local(2026, 12, 1, 9, 30));
   CHECK(keys(sched.run_once()) == std::vector<std::string>{"monthly:2026-11"});
@@ -1062,8 +1164,8 @@ TEST_CASE("A reminder with everyone done posts nothing; a failed render is tried
     return "## ok";
   };
   sources.unvisited = [](storage::LocalTime) { return std::vector<ReminderEntry>{}; };
-  bot::Scheduler sched(outbox, ScheduleConfig{}, kOffset, sources, clock.fn(), log, nullptr,
-                       bot::Scheduler::Options{});
+  bot::Scheduler sched(outbox, ScheduleConfig{}, one_group_config(), kOffset, sources, clock.fn(),
+                       log, nullptr, bot::Scheduler::Options{});
   CHECK(sched.run_once().empty());
   clock.set(local(2026, 11, 20, 16));
   CHECK(keys(sched.run_once()) == std::vector<std::string>{"reminder:2026-11-20"});
