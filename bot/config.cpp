@@ -9,6 +9,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "bot/groups.h"
 #include "bot/webhook_sender.h"
 
 // Set per build in bot/CMakeLists.txt: the build tree, the source tree's templates, and the
@@ -611,6 +612,22 @@ ConfigCheck check_config(const std::string& json_text,
   p.run([&] { c.limits = parse_limits(root, p); });
   p.run([&] { c.office = parse_office(root); });
   p.run([&] { c.groups = parse_groups(root, c.wecom, p); });
+  // A group that none of the scheduled bulletins goes to gets reminders only: likely a mistake.
+  for (size_t i = 0; i < c.groups.size(); ++i) {
+    bool any = false;
+    for (const auto& ledger : c.schedule.ledgers) any = any || takes_ledger(c.groups[i], ledger);
+    if (!any && !c.groups[i].ledgers.empty())  // no ledgers at all: refused above
+      p.add(
+          "config key 'groups': group '" + c.groups[i].name +
+              "' gets no scheduled bulletin (schedule.ledgers is " +
+              [&] {
+                std::string l;
+                for (const auto& x : c.schedule.ledgers) l += (l.empty() ? "" : ", ") + x;
+                return l.empty() ? std::string("empty") : l;
+              }() +
+              "), only reminders",
+          false);
+  }
   return result;
 }
 

@@ -171,6 +171,20 @@ TEST_CASE("With groups, wecom.webhook_url is not used (and check says so)", "[bo
   CHECK(names(bot::delivery_groups(c)) == std::vector<std::string>{"A"});
 }
 
+TEST_CASE("A group that no scheduled bulletin goes to is a warning", "[bot]") {
+  json j = callback_config(
+      json::array({{{"name", "A"},
+                    {"ledgers", {"cadre", "health", "education"}},
+                    {"webhook_url", kRobot + "a"}},
+                   {{"name", "B"}, {"ledgers", {"health"}}, {"webhook_url", kRobot + "b"}}}));
+  j["schedule"] = {{"ledgers", {"all"}}};
+  CHECK(problems(j) == std::vector<std::string>{
+                           "groups (warning): config key 'groups': group 'B' gets no scheduled "
+                           "bulletin (schedule.ledgers is all), only reminders"});
+  j["schedule"] = {{"ledgers", {"health"}}};
+  CHECK(problems(j).empty());
+}
+
 TEST_CASE("Without groups, wecom.webhook_url is one group with every ledger", "[bot]") {
   json j = callback_config(nullptr);
   CHECK(bot::delivery_groups(bot::parse_config(j.dump(), {}, "/srv")).empty());
