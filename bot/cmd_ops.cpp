@@ -342,10 +342,9 @@ int cmd_config_check(const Args& a, std::ostream& out, std::ostream&) {
       row("wecom.ws_url", c.wecom.ws_url);
     }
     if (c.groups.empty()) {
-      row("wecom.webhook_url",
-          c.wecom.webhook_url.empty()
-              ? "(not set: bulletins and reminders are not posted)"
-              : mask_webhook_url(c.wecom.webhook_url) + " (the one group: every ledger)");
+      row("wecom.webhook_url", c.wecom.webhook_url.empty()
+                                   ? "(not set: bulletins and reminders are not posted)"
+                                   : mask_webhook_url(c.wecom.webhook_url));
     } else {
       // Each group: the ledgers whose bulletins and reminders it gets, and where they go.
       for (size_t i = 0; i < c.groups.size(); ++i) {
