@@ -47,7 +47,7 @@ WebhookChannel::WebhookChannel()
     : sender_for_([this](const std::string& url) -> handlers::Sender& {
         std::lock_guard lock(mu_);
         auto& s = senders_[url];
-        if (!s) s = std::make_unique<WebhookSender>(url);
+        if (!s) s = std::make_unique<WebhookSender>(url, "webhook_url");
         return *s;
       }) {}
 

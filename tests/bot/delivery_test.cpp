@@ -1385,6 +1385,24 @@ TEST_CASE("The webhook sender tells 'not sent' from 'maybe sent'", "[delivery]")
   }
 }
 
+TEST_CASE("The webhook channel answers a group it cannot post to with a failure, not a throw",
+          "[delivery]") {
+  bot::WebhookChannel channel;
+  using S = bot::PostResult::Status;
+  auto r = channel.post_markdown({"卫生健康", "", ""}, "x");
+  CHECK(r.status == S::Failed);
+  CHECK(r.message == "group '卫生健康' has no webhook_url");
+  r = channel.post_text({"卫生健康", "", "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"},
+                        "x", {"u1"});
+  CHECK(r.status == S::Failed);
+  CHECK(r.message ==
+        "group '卫生健康': config key 'webhook_url' must use https:// (plain http:// is allowed "
+        "only to 127.0.0.1 or localhost)");
+  r = channel.post_image({"g", "", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"},
+                         std::string(bot::kImageLimit + 1, 'x'));
+  CHECK(r.status == S::Failed);
+}
+
 TEST_CASE("The webhook sender refuses URLs it must not use", "[delivery]") {
   auto url = GENERATE(as<std::string>{}, "http://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
                       "http://10.0.0.1/send?key=k", "qyapi.weixin.qq.com/send?key=k",
