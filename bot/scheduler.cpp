@@ -1,10 +1,10 @@
 #include "bot/scheduler.h"
 
-#include "bot/groups.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <tuple>
+
+#include "bot/groups.h"
 
 namespace bot {
 namespace {
