@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "bot/groups.h"
 #include "bot/wecom_crypto.h"
 
 namespace bot {
@@ -377,7 +378,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                  {"kind", p.kind},
                                  {"period", p.period},
                                  {"ledger", p.ledger},
-                                 {"group", p.group},
+                                 {"group", group_label(p.group)},
                                  {"part", std::to_string(p.part) + "/" + std::to_string(p.parts)},
                                  {"reason", p.last_error}});
   const auto head = outbox_.head();
@@ -404,7 +405,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                 {"kind", head->kind},
                                 {"period", head->period},
                                 {"ledger", head->ledger},
-                                {"group", head->group},
+                                {"group", group_label(head->group)},
                                 {"part", part},
                                 {"attempts", attempts}});
       break;
@@ -422,7 +423,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                    {"kind", head->kind},
                                    {"period", head->period},
                                    {"ledger", head->ledger},
-                                   {"group", head->group},
+                                   {"group", group_label(head->group)},
                                    {"part", part},
                                    {"attempts", attempts},
                                    {"error", d.reason}});
@@ -433,7 +434,7 @@ OutboxWorker::Step OutboxWorker::step() {
                                    {"kind", head->kind},
                                    {"period", head->period},
                                    {"ledger", head->ledger},
-                                   {"group", head->group},
+                                   {"group", group_label(head->group)},
                                    {"part", part},
                                    {"reason", d.reason}});
       break;
