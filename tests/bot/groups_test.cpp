@@ -72,7 +72,8 @@ TEST_CASE("groups: read in order, with their ledgers and robots", "[bot]") {
   CHECK(g[1].chat_id.empty());                                // not needed in callback mode
 }
 
-TEST_CASE("groups: each bad value is refused, naming its key; the other groups are kept", "[bot]") {
+TEST_CASE("groups: each bad value is refused, naming its key, and the other groups are kept",
+          "[bot]") {
   using Row = std::tuple<const char*, json, std::vector<std::string>>;
   const json ok = {{"name", "A"}, {"ledgers", {"cadre"}}, {"webhook_url", kRobot + "a"}};
   auto with = [&](json changes) {
@@ -142,7 +143,7 @@ TEST_CASE("groups: each bad value is refused, naming its key; the other groups a
   for (const auto& g : r.config.groups) CHECK_FALSE(g.name.empty());
 }
 
-TEST_CASE("groups in websocket mode need chat_id; their webhook_url is not used", "[bot]") {
+TEST_CASE("groups in websocket mode need chat_id, and their webhook_url is not used", "[bot]") {
   const json groups = json::array(
       {{{"name", "A"}, {"ledgers", {"cadre"}}},
        {{"name", "B"}, {"chat_id", "wrkB"}, {"ledgers", {"health"}}, {"webhook_url", kRobot + "b"}},
@@ -200,7 +201,7 @@ TEST_CASE("Without groups, wecom.webhook_url is one group with every ledger", "[
   CHECK(targets[0].webhook_url == kRobot + "k");
 }
 
-TEST_CASE("Routing: each ledger to the groups that list it; the district to those with all three",
+TEST_CASE("Routing: each ledger to the groups that list it, the district to those with all three",
           "[bot]") {
   const std::vector<GroupConfig> groups = {
       {"district", "", {"cadre", "health", "education"}, kRobot + "d"},
