@@ -228,11 +228,12 @@ int cmd_parse(const Args& a, std::ostream& out, std::ostream&) {
     return ps;
   };
   const auto u = handlers::understand(text, sender, now.date(), config.bot_name);
-  // A question back is shown as the chat would get it: rendered from templates/ask.mustache.
+  // An error is shown as the chat would get it: rendered from templates/ (ask, error,
+  // unknown_sender), names masked.
   std::string message;
-  if (const auto* e = std::get_if<handlers::ParseError>(&u);
-      e && handlers::is_question_code(e->code)) {
-    const auto templates = handlers::Templates::load(config.templates_dir, {"ask"});
+  if (const auto* e = std::get_if<handlers::ParseError>(&u)) {
+    const auto templates =
+        handlers::Templates::load(config.templates_dir, {"ask", "error", "unknown_sender"});
     message = handlers::mask_names(handlers::render_question(templates, *e), seen);
   }
   out << handlers::to_json(u, message) << "\n";

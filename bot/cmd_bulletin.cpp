@@ -74,6 +74,7 @@ SchedulerSources sources_for(const Config& config, storage::Store& store,
                                            storage::LocalTime now) {
     return handlers::render_bulletin(store, templates, period, ledger, config.bulletin, now);
   };
+  s.templates = &templates;
   s.unvisited = [&config, &store](storage::LocalTime now) {
     // The bulletin's own rule for a running month: a helper's due pairings not visited yet.
     const auto f = handlers::monthly_figures(store, storage::Month::of(now.date()), std::nullopt,

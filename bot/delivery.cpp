@@ -228,7 +228,8 @@ std::string text_body(const std::string& content, const std::vector<std::string>
 }
 
 std::vector<storage::OutboxMessage> reminder_messages(std::vector<ReminderEntry> entries,
-                                                      storage::Date day) {
+                                                      storage::Date day,
+                                                      const handlers::Templates& templates) {
   // One line per helper: a helper in two units (or ledgers) is one person to remind.
   std::map<std::string, ReminderEntry> by_id;
   std::vector<std::string> order;
@@ -249,15 +250,23 @@ std::vector<storage::OutboxMessage> reminder_messages(std::vector<ReminderEntry>
     return std::tie(x.unit, x.helper_name, x.helper_id) <
            std::tie(y.unit, y.helper_name, y.helper_id);
   });
+  // Line k (1 ≤ k ≤ order.size()) is helper order[k - 1]'s: the mentions below depend on it.
+  const auto line = [&templates](const char* code, std::map<std::string, std::string> fields) {
+    kainjow::mustache::data d;
+    d.set(code, true);
+    for (const auto& [k, v] : fields) d.set(k, v);
+    return templates.render_trimmed("reminder", d);
+  };
   std::vector<std::string> lines;
-  lines.push_back("【及时提醒】截至" + std::to_string(day.month) + "月" + std::to_string(day.day) +
-                  "日，以下帮扶人本月还有结对未走访：");
+  lines.push_back(
+      line("heading", {{"month", std::to_string(day.month)}, {"day", std::to_string(day.day)}}));
   for (const auto& id : order) {
     const auto& e = by_id.at(id);
-    lines.push_back(e.helper_name + "（" + e.unit + "）未走访 " + std::to_string(e.unvisited) +
-                    " 个");
+    lines.push_back(line(
+        "helper",
+        {{"name", e.helper_name}, {"unit", e.unit}, {"unvisited", std::to_string(e.unvisited)}}));
   }
-  lines.push_back("请在月底前上门走访，走访后发一句话打卡即可。");
+  lines.push_back(line("closing", {}));
   for (const auto& part : split_lines(lines, kTextLimit)) {
     std::vector<std::string> mentioned;
     for (size_t src : part.sources)

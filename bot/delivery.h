@@ -26,6 +26,7 @@
 
 #include "bot/channel.h"
 #include "bot/log.h"
+#include "handlers/templates.h"
 #include "storage/outbox.h"
 
 namespace bot {
@@ -79,9 +80,11 @@ struct ReminderEntry {
 /// The reminder as `text` messages for `day`: one line per helper (name, unit, count), split so
 /// each content is at most 2048 bytes, each message mentioning (mentioned_list) exactly the
 /// helpers listed in it. Helpers with 0 unvisited are left out; no entries → no messages. Names
-/// no beneficiary. Pure.
+/// no beneficiary. The words are templates/reminder.mustache's (TemplateError when it is not
+/// loaded). Pure.
 std::vector<storage::OutboxMessage> reminder_messages(std::vector<ReminderEntry> entries,
-                                                      storage::Date day);
+                                                      storage::Date day,
+                                                      const handlers::Templates& templates);
 
 /// What to do with a part after one POST.
 struct SendDecision {

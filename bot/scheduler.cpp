@@ -175,7 +175,13 @@ void Scheduler::fire(const Moment& m, int64_t now) {
   if (m.kind == Moment::Kind::Reminder) {
     const auto entries = sources_.unvisited(local);
     for (const auto& group : groups_) {
-      const auto messages = reminder_messages(reminder_entries_for(group, entries), local.date());
+      auto to_remind = reminder_entries_for(group, entries);
+      if (!to_remind.empty() && !sources_.templates)
+        throw std::logic_error("scheduler: a reminder is due but no templates were given");
+      const auto messages =
+          to_remind.empty()
+              ? std::vector<storage::OutboxMessage>{}
+              : reminder_messages(std::move(to_remind), local.date(), *sources_.templates);
       if (messages.empty()) {
         log_.info("reminder_none",
                   {{"key", m.key}, {"moment", at}, {"group", group_label(group.name)}});

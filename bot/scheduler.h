@@ -78,6 +78,9 @@ struct SchedulerSources {
       charts;
   /// Helpers with pairings not visited yet in the month of `now`.
   std::function<std::vector<ReminderEntry>(storage::LocalTime)> unvisited;
+  /// The reminder's words (templates/reminder.mustache, reminder_messages). Must outlive the
+  /// scheduler; required once `unvisited` gives anyone.
+  const handlers::Templates* templates = nullptr;
   /// Called once a bulletin is queued for the group, to store its figures as posted (README
   /// "A bulletin is a published record"). May be empty.
   std::function<void(const handlers::Period&, std::optional<storage::Ledger>, storage::LocalTime)>

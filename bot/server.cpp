@@ -335,10 +335,10 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   if (msg.msgtype == "event") {
     log_.info("event", {{"rid", rid}, {"eventtype", msg.event_type}});
     if (msg.event_type == "enter_chat") {
-      json welcome = {{"msgtype", "text"},
-                      {"text",
-                       {{"content", "你好，我是" + config_.bot_name +
-                                        "。走访后@我发一句话就能打卡，发“帮助”看写法。"}}}};
+      json welcome = {
+          {"msgtype", "text"},
+          {"text",
+           {{"content", dispatcher_.service_answer("welcome", {{"bot_name", config_.bot_name}})}}}};
       return reply_with(welcome.dump(-1, ' ', false, json::error_handler_t::replace));
     }
     return http::Response{};  // other events need no answer: 200, empty
@@ -367,9 +367,8 @@ http::Response HttpServer::post_callback(const http::Request& req) {
     // Over the limit: keep the raw message and answer politely, record nothing else. The
     // answer is stored as the message's reply, so a WeCom retry gets the same one (and a retry
     // of a message answered before gets that earlier answer).
-    const std::string slow_down = "发得太快了（每人每分钟最多 " +
-                                  std::to_string(config_.limits.per_sender_per_minute) +
-                                  " 条）。这条已收到存档，但没有记为走访，请一分钟后再发。";
+    const std::string slow_down = dispatcher_.service_answer(
+        "rate_limited", {{"per_minute", std::to_string(config_.limits.per_sender_per_minute)}});
     const std::string answer = store_.transaction([&](storage::Store::Tx& tx) -> std::string {
       if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
         if (auto r = tx.reply_for(in.msgid)) return *r;
@@ -384,8 +383,7 @@ http::Response HttpServer::post_callback(const http::Request& req) {
     // Photos, voice and files are not needed: keep the record that something came, and say so.
     store_.save_inbound(in);
     log_.info("non_text", {{"rid", rid}, {"msgid", msg.msgid}, {"msgtype", msg.msgtype}});
-    return reply_with(stream_reply(
-        msg.msgid, "收到。打卡只需要一句文字，不用发照片、语音或定位。发“帮助”看写法。"));
+    return reply_with(stream_reply(msg.msgid, dispatcher_.service_answer("not_text")));
   }
   const auto outcome = dispatcher_.handle(in, storage::LocalTime{now, config_.utc_offset_seconds});
   log_.info("message", {{"rid", rid},

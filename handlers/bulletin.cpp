@@ -574,7 +574,9 @@ std::string render_bulletin(storage::Store& store, const Templates& templates, c
 }
 
 const std::vector<std::string>& bulletin_template_names() {
-  static const std::vector<std::string> kNames = {"monthly.md", "quarterly.md", "posted.md"};
+  // reminder: the monthly 及时提醒 the scheduler posts with the bulletins (bot/delivery).
+  static const std::vector<std::string> kNames = {"monthly.md", "quarterly.md", "posted.md",
+                                                  "reminder"};
   return kNames;
 }
 

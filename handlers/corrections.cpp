@@ -43,11 +43,11 @@ std::string describe_all(const std::vector<CheckinRecord>& cs, const SenderConte
   return out;
 }
 
-// "撤销 王*英户 12月3日": an undo line that names `c` (for the question when several match).
+// "王*英户 12月3日": what follows 撤销 in an undo line that names `c` (for the question when
+// several match; templates/undo_named.mustache writes the 撤销).
 std::string undo_example(const CheckinRecord& c, const SenderContext& sender, Date today) {
   const Pairing* p = find_pairing(sender.pairings, c.pairing_id);
-  return std::string("撤销 ") + (p ? masked_whom(*p) + " " : "") +
-         chinese_date(c.visit_date, today);
+  return (p ? masked_whom(*p) + " " : "") + chinese_date(c.visit_date, today);
 }
 
 CheckinRecord record_of(const Checkin& c, const storage::InboundMessage& m, LocalTime now) {
@@ -101,16 +101,11 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
   } else if (!c) {
     // The line after 更正 is not a check-in: say why, as for any check-in, and keep the old one.
     d.set("invalid", true);
-    if (const auto* e = std::get_if<ParseError>(&line)) {
-      d.set("message", is_question_code(e->code) ? render_question(templates, *e) : e->message);
-      // Names as the parser gives them: the dispatcher masks every name of the sender's pairings.
-      if ((e->code == "not_paired" || e->code == "ambiguous") && !e->suggestions.empty()) {
-        std::string names;
-        for (const auto& n : e->suggestions) names += (names.empty() ? "" : "、") + n;
-        d.set("hint", (e->code == "ambiguous" ? "可能是：" : "你的结对：") + names);
-      }
-    } else
-      d.set("message", std::string("更正后面要写一整条打卡，如：更正 12月3日 走访 王某某户。"));
+    // Names as the parser gives them: the dispatcher masks every name of the sender's pairings.
+    if (const auto* e = std::get_if<ParseError>(&line))
+      d.set("message", render_question(templates, *e));
+    else
+      d.set("not_a_checkin", true);
     d.set("last", describe(recent.front(), sender, today));
   } else {
     const CheckinRecord& old = recent.front();
@@ -130,7 +125,7 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
     d.set("old", describe(old, sender, today));
     d.set("new", describe(fresh, sender, today));
     d.set("month", std::to_string(visit_month.month));
-    d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
+    if (p && !p->person.empty()) d.set("person", true);
     d.set("count", std::to_string(tx.counted_visits(c->pairing_id, visit_month)));
   }
   r.reply = templates.render("correct", d);
@@ -153,12 +148,12 @@ CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templ
   bool error = false;
   const auto* parse_error = std::get_if<ParseError>(&u);
   // The question back (need_day, did_you_mean …) as the chat would get it.
-  const auto message_of = [&](const ParseError& e) {
-    return is_question_code(e.code) ? render_question(templates, e) : e.message;
-  };
   if (date && date->status != DateToken::Status::Ok) {
     error = true;
-    d.set("message", parse_error ? message_of(*parse_error) : std::string("没看懂要撤销哪一天。"));
+    if (parse_error)
+      d.set("message", render_question(templates, *parse_error));
+    else
+      d.set("which_day", true);
   } else if (const auto* c = std::get_if<Checkin>(&u)) {
     pairing_id = c->pairing_id;
     if (date) day = c->visit_date;
@@ -169,7 +164,10 @@ CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templ
     // Several names (a CheckinGroup) or any other answer: one check-in is undone at a time.
     const bool named_wrong =
         parse_error && (parse_error->code == "not_paired" || parse_error->code == "did_you_mean");
-    d.set("message", named_wrong ? message_of(*parse_error) : std::string("没看懂要撤销哪一条。"));
+    if (named_wrong)
+      d.set("message", render_question(templates, *parse_error));
+    else
+      d.set("which_one", true);
   }
   std::vector<CheckinRecord> matching;
   if (pairing_id || day)
@@ -185,8 +183,7 @@ CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templ
 
   if (error) {
     d.set("error", true);
-    d.set("example", recent.empty() ? std::string("撤销 王某某户 12月3日")
-                                    : undo_example(recent.front(), sender, today));
+    if (!recent.empty()) d.set("example", undo_example(recent.front(), sender, today));
   } else if (matching.size() == 1) {
     const CheckinRecord& c = matching.front();
     if (!tx.mark_undone(c.id, m.userid, now.unix_seconds))

@@ -18,11 +18,12 @@ using storage::LocalTime;
 using storage::Month;
 using storage::Pairing;
 
-std::string relative_day(Date d, Date today) {
+// The flag templates/checkin.mustache words as 今天, 昨天, 前天; "" for any other day.
+const char* relative_day(Date d, Date today) {
   const auto diff = today.days() - d.days();
-  if (diff == 0) return "今天";
-  if (diff == 1) return "昨天";
-  if (diff == 2) return "前天";
+  if (diff == 0) return "today";
+  if (diff == 1) return "yesterday";
+  if (diff == 2) return "day_before";
   return "";
 }
 
@@ -73,9 +74,13 @@ std::string render_question(const Templates& templates, const ParseError& e) {
       d.set(k, v);
     }
   }
-  std::string out = templates.render("ask", d);
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
+  // The names to choose from; the usage examples of not_understood are for tools.
+  if ((e.code == "not_paired" || e.code == "ambiguous") && !e.suggestions.empty())
+    d.set("names", join(e.suggestions, "、"));
+  const char* name = e.code == "unknown_sender" ? "unknown_sender"
+                     : is_question_code(e.code) ? "ask"
+                                                : "error";
+  return templates.render_trimmed(name, d);
 }
 
 std::vector<std::string> dispatcher_template_names() {
@@ -91,9 +96,14 @@ bool Dispatcher::is_admin(const std::string& userid) const {
 std::string Dispatcher::bulletin_reply(const CommandMsg& cmd, const std::string& userid,
                                        LocalTime now) {
   const bool monthly = cmd.command == Command::Bulletin;
-  if (!is_admin(userid))
-    return std::string(monthly ? "通报" : "点评") +
-           "只有管理员可以在群里调取。每期会按时自动发到群里，请留意。";
+  // One of the short answers of templates/bulletin_reply.mustache.
+  const auto answer = [&](const char* code) {
+    data d;
+    d.set(code, true);
+    if (monthly) d.set("monthly", true);
+    return templates_.render_trimmed("bulletin_reply", d);
+  };
+  if (!is_admin(userid)) return answer("admins_only");
   const Date today = now.date();
   const BulletinKind kind = monthly ? BulletinKind::Monthly : BulletinKind::Quarterly;
   std::optional<Period> period;
@@ -110,19 +120,17 @@ std::string Dispatcher::bulletin_reply(const CommandMsg& cmd, const std::string&
     } else if (auto p = Period::parse(word); p && p->kind == kind) {
       period = p;
     } else {
-      return monthly ? "没看懂要哪一期。请这样写：通报 2026-11，或 通报 2026-11 卫生。"
-                     : "没看懂要哪一期。请这样写：点评 2026Q3，或 点评 2026Q3 教育。";
+      return answer("bad_period");
     }
   }
   if (!period) period = Period::containing(kind, today).prev();
-  if (period->first() > today) return "这一期还没开始，没有可通报的内容。";
+  if (period->first() > today) return answer("not_started");
   std::string text = render_bulletin(store_, templates_, *period, ledger, options_.bulletin, now);
   // A passive reply holds at most 20480 bytes; cut at a line and point to the full version.
   constexpr size_t kMaxReply = 20480 - 200;
   if (text.size() > kMaxReply) {
     size_t cut = text.rfind('\n', kMaxReply);
-    text = text.substr(0, cut == std::string::npos ? 0 : cut) +
-           "\n……（内容较长，完整版见群机器人推送的通报）";
+    text = text.substr(0, cut == std::string::npos ? 0 : cut) + "\n" + answer("cut");
   }
   return text;
 }
@@ -149,6 +157,14 @@ std::string unmask_names(std::string text, const std::vector<Pairing>& pairings)
     }
   }
   return text;
+}
+
+std::string Dispatcher::service_answer(const std::string& code,
+                                       const std::map<std::string, std::string>& fields) const {
+  data d;
+  d.set(code, true);
+  for (const auto& [k, v] : fields) d.set(k, v);
+  return templates_.render_trimmed("service", d);
 }
 
 Dispatcher::Dispatcher(storage::Store& store, const Templates& templates, DispatchOptions options)
@@ -287,22 +303,26 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
       const Month visit_month = Month::of(c->visit_date);
       data d;
       d.set("date", chinese_date(c->visit_date, today));
-      if (auto r = relative_day(c->visit_date, today); !r.empty()) d.set("relative", r);
+      if (const std::string r = relative_day(c->visit_date, today); !r.empty()) d.set(r, true);
       d.set("mode", std::string(mode_label(c->mode)));
       d.set("whom", p ? masked_whom(*p) : mask_name(c->name));
       if (!c->occasions.empty()) d.set("occasions", join_labels(c->occasions, occasion_label));
       if (!c->policies.empty()) d.set("policies", join_labels(c->policies, policy_label));
       if (const auto& items = items_of[i]; !items.empty()) {
-        std::vector<std::string> named;
-        for (const auto& item : items)
-          named.push_back("#" + std::to_string(item.id) + "（" + category_text(item.category) +
-                          "）");
-        d.set("problems", join(named, "、"));
+        data named{data::type::list};
+        for (size_t k = 0; k < items.size(); ++k) {
+          data item;
+          item.set("id", std::to_string(items[k].id));
+          item.set("category", category_text(items[k].category));
+          if (k + 1 < items.size()) item.set("more", true);
+          named << item;
+        }
+        d.set("problems", named);
         d.set("first_problem", std::to_string(items.front().id));
       }
       if (c->mode == storage::Mode::Phone) d.set("phone", true);
       d.set("month", std::to_string(visit_month.month));
-      d.set("unit_word", p && !p->person.empty() ? "对象" : "户");
+      if (p && !p->person.empty()) d.set("person", true);
       d.set("count", std::to_string(tx.counted_visits(c->pairing_id, visit_month)));
       if (visit_month < month) d.set("late", chinese_month(visit_month, today));
       if (checkins.size() > 1) d.set("several", std::to_string(checkins.size()));
@@ -353,34 +373,15 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
         d.set("ok", true);
         d.set("date", chinese_date(last->visit_date, today));
         d.set("mode", std::string(mode_label(last->mode)));
-        d.set("whom", p ? masked_whom(*p) : std::string("该户"));
+        if (p) d.set("whom", masked_whom(*p));
         recorded = true;
         outcome = storage::InboundOutcome::Undone;
       }
       reply = templates_.render("undo", d);
     }
   } else {
-    const auto& e = std::get<ParseError>(u);
-    if (e.code == "unknown_sender") {
-      reply = templates_.render("unknown_sender", data{});
-    } else if (is_question_code(e.code)) {
-      reply = render_question(templates_, e);
-    } else {
-      data d;
-      d.set("message", mask_names(e.message, sender.pairings));
-      if (e.code == "not_paired" || e.code == "ambiguous") {
-        std::vector<std::string> masked;
-        for (const auto& s : e.suggestions) masked.push_back(mask_names(s, sender.pairings));
-        if (!masked.empty())
-          d.set("hint", std::string(e.code == "ambiguous" ? "可能是：" : "你的结对：") +
-                            join(masked, "、"));
-      } else if (e.code == "not_understood") {
-        // The parser's message already carries an example; its suggestion list is for tools.
-      } else if (!e.suggestions.empty()) {
-        d.set("hint", join(e.suggestions, "；"));
-      }
-      reply = templates_.render("error", d);
-    }
+    // Names in it are masked with the whole reply below.
+    reply = render_question(templates_, std::get<ParseError>(u));
   }
   // Templates end sections on their own lines; the chat shows no trailing blank lines.
   while (!reply.empty() && (reply.back() == '\n' || reply.back() == ' ')) reply.pop_back();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,10 @@ std::string mask_names(std::string text, const std::vector<storage::Pairing>& pa
 /// written in full again (王*英 → 王秀英), except a masked form two of them share. Pure.
 std::string unmask_names(std::string text, const std::vector<storage::Pairing>& pairings);
 
-/// The question back for an error whose code is_question_code(), from templates/ask.mustache.
-/// Names in it are as the parser gave them (the Dispatcher masks the whole reply).
+/// The answer to a message that is not recorded: a question back (is_question_code) from
+/// templates/ask.mustache, unknown_sender from unknown_sender.mustache, any other code from
+/// error.mustache. Names in it are as the parser gave them (the Dispatcher masks the whole reply).
+/// Throws TemplateError when the template is not loaded.
 std::string render_question(const Templates& templates, const ParseError& e);
 
 /// Templates a Dispatcher needs: the replies and the bulletins.
@@ -48,6 +51,12 @@ class Dispatcher {
   /// `now` is the current time in the configured zone. Throws only for infrastructure failures,
   /// after marking the raw message failed.
   Outcome handle(const storage::InboundMessage& message, storage::LocalTime now);
+
+  /// Renders templates/service.mustache for `code` (welcome, rate_limited, not_text) with
+  /// `fields`, without the blank lines around its one section. Throws TemplateError when the
+  /// template is not loaded.
+  std::string service_answer(const std::string& code,
+                             const std::map<std::string, std::string>& fields = {}) const;
 
  private:
   std::string handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& message,

@@ -65,13 +65,24 @@ std::string Templates::render(const std::string& name, const kainjow::mustache::
   return m.render(data);
 }
 
+std::string Templates::render_trimmed(const std::string& name,
+                                      const kainjow::mustache::data& data) const {
+  const std::string out = render(name, data);
+  const size_t first = out.find_first_not_of("\n ");
+  if (first == std::string::npos) return {};
+  return out.substr(first, out.find_last_not_of("\n ") - first + 1);
+}
+
 const std::vector<std::string>& Templates::reply_names() {
   static const std::vector<std::string> kNames = {
       "ask", "checkin", "error", "help", "my_pairings", "progress", "undo", "unknown_sender",
       // 更正 and 撤销 <whom> <date> (handlers/corrections)
       "correct", "undo_named",
       // #12 已解决 …, 我的问题 (handlers/problem_commands)
-      "problem", "my_problems"};
+      "problem", "my_problems",
+      // 通报 / 点评 asked in the chat (handlers/dispatcher), and the HTTP endpoint's own answers:
+      // welcome, rate limit, non-text (bot/server)
+      "bulletin_reply", "service"};
   return kNames;
 }
 

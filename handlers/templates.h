@@ -28,6 +28,10 @@ class Templates {
 
   /// Renders template `name` with `data`. Throws TemplateError for an unknown name.
   std::string render(const std::string& name, const kainjow::mustache::data& data) const;
+  /// As render, without the blank lines and spaces around the text: for the templates that
+  /// hold one short answer per section (error, service, bulletin_reply, reminder), where
+  /// the sections not taken leave empty lines.
+  std::string render_trimmed(const std::string& name, const kainjow::mustache::data& data) const;
 
   /// The names every Dispatcher needs.
   static const std::vector<std::string>& reply_names();

@@ -978,8 +978,11 @@ Mode choose_mode(const Findings& f, bool going_home, Ledger ledger) {
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-ParseError error(std::string code, std::string message, std::vector<std::string> suggestions = {}) {
-  return ParseError{std::move(code), std::move(message), std::move(suggestions), {}};
+// An answer the chat gets from templates/error.mustache (or ask.mustache, is_question_code):
+// the code and the facts it needs, no wording. `suggestions` are names or examples for tools.
+ParseError error(std::string code, std::map<std::string, std::string> fields = {},
+                 std::vector<std::string> suggestions = {}) {
+  return ParseError{std::move(code), std::move(suggestions), std::move(fields)};
 }
 
 std::string label(const Pairing& p) {
@@ -1088,26 +1091,21 @@ const std::vector<std::string>& usage_examples() {
 }
 
 ParseError not_understood() {
-  return error("not_understood",
-               "没看懂这条消息。打卡请写明对象、日期和做了什么，如：走访 王某某户 今天 "
-               "送去棉被；发「帮助」查看全部用法。",
-               usage_examples());
+  return error("not_understood", {}, usage_examples());
 }
 
+// future_date: `date` (11月30日); invalid_date: `said` (13月2日) and the reason bad_month, or
+// no_such_day with `year`, `month` and the month's `days`.
 ParseError date_error(const DateToken& t) {
-  if (t.status == DateToken::Status::Future) {
-    return error("future_date", std::to_string(t.month) + "月" + std::to_string(t.day) +
-                                    "日还没到，只能记已经走访过的日期。请写实际走访的日期，"
-                                    "如：今天、昨天。");
-  }
   const std::string written = std::to_string(t.month) + "月" + std::to_string(t.day) + "日";
+  if (t.status == DateToken::Status::Future) return error("future_date", {{"date", written}});
   if (t.month < 1 || t.month > 12)
-    return error("invalid_date", "日期「" + written + "」不对，月份只有1到12月，请核对后重发。");
-  return error("invalid_date", "没有" + std::to_string(t.year) + "年" + written + "这一天（" +
-                                   std::to_string(t.year) + "年" + std::to_string(t.month) +
-                                   "月只有" +
-                                   std::to_string(storage::days_in_month(t.year, t.month)) +
-                                   "天），请核对日期后重发。");
+    return error("invalid_date", {{"reason", "bad_month"}, {"said", written}});
+  return error("invalid_date", {{"reason", "no_such_day"},
+                                {"said", written},
+                                {"year", std::to_string(t.year)},
+                                {"month", std::to_string(t.month)},
+                                {"days", std::to_string(storage::days_in_month(t.year, t.month))}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1304,17 +1302,14 @@ ParseError ambiguous_error(std::string_view text, const std::vector<std::size_t>
       same_name ? first.display_name()
                 : std::string(text.substr(said_at.begin, said_at.end - said_at.begin));
   const std::optional<std::string> example = first_working_example(pairings, agreed);
-  std::string message =
-      same_name ? "你结对的对象里有" + std::to_string(agreed.size()) + "位「" + said + "」，"
-                : "「" + said + "」对应你的" + std::to_string(agreed.size()) + "位结对对象，";
-  if (!example) {
-    message += "姓名、村名和户编号都相同，无法区分，请联系扶贫办核对名册。";
-  } else if (same_name) {
-    message += "请加上村名或户编号再发，如：" + *example + "。";
-  } else {
-    message += "请写明是哪一位，如：" + *example + "。";
-  }
-  return error("ambiguous", std::move(message), std::move(labels));
+  // reason same_name: several pairings share the name `said`; several_said: what was written
+  // (`said`, a name or household number) fits `count` of them. No `example`: nothing tells
+  // them apart.
+  std::map<std::string, std::string> f = {{"reason", same_name ? "same_name" : "several_said"},
+                                          {"said", said},
+                                          {"count", std::to_string(agreed.size())}};
+  if (example) f["example"] = *example;
+  return error("ambiguous", std::move(f), std::move(labels));
 }
 
 std::string masked_names(const std::vector<std::size_t>& idx, const std::vector<Pairing>& ps) {
@@ -1464,21 +1459,20 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       return error("not_paired",
                    // Masked: the name may be another helper's beneficiary, and this text is
                    // posted to the group.
-                   "你的结对名单里没有「" + mask_name(std::string(*stranger)) +
-                       "」。请核对姓名后重发，可参考下面你结对的名字。",
+                   {{"reason", "stranger"}, {"said", mask_name(std::string(*stranger))}},
                    closest_names(*stranger, sender.pairings));
     } else if (live.empty() && sender.pairings.empty()) {
-      return error("not_paired",
-                   "你目前没有在期的结对对象，不能打卡。如结对有变动，请联系扶贫办核对名册。");
+      return error("not_paired", {{"reason", "no_pairings"}});
     } else if (sender.pairings.size() > 1 || live.size() > 1) {
       const std::vector<Pairing>& ps = sender.pairings.size() > 1 ? sender.pairings : pairings;
       std::vector<std::string> names = distinct_names(ps);
       std::vector<std::size_t> all(ps.size());
       for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
       const std::optional<std::string> example = first_working_example(ps, all);
-      std::string message = "你有" + std::to_string(ps.size()) + "位结对对象，请写明走访对象" +
-                            (example ? "，如：" + *example + "。" : "。");
-      return error("ambiguous", std::move(message), std::move(names));
+      std::map<std::string, std::string> f = {{"reason", "whom"},
+                                              {"count", std::to_string(ps.size())}};
+      if (example) f["example"] = *example;
+      return error("ambiguous", std::move(f), std::move(names));
     } else {
       // The one pairing of today (or, back-dated, of that day).
       chosen.push_back(live.empty() ? 0 : live.front());
@@ -1616,8 +1610,7 @@ Understanding understand(std::string_view text, const SenderContext& sender, Dat
                          std::string_view bot_name) {
   const std::string normalized = normalize(text, bot_name);
   if (auto command = parse_command(normalized)) return *command;
-  if (!sender.known)
-    return error("unknown_sender", "你还不在帮扶名册里，暂时不能打卡。请联系扶贫办把你加入名册。");
+  if (!sender.known) return error("unknown_sender");
   return understand_checkin(normalized, sender, today);
 }
 
@@ -1694,7 +1687,7 @@ std::string to_json(const Understanding& u, std::string_view message) {
     const auto& e = std::get<ParseError>(u);
     j["kind"] = "error";
     j["code"] = e.code;
-    j["message"] = message.empty() ? std::string_view(e.message) : message;
+    j["message"] = message;
     j["suggestions"] = e.suggestions;
     if (!e.fields.empty()) j["fields"] = e.fields;
   }

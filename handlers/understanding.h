@@ -68,9 +68,11 @@ struct CommandMsg {
 ///                 others (the names that were matched, masked)
 ///   not_in_force  the pairing was not in force on the visit's date; fields: date, whom, and
 ///                 start (not yet paired) or end (ended)
+/// Why a message is not recorded, as facts: the chat's wording is in templates/ (ask.mustache
+/// for a question back, is_question_code; error.mustache for the others; unknown_sender.mustache),
+/// rendered by handlers::render_question. A field named `reason` is set there as a flag.
 struct ParseError {
   std::string code;
-  std::string message;                   // short Chinese sentence saying what to fix
   std::vector<std::string> suggestions;  // names (not_paired/ambiguous) or usage examples
   std::map<std::string, std::string> fields = {};
 };
@@ -112,8 +114,8 @@ std::string normalize(std::string_view text, std::string_view bot_name);
 Understanding understand(std::string_view text, const SenderContext& sender, storage::Date today,
                          std::string_view bot_name);
 
-/// The JSON object printed by `bangfu parse` (schema in README). `message`, when not empty,
-/// replaces an error's message (the rendered question back).
+/// The JSON object printed by `bangfu parse` (schema in README). `message` is an error's answer
+/// as the chat gets it (rendered by the caller, handlers::render_question).
 std::string to_json(const Understanding& u, std::string_view message = {});
 
 }  // namespace handlers

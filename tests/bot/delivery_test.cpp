@@ -60,6 +60,13 @@ namespace {
 
 constexpr int kOffset = 8 * 3600;
 
+// The shipped reminder wording (templates/reminder.mustache), loaded as the service loads it.
+const handlers::Templates& shipped() {
+  static const handlers::Templates kTemplates =
+      handlers::Templates::load(BANGFU_SOURCE_DIR "/templates", {"reminder"});
+  return kTemplates;
+}
+
 // --- fakes for the outside world ---------------------------------------------------------------
 
 // A clock the test moves by hand.
@@ -350,14 +357,15 @@ TEST_CASE("A bulletin's parts: its text first, then its charts; too large ones l
 TEST_CASE("Reminders mention only helpers with unvisited pairings, with the count each",
           "[delivery]") {
   const Date day{2026, 11, 20};
-  CHECK(bot::reminder_messages({}, day).empty());
-  CHECK(bot::reminder_messages({{"u1", "张伟", "区财政局", 0, "cadre"}}, day).empty());  // all done
+  CHECK(bot::reminder_messages({}, day, shipped()).empty());
+  CHECK(bot::reminder_messages({{"u1", "张伟", "区财政局", 0, "cadre"}}, day, shipped())
+            .empty());  // all done
 
   const auto msgs = bot::reminder_messages({{"u2", "王芳", "区民政局", 2, "cadre"},
                                             {"u1", "张伟", "区财政局", 3, "cadre"},
                                             {"u3", "赵磊", "区人民医院", 0, "cadre"},
                                             {"u1", "张伟", "区财政局", 1, "cadre"}},
-                                           day);
+                                           day, shipped());
   REQUIRE(msgs.size() == 1);
   CHECK(msgs[0].msgtype == "text");
   const json j = json::parse(msgs[0].body);
@@ -368,6 +376,26 @@ TEST_CASE("Reminders mention only helpers with unvisited pairings, with the coun
   CHECK(content.find("王芳（区民政局）未走访 2 个") != std::string::npos);
   CHECK(content.find("赵磊") == std::string::npos);
   CHECK(j["text"]["mentioned_list"] == json{"u2", "u1"});  // grouped by unit (区民政局 < 区财政局)
+  CHECK(content ==
+        "【及时提醒】截至11月20日，以下帮扶人本月还有结对未走访：\n王芳（区民政局）未走访 2 个\n"
+        "张伟（区财政局）未走访 4 个\n请在月底前上门走访，走访后发一句话打卡即可。");
+}
+
+TEST_CASE("A deployment's edited reminder template changes the reminder", "[delivery]") {
+  const auto edited = handlers::Templates::from_strings(
+      {{"reminder",
+        "{{#heading}}{{month}}/{{day}} 提醒{{/heading}}\n{{#helper}}@{{name}} {{unit}} "
+        "差{{unvisited}}{{/helper}}\n{{#closing}}抓紧{{/closing}}"}});
+  const auto msgs =
+      bot::reminder_messages({{"u1", "张伟", "区财政局", 3, "cadre"}}, Date{2026, 11, 20}, edited);
+  REQUIRE(msgs.size() == 1);
+  const json j = json::parse(msgs[0].body);
+  CHECK(j["text"]["content"] == "11/20 提醒\n@张伟 区财政局 差3\n抓紧");
+  CHECK(j["text"]["mentioned_list"] == json{"u1"});
+  // Without the template the reminder is refused, not posted with words of its own.
+  CHECK_THROWS_AS(bot::reminder_messages({{"u1", "张伟", "区财政局", 3, "cadre"}},
+                                         Date{2026, 11, 20}, handlers::Templates::from_strings({})),
+                  handlers::TemplateError);
 }
 
 TEST_CASE("A long reminder splits into messages of at most 2048 bytes, each mentioning its own",
@@ -376,7 +404,7 @@ TEST_CASE("A long reminder splits into messages of at most 2048 bytes, each ment
   for (int i = 0; i < 300; ++i)
     entries.push_back({"user" + std::to_string(i), "帮扶人" + std::to_string(i),
                        "单位" + std::to_string(i % 40), 1 + i % 4, "cadre"});
-  const auto msgs = bot::reminder_messages(entries, Date{2026, 11, 28});
+  const auto msgs = bot::reminder_messages(entries, Date{2026, 11, 28}, shipped());
   REQUIRE(msgs.size() >= 3);
   std::multiset<std::string> mentioned;
   for (size_t k = 0; k < msgs.size(); ++k) {
@@ -898,6 +926,7 @@ TEST_CASE("The scheduler queues each due moment once, per ledger, and survives r
            "\n" + std::string(l == storage::Ledger::Cadre ? 5000 : 10, 'x');
   };
   sources.unvisited = [&](storage::LocalTime) { return unvisited; };
+  sources.templates = &shipped();
   std::vector<std::string> posted;  // the bulletins whose figures were stored as posted
   sources.posted = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
                        storage::LocalTime) {
@@ -977,6 +1006,7 @@ TEST_CASE(
     return std::vector<ReminderEntry>{{"u1", "张伟", "区财政局", 2, "cadre"},
                                       {"u2", "赵医生", "区人民医院", 1, "health"}};
   };
+  sources.templates = &shipped();
   std::vector<std::string> posted;
   sources.posted = [&](const handlers::Period& p, std::optional<storage::Ledger> l,
                        storage::LocalTime) {

@@ -253,7 +253,7 @@ TEST_CASE("the parser understands every simulated message as it was meant", "[si
   CHECK_FALSE(bot::mismatch(m, c));
   c.visit_date = Date{2026, 7, 2};
   CHECK(bot::mismatch(m, c));
-  CHECK(bot::mismatch(m, handlers::ParseError{"not_paired", "", {}}));
+  CHECK(bot::mismatch(m, handlers::ParseError{"not_paired", {}, {}}));
 
   const RosterIndex index(bot::simulate_roster(RosterOptions{1, 1, Date{2026, 9, 30}}));
   const uint64_t seed = GENERATE(1, 2);

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -11,6 +14,7 @@
 #include "handlers/templates.h"
 #include "storage/problems.h"
 #include "storage/store.h"
+#include "tests/support/temp_dir.h"
 
 using handlers::Dispatcher;
 using handlers::Templates;
@@ -379,4 +383,94 @@ TEST_CASE("a correction closes the old check-in's problem and records the new on
   REQUIRE(new_item);
   CHECK(new_item->category.policy == "低保");
   CHECK(new_item->reported_on == Date{2026, 11, 27});
+}
+
+namespace {
+
+// The shipped templates copied into a folder of the deployment's, with `edits` written over
+// them (name → text; an empty text deletes the file).
+std::string deployment_templates(const bangfu_test::TempDir& dir,
+                                 const std::map<std::string, std::string>& edits) {
+  const auto to = dir.path() / "templates";
+  std::filesystem::copy(BANGFU_SOURCE_DIR "/templates", to,
+                        std::filesystem::copy_options::recursive);
+  for (const auto& [name, text] : edits) {
+    const auto file = to / (name + ".mustache");
+    if (text.empty()) {
+      std::filesystem::remove(file);
+    } else {
+      std::ofstream(file, std::ios::binary | std::ios::trunc) << text;
+    }
+  }
+  return to.string();
+}
+
+}  // namespace
+
+TEST_CASE("every answer's wording is the deployment's templates'", "[dispatcher]") {
+  bangfu_test::TempDir dir;
+  const std::string folder = deployment_templates(
+      dir, {{"error",
+             "{{#not_paired}}名单里没有{{said}}{{#names}}；可选：{{names}}{{/names}}{{/not_paired}}"
+             "{{#future_date}}{{date}}未到{{/future_date}}"},
+            {"bulletin_reply", "{{#admins_only}}仅管理员{{/admins_only}}"},
+            {"checkin",
+             "记了 {{whom}}{{#yesterday}}（昨日）{{/yesterday}}"
+             "{{#person}}对象{{/person}}{{^person}}户{{/person}}"},
+            {"service", "\n{{#rate_limited}}慢点，每分钟{{per_minute}}条{{/rate_limited}}\n"}});
+  Fixture f;
+  const Templates edited = Templates::load(folder, handlers::dispatcher_template_names());
+  Dispatcher d{f.store, edited, {"帮扶助手", {"admin1"}, {}}};
+  const auto say = [&](const std::string& text, const std::string& msgid) {
+    InboundMessage m;
+    m.msgid = msgid;
+    m.userid = "zw";
+    m.text = text;
+    const auto now = LocalTime::parse("2026-11-28T10:00:00+08:00", kCst).value();
+    m.received_at = now.unix_seconds;
+    return d.handle(m, now).reply;
+  };
+  // Names are masked whatever the template says.
+  CHECK(say("走访 陈玉兰户 今天", "e1") == "名单里没有陈*兰；可选：李*明、王*英");
+  CHECK(say("走访 王秀英户 11月30日", "e2") == "11月30日未到");
+  CHECK(say("通报 2026-10", "e3") == "仅管理员");
+  CHECK(say("走访 王秀英户 昨天", "e4") == "记了 王*英户（昨日）户");
+  CHECK(d.service_answer("rate_limited", {{"per_minute", "5"}}) == "慢点，每分钟5条");
+}
+
+TEST_CASE("the shipped wording of the answers composed outside the check-in flow", "[dispatcher]") {
+  Fixture f;
+  CHECK(f.dispatcher.service_answer("welcome", {{"bot_name", "帮扶助手"}}) ==
+        "你好，我是帮扶助手。走访后@我发一句话就能打卡，发“帮助”看写法。");
+  CHECK(f.dispatcher.service_answer("rate_limited", {{"per_minute", "20"}}) ==
+        "发得太快了（每人每分钟最多 20 条）。这条已收到存档，但没有记为走访，请一分钟后再发。");
+  CHECK(f.dispatcher.service_answer("not_text") ==
+        "收到。打卡只需要一句文字，不用发照片、语音或定位。发“帮助”看写法。");
+  CHECK(f.say("zw", "通报 2026-10").reply ==
+        "通报只有管理员可以在群里调取。每期会按时自动发到群里，请留意。");
+  CHECK(f.say("zw", "点评 2026Q3").reply ==
+        "点评只有管理员可以在群里调取。每期会按时自动发到群里，请留意。");
+  CHECK(f.say("admin1", "通报 2026Q3").reply ==
+        "没看懂要哪一期。请这样写：通报 2026-11，或 通报 2026-11 卫生。");
+  CHECK(f.say("admin1", "点评 2026-11").reply ==
+        "没看懂要哪一期。请这样写：点评 2026Q3，或 点评 2026Q3 教育。");
+  CHECK(f.say("admin1", "通报 2027-01").reply == "这一期还没开始，没有可通报的内容。");
+  CHECK(f.say("zw", "走访 陈玉兰户 今天").reply ==
+        "你的结对名单里没有「陈*兰」。请核对姓名后重发，可参考下面你结对的名字。\n"
+        "你的结对：李*明、王*英");
+  CHECK(f.say("zw", "今天走访了").reply ==
+        "你有2位结对对象，请写明走访对象，如：走访 李*明户 今天。\n可能是：李*明、王*英");
+}
+
+TEST_CASE("a template missing from the deployment's folder is refused when loading",
+          "[dispatcher]") {
+  // Every name the service needs is loaded at start-up (and by `config check`): a missing one
+  // stops it there, never in the chat.
+  for (const std::string name : {"error", "service", "bulletin_reply", "reminder", "checkin"}) {
+    CAPTURE(name);
+    bangfu_test::TempDir dir;
+    const std::string folder = deployment_templates(dir, {{name, ""}});
+    CHECK_THROWS_WITH(Templates::load(folder, handlers::dispatcher_template_names()),
+                      Catch::Contains(name + ".mustache") && Catch::Contains("cannot read"));
+  }
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, cpSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,4 +113,23 @@ test('serve refuses a missing templates folder, naming the path it looked at', (
   assert.equal(r.code, 1);
   assert.ok(r.err.includes(`no templates directory at ${join(c.dir, 'no-templates-here')}`), r.err);
   assert.ok(r.err.includes("'templates_dir'"), r.err);
+});
+
+test('config check and serve refuse a templates folder that lacks one the bot speaks with', () => {
+  const c = shippedConfig({ callback_url: 'https://bangfu.example.gov.cn/wecom/callback' });
+  execFileSync('mkdir', ['-p', dirname(c.database)]);
+  // The shipped templates without the rate-limit/non-text/welcome answers (service.mustache).
+  const templates = join(c.dir, 'templates');
+  cpSync(join(ROOT, 'templates'), templates, { recursive: true });
+  rmSync(join(templates, 'service.mustache'));
+  const config = JSON.parse(readFileSync(c.path, 'utf8'));
+  config.templates_dir = templates;
+  writeFileSync(c.path, JSON.stringify(config));
+  const env = { BANGFU_WECOM_TOKEN: TOKEN, BANGFU_WECOM_AES_KEY: AES_KEY };
+  const check = run(['config', 'check', '--config', c.path], env);
+  assert.equal(check.code, 2, check.out);
+  assert.ok(check.out.includes(join(templates, 'service.mustache')), check.out);
+  const serve = run(['serve', '--config', c.path], env);
+  assert.equal(serve.code, 1, serve.err);
+  assert.ok(serve.err.includes(join(templates, 'service.mustache')), serve.err);
 });
