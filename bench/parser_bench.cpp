@@ -3,23 +3,23 @@
 
 #include <vector>
 
-#include "bot/simulate.h"
 #include "handlers/understanding.h"
+#include "simulator/simulate.h"
 
 namespace {
 
 // A quarter of a scale-1 district's messages with each sender's context as the dispatcher
 // would build it, prepared once.
 struct Mix {
-  std::vector<bot::SimMessage> messages;
+  std::vector<simulator::SimMessage> messages;
   std::vector<handlers::SenderContext> senders;
 };
 
 const Mix& mix() {
   static const Mix m = [] {
     Mix out;
-    const bot::RosterIndex index(bot::simulate_roster(bot::RosterOptions{}));
-    out.messages = bot::simulate_traffic(index, bot::TrafficOptions{});
+    const simulator::RosterIndex index(simulator::simulate_roster(simulator::RosterOptions{}));
+    out.messages = simulator::simulate_traffic(index, simulator::TrafficOptions{});
     for (const auto& msg : out.messages)
       out.senders.push_back(index.sender(msg.userid, msg.time.date()));
     return out;

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <string>
 
-#include "bot/simulate.h"
+#include "simulator/simulate.h"
 #include "storage/roster_csv.h"
 #include "storage/store.h"
 
@@ -15,7 +15,7 @@ namespace {
 
 // Generated before each benchmark's timed loop (about a second at scale 100).
 std::string roster(int scale) {
-  return bot::roster_csv(bot::simulate_roster(bot::RosterOptions{scale}));
+  return simulator::roster_csv(simulator::simulate_roster(simulator::RosterOptions{scale}));
 }
 
 std::filesystem::path fresh_db() {

@@ -14,11 +14,11 @@
 
 #include "bot/config.h"
 #include "bot/server.h"
-#include "bot/simulate.h"
 #include "bot/wecom_crypto.h"
 #include "handlers/dispatcher.h"
 #include "handlers/templates.h"
 #include "handlers/understanding.h"
+#include "simulator/simulate.h"
 #include "storage/roster_csv.h"
 #include "storage/store.h"
 
@@ -26,6 +26,17 @@ namespace bot {
 namespace {
 
 using nlohmann::json;
+using simulator::mismatch;
+using simulator::roster_csv;
+using simulator::RosterIndex;
+using simulator::RosterOptions;
+using simulator::SimMessage;
+using simulator::simulate_roster;
+using simulator::simulate_traffic;
+using simulator::traffic_json_line;
+using simulator::traffic_mix;
+using simulator::TrafficMix;
+using simulator::TrafficOptions;
 using Clock = std::chrono::steady_clock;
 
 std::string slurp(const std::string& path) {

@@ -13,7 +13,7 @@ bash scripts/install-deps.sh
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git ls-files -z '*.cpp' '*.h'
 else  # a tree without its .git: the same source folders
-  find storage handlers charts bot tests bench fuzz -path '*/node_modules' -prune -o \
+  find storage handlers charts simulator bot tests bench fuzz -path '*/node_modules' -prune -o \
     \( -name '*.cpp' -o -name '*.h' \) -print0
 fi | xargs -0 clang-format --dry-run -Werror
 (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)

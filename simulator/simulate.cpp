@@ -1,5 +1,5 @@
-#include "bot/simulate.h"
-#include "bot/corpus_data.h"
+#include "simulator/simulate.h"
+#include "simulator/corpus_data.h"
 #include "storage/roster_csv.h"
 
 #include "handlers/text.h"
@@ -14,7 +14,7 @@
 #include <tuple>
 #include <variant>
 
-namespace bot {
+namespace simulator {
 
 using storage::Date;
 using storage::Ledger;
@@ -1566,4 +1566,4 @@ TrafficMix traffic_mix(const std::vector<SimMessage>& messages) {
   return mix;
 }
 
-}  // namespace bot
+}  // namespace simulator

@@ -1,4 +1,4 @@
-#include "bot/simulate.h"
+#include "simulator/simulate.h"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -13,11 +13,11 @@
 
 namespace {
 
-using bot::Intent;
-using bot::RosterIndex;
-using bot::RosterOptions;
-using bot::SimMessage;
-using bot::TrafficOptions;
+using simulator::Intent;
+using simulator::RosterIndex;
+using simulator::RosterOptions;
+using simulator::SimMessage;
+using simulator::TrafficOptions;
 using storage::Date;
 using storage::Ledger;
 using storage::Pairing;
@@ -44,11 +44,11 @@ bool ascii_helper_id(const std::string& id) {
 }  // namespace
 
 TEST_CASE("a scale-1 roster has the district's exact shape", "[simulate]") {
-  const auto rows = bot::simulate_roster(RosterOptions{1, 42, Date{2026, 9, 30}});
+  const auto rows = simulator::simulate_roster(RosterOptions{1, 42, Date{2026, 9, 30}});
   const auto cadre = of_ledger(rows, Ledger::Cadre);
   const auto health = of_ledger(rows, Ledger::Health);
   const auto education = of_ledger(rows, Ledger::Education);
-  const auto& shape = bot::kDistrictShape;
+  const auto& shape = simulator::kDistrictShape;
 
   CHECK(cadre.size() == 759);
   CHECK(distinct(cadre, [](const Pairing& p) { return p.helper_id; }) == 320);
@@ -118,7 +118,7 @@ TEST_CASE("a scale-1 roster has the district's exact shape", "[simulate]") {
 }
 
 TEST_CASE("roster ids are unique, ASCII and consistent; scale multiplies", "[simulate]") {
-  const auto rows = bot::simulate_roster(RosterOptions{2, 5, Date{2026, 9, 30}});
+  const auto rows = simulator::simulate_roster(RosterOptions{2, 5, Date{2026, 9, 30}});
   CHECK(rows.size() == 2 * (759 + 815 + 132));
   std::set<std::tuple<std::string, std::string, std::string>> pairings;
   std::map<std::string, std::string> helper_name;
@@ -137,8 +137,8 @@ TEST_CASE("roster ids are unique, ASCII and consistent; scale multiplies", "[sim
 }
 
 TEST_CASE("the roster CSV imports with no errors", "[simulate]") {
-  const auto rows = bot::simulate_roster(RosterOptions{1, 9, Date{2026, 9, 30}});
-  const auto parsed = storage::parse_roster_csv(bot::roster_csv(rows));
+  const auto rows = simulator::simulate_roster(RosterOptions{1, 9, Date{2026, 9, 30}});
+  const auto parsed = storage::parse_roster_csv(simulator::roster_csv(rows));
   for (const auto& e : parsed.errors) FAIL_CHECK(e.message);
   REQUIRE(parsed.rows.size() == rows.size());
   CHECK(parsed.encoding == "utf-8");
@@ -157,17 +157,18 @@ TEST_CASE("the roster CSV imports with no errors", "[simulate]") {
 
 TEST_CASE("the same seed gives the same bytes, another seed others", "[simulate]") {
   const auto roster = [](uint64_t seed) {
-    return bot::roster_csv(bot::simulate_roster(RosterOptions{1, seed, Date{2026, 9, 30}}));
+    return simulator::roster_csv(
+        simulator::simulate_roster(RosterOptions{1, seed, Date{2026, 9, 30}}));
   };
   CHECK(roster(11) == roster(11));
   CHECK(roster(11) != roster(12));
 
-  const RosterIndex index(bot::simulate_roster(RosterOptions{1, 11, Date{2026, 9, 30}}));
+  const RosterIndex index(simulator::simulate_roster(RosterOptions{1, 11, Date{2026, 9, 30}}));
   const auto traffic = [&](uint64_t seed) {
     std::string out;
-    for (const auto& m :
-         bot::simulate_traffic(index, TrafficOptions{Date{2026, 7, 1}, Date{2026, 7, 31}, seed}))
-      out += bot::traffic_json_line(m) + "\n";
+    for (const auto& m : simulator::simulate_traffic(
+             index, TrafficOptions{Date{2026, 7, 1}, Date{2026, 7, 31}, seed}))
+      out += simulator::traffic_json_line(m) + "\n";
     return out;
   };
   const std::string a = traffic(3);
@@ -177,11 +178,11 @@ TEST_CASE("the same seed gives the same bytes, another seed others", "[simulate]
 }
 
 TEST_CASE("traffic lines are JSON with time, userid and text, sorted and in range", "[simulate]") {
-  const RosterIndex index(bot::simulate_roster(RosterOptions{1, 2, Date{2026, 9, 30}}));
+  const RosterIndex index(simulator::simulate_roster(RosterOptions{1, 2, Date{2026, 9, 30}}));
   const TrafficOptions o{Date{2026, 8, 1}, Date{2026, 8, 31}, 8};
-  const auto messages = bot::simulate_traffic(index, o);
+  const auto messages = simulator::simulate_traffic(index, o);
   REQUIRE(messages.size() > 1000);
-  const auto first = nlohmann::ordered_json::parse(bot::traffic_json_line(messages.front()));
+  const auto first = nlohmann::ordered_json::parse(simulator::traffic_json_line(messages.front()));
   std::vector<std::string> keys;
   for (const auto& [k, v] : first.items()) keys.push_back(k);
   CHECK(keys == std::vector<std::string>{"time", "userid", "text"});
@@ -202,13 +203,13 @@ TEST_CASE("traffic lines are JSON with time, userid and text, sorted and in rang
 }
 
 TEST_CASE("the message mix falls inside the stated bands", "[simulate]") {
-  const RosterIndex index(bot::simulate_roster(RosterOptions{1, 4, Date{2026, 9, 30}}));
+  const RosterIndex index(simulator::simulate_roster(RosterOptions{1, 4, Date{2026, 9, 30}}));
   for (uint64_t seed : {1, 2}) {
-    const auto mix = bot::traffic_mix(
-        bot::simulate_traffic(index, TrafficOptions{Date{2026, 7, 1}, Date{2026, 9, 30}, seed}));
+    const auto mix = simulator::traffic_mix(simulator::simulate_traffic(
+        index, TrafficOptions{Date{2026, 7, 1}, Date{2026, 9, 30}, seed}));
     CAPTURE(seed, mix.messages, mix.checkins, mix.commands, mix.chatter, mix.mistakes);
-    const auto& b = bot::kMixBands;
-    const auto within = [](std::size_t part, std::size_t whole, bot::MixBand band) {
+    const auto& b = simulator::kMixBands;
+    const auto within = [](std::size_t part, std::size_t whole, simulator::MixBand band) {
       const double share = static_cast<double>(part) / static_cast<double>(whole);
       return band.low <= share && share <= band.high;
     };
@@ -250,15 +251,15 @@ TEST_CASE("the parser understands every simulated message as it was meant", "[si
   handlers::Checkin c;
   c.household_id = "H1";
   c.visit_date = Date{2026, 7, 3};
-  CHECK_FALSE(bot::mismatch(m, c));
+  CHECK_FALSE(simulator::mismatch(m, c));
   c.visit_date = Date{2026, 7, 2};
-  CHECK(bot::mismatch(m, c));
-  CHECK(bot::mismatch(m, handlers::ParseError{"not_paired", {}, {}}));
+  CHECK(simulator::mismatch(m, c));
+  CHECK(simulator::mismatch(m, handlers::ParseError{"not_paired", {}, {}}));
 
-  const RosterIndex index(bot::simulate_roster(RosterOptions{1, 1, Date{2026, 9, 30}}));
+  const RosterIndex index(simulator::simulate_roster(RosterOptions{1, 1, Date{2026, 9, 30}}));
   const uint64_t seed = GENERATE(1, 2);
   const auto messages =
-      bot::simulate_traffic(index, TrafficOptions{Date{2026, 7, 1}, Date{2026, 9, 30}, seed});
+      simulator::simulate_traffic(index, TrafficOptions{Date{2026, 7, 1}, Date{2026, 9, 30}, seed});
   std::size_t wrong = 0;
   std::map<std::string, std::size_t> wrong_by_form;
   std::string examples;
@@ -266,7 +267,7 @@ TEST_CASE("the parser understands every simulated message as it was meant", "[si
     const Date today = msg.time.date();
     const auto u =
         handlers::understand(msg.text, index.sender(msg.userid, today), today, "帮扶助手");
-    if (auto why = bot::mismatch(msg, u)) {
+    if (auto why = simulator::mismatch(msg, u)) {
       ++wrong_by_form[msg.expect.form];
       if (++wrong <= 8)
         examples += msg.userid + " " + msg.time.iso() + " | " + msg.text + "\n  " + *why + "\n";

@@ -13,7 +13,7 @@
 #include "storage/date.h"
 #include "storage/model.h"
 
-namespace bot {
+namespace simulator {
 
 /// Random draws for the simulator. The bits come from std::mt19937_64, whose output the standard
 /// fixes; the bounded draws are our own (the std distributions differ between libraries), so a
@@ -183,4 +183,4 @@ struct MixBands {
 };
 inline constexpr MixBands kMixBands{};
 
-}  // namespace bot
+}  // namespace simulator
