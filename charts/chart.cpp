@@ -285,6 +285,31 @@ std::string chinese_day(storage::Date d) {
   return std::to_string(d.month) + "月" + std::to_string(d.day) + "日";
 }
 
+// The keys both charts' templates have (templates/chart_*.mustache): the period's year, the
+// ledger, the threshold, how many units there are and are shown, whether the period is still
+// running (and today), the totals and the previous period's coverage (shown only for a period
+// that is over).
+data shared_words(int year, storage::Ledger ledger, const handlers::BulletinOptions& options,
+                  size_t all_units, size_t shown, bool running, storage::Date today,
+                  const handlers::Coverage& total,
+                  const std::optional<handlers::Coverage>& previous) {
+  data d;
+  d.set("year", str(std::to_string(year)));
+  d.set("ledger", str(std::string(storage::ledger_label(ledger))));
+  d.set("threshold", str(std::to_string(options.unit_threshold_percent)));
+  d.set("units", str(std::to_string(all_units)));
+  d.set("has_omitted", all_units > shown);
+  d.set("shown", str(std::to_string(shown)));
+  d.set("running", running);
+  d.set("today", str(chinese_day(today)));
+  d.set("due", str(std::to_string(total.due)));
+  d.set("visited", str(std::to_string(total.visited)));
+  d.set("pct", str(percent(permille(total))));
+  d.set("has_previous", previous.has_value() && !running);
+  d.set("previous_pct", str(previous ? percent(permille(*previous)) : ""));
+  return d;
+}
+
 }  // namespace
 
 std::optional<std::string> find_cjk_font() {
@@ -483,24 +508,11 @@ MonthlyChart monthly_chart(const handlers::LedgerMonthFigures& figures,
   const size_t all_units = chart.rows.size();
   if (chart.rows.size() > kMaxRows) chart.rows.resize(kMaxRows);
 
-  const auto& t = figures.totals.coverage;
-  data d;
-  d.set("year", str(std::to_string(period.month.year)));
+  data d = shared_words(period.month.year, figures.ledger, options, all_units, chart.rows.size(),
+                        period.running, period.today, figures.totals.coverage, figures.previous);
   d.set("month", str(std::to_string(period.month.month)));
-  d.set("ledger", str(std::string(storage::ledger_label(figures.ledger))));
-  d.set("threshold", str(std::to_string(options.unit_threshold_percent)));
-  d.set("units", str(std::to_string(all_units)));
-  d.set("has_omitted", all_units > chart.rows.size());
-  d.set("shown", str(std::to_string(chart.rows.size())));
-  d.set("running", period.running);
-  d.set("today", str(chinese_day(period.today)));
-  d.set("due", str(std::to_string(t.due)));
-  d.set("visited", str(std::to_string(t.visited)));
-  d.set("pct", str(percent(permille(t))));
   d.set("below", str(std::to_string(figures.below.size())));
   d.set("has_below", !figures.below.empty());
-  d.set("has_previous", figures.previous.has_value() && !period.running);
-  d.set("previous_pct", str(figures.previous ? percent(permille(*figures.previous)) : ""));
   auto lines = lines_of(templates.render("chart_monthly", d));
   chart.title = read_line(lines, 0);
   chart.subtitle = read_line(lines, 1);
@@ -547,26 +559,13 @@ QuarterlyChart quarterly_chart(
   const auto& t = figures.totals.quarter;
   const storage::Month first_trend =
       before_periods[0] ? before_periods[0]->months[0] : period.months[0];
-  data d;
-  d.set("year", str(std::to_string(period.year)));
+  data d = shared_words(period.year, figures.ledger, options, all_units, chart.rows.size(),
+                        period.running, period.today, t, figures.totals.previous);
   d.set("quarter", str(kQuarterNames[std::clamp(period.quarter, 1, 4) - 1]));
-  d.set("ledger", str(std::string(storage::ledger_label(figures.ledger))));
-  d.set("threshold", str(std::to_string(options.unit_threshold_percent)));
-  d.set("units", str(std::to_string(all_units)));
-  d.set("has_omitted", all_units > chart.rows.size());
-  d.set("shown", str(std::to_string(chart.rows.size())));
-  d.set("running", period.running);
-  d.set("today", str(chinese_day(period.today)));
   d.set("trend_from",
         str(std::to_string(first_trend.year) + "年" + std::to_string(first_trend.month) + "月"));
   d.set("trend_to", str(std::to_string(period.months[2].year) + "年" +
                         std::to_string(period.months[2].month) + "月"));
-  d.set("due", str(std::to_string(t.due)));
-  d.set("visited", str(std::to_string(t.visited)));
-  d.set("pct", str(percent(permille(t))));
-  d.set("has_previous", figures.totals.previous.has_value() && !period.running);
-  d.set("previous_pct",
-        str(figures.totals.previous ? percent(permille(*figures.totals.previous)) : ""));
   auto lines = lines_of(templates.render("chart_quarterly", d));
   chart.title = read_line(lines, 0);
   chart.subtitle = read_line(lines, 1);

@@ -672,6 +672,20 @@ void for_each_clause(std::string_view s, F f) {
   }
 }
 
+// Calls f(keyword) for each keyword of `s`, left to right, the longest at each place; the text
+// between keywords is stepped over a character at a time.
+template <class F>
+void for_each_keyword(std::string_view s, F f) {
+  for (std::size_t i = 0; i < s.size();) {
+    if (const Keyword* kw = keyword_at(s, i)) {
+      f(*kw);
+      i += kw->text.size();
+    } else {
+      i += utf8_len(s, i);
+    }
+  }
+}
+
 std::vector<std::string> find_problems(std::string_view note) {
   std::vector<std::string> out;
   for (auto& p : find_problem_phrases(note)) out.push_back(std::move(p.phrase));
@@ -694,13 +708,8 @@ struct Findings {
 
 Findings scan(std::string_view s) {
   Findings f;
-  for (std::size_t i = 0; i < s.size();) {
-    const Keyword* kw = keyword_at(s, i);
-    if (!kw) {
-      i += utf8_len(s, i);
-      continue;
-    }
-    switch (kw->kind) {
+  for_each_keyword(s, [&f](const Keyword& kw) {
+    switch (kw.kind) {
       case KeywordKind::Visit:
         f.visit = true;
         break;
@@ -726,10 +735,10 @@ Findings scan(std::string_view s) {
         f.question = true;
         break;
       case KeywordKind::Occasion:
-        f.occasions |= 1u << kw->code;
+        f.occasions |= 1u << kw.code;
         break;
       case KeywordKind::Policy:
-        f.policies |= 1u << kw->code;
+        f.policies |= 1u << kw.code;
         break;
       case KeywordKind::Ignore:
       case KeywordKind::Problem:
@@ -741,8 +750,7 @@ Findings scan(std::string_view s) {
       case KeywordKind::Advice:
         break;
     }
-    i += kw->text.size();
-  }
+  });
   return f;
 }
 
@@ -799,27 +807,7 @@ bool other_event_day(std::string_view lettered, std::size_t at) {
   if (clause.find('x') != std::string_view::npos || !contains_any(clause, kEventWords) ||
       contains_any(clause, kDoneWords))
     return false;
-  for (std::size_t k = 0; k < clause.size();) {
-    const Keyword* kw = keyword_at(clause, k);
-    if (!kw) {
-      k += utf8_len(clause, k);
-      continue;
-    }
-    switch (kw->kind) {
-      case KeywordKind::Visit:
-      case KeywordKind::HomeVisit:
-      case KeywordKind::SchoolVisit:
-      case KeywordKind::Service:
-      case KeywordKind::ServiceAction:
-      case KeywordKind::Phone:
-      case KeywordKind::Signal:
-        return false;
-      default:
-        break;
-    }
-    k += kw->text.size();
-  }
-  return true;
+  return !scan(clause).any_mode_word();
 }
 
 // A bare 去 (or 出发, 路上) with a word of intent, said before the fact: 今天要去王某家, 一会去,
@@ -902,13 +890,8 @@ Happened happened(std::string_view masked, bool past_dated) {
   for_each_clause(masked, [&](std::size_t b, std::size_t e) {
     const std::string_view clause = masked.substr(b, e - b);
     bool negative = false, mode_word = false, person_word = false;
-    for (std::size_t k = 0; k < clause.size();) {
-      const Keyword* kw = keyword_at(clause, k);
-      if (!kw) {
-        k += utf8_len(clause, k);
-        continue;
-      }
-      switch (kw->kind) {
+    for_each_keyword(clause, [&](const Keyword& kw) {
+      switch (kw.kind) {
         case KeywordKind::Missed:
           missed = negative = true;
           break;
@@ -935,8 +918,7 @@ Happened happened(std::string_view masked, bool past_dated) {
         default:
           break;
       }
-      k += kw->text.size();
-    }
+    });
     if (!negative && says_not_done(clause)) not_went = negative = true;
     if (!negative && !past_dated &&
         (on_the_way(clause) || (says_intent(clause) && !says_completed(clause))))
@@ -1620,16 +1602,11 @@ std::vector<ProblemPhrase> find_problem_phrases(std::string_view note) {
     const std::string_view clause = note.substr(b, e - b);
     bool problem = false, cancelled = false;
     int policy = -1;
-    for (std::size_t k = 0; k < clause.size();) {
-      if (const Keyword* kw = keyword_at(clause, k)) {
-        problem = problem || kw->kind == KeywordKind::Problem;
-        cancelled = cancelled || kw->kind == KeywordKind::Solved || kw->kind == KeywordKind::Advice;
-        if (kw->kind == KeywordKind::Policy && policy < 0) policy = kw->code;
-        k += kw->text.size();
-      } else {
-        k += utf8_len(clause, k);
-      }
-    }
+    for_each_keyword(clause, [&](const Keyword& kw) {
+      problem = problem || kw.kind == KeywordKind::Problem;
+      cancelled = cancelled || kw.kind == KeywordKind::Solved || kw.kind == KeywordKind::Advice;
+      if (kw.kind == KeywordKind::Policy && policy < 0) policy = kw.code;
+    });
     // 需要危改, 需要申请低保: a need for a policy is an unmet entitlement; 需要按时服药 is not.
     if (!problem && policy >= 0 && clause.find("需要") != std::string_view::npos) problem = true;
     if (!problem || cancelled) return;

@@ -131,6 +131,16 @@ void security_headers(Response& r) {
                          "form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
 }
 
+// A short plain-text refusal (no page shows it); `allow` names the methods for a 405.
+Response plain(int status, std::string body, const char* allow = nullptr) {
+  Response r;
+  r.status = status;
+  if (allow) r.headers.emplace_back("Allow", allow);
+  r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+  r.body = std::move(body);
+  return r;
+}
+
 Response redirect(const std::string& to) {
   Response r;
   r.status = 303;
@@ -490,14 +500,8 @@ Response Dashboard::handle(const Request& req, int64_t now) {
     return r;
   }
   const bool is_post = req.method == "POST";
-  if (req.method != "GET" && req.method != "HEAD" && !is_post) {
-    Response r;
-    r.status = 405;
-    r.headers.emplace_back("Allow", "GET, POST");
-    r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-    r.body = "method not allowed\n";
-    return r;
-  }
+  if (req.method != "GET" && req.method != "HEAD" && !is_post)
+    return plain(405, "method not allowed\n", "GET, POST");
   if (is_post) {
     // SameSite=Strict keeps the cookie off cross-site posts; a browser's Origin header, when
     // sent, must also name this host (this also stops a foreign page from signing someone in).
@@ -505,13 +509,7 @@ Response Dashboard::handle(const Request& req, int64_t now) {
     if (!origin.empty() && origin != "null") {
       const size_t scheme = origin.find("://");
       const std::string host = scheme == std::string::npos ? origin : origin.substr(scheme + 3);
-      if (host != req.header("host")) {
-        Response r;
-        r.status = 403;
-        r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-        r.body = "cross-site request refused\n";
-        return r;
-      }
+      if (host != req.header("host")) return plain(403, "cross-site request refused\n");
     }
   }
   if (path == "/office/login") return is_post ? login(req, now) : login_page(req, now);
@@ -520,21 +518,9 @@ Response Dashboard::handle(const Request& req, int64_t now) {
   if (!user) return redirect("/office/login");
   if (path == "/office/logout") {
     if (is_post) return logout(req);
-    Response r;
-    r.status = 405;
-    r.headers.emplace_back("Allow", "POST");
-    r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-    r.body = "log out with the button on the page (POST)\n";
-    return r;
+    return plain(405, "log out with the button on the page (POST)\n", "POST");
   }
-  if (is_post) {
-    Response r;
-    r.status = 405;
-    r.headers.emplace_back("Allow", "GET");
-    r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
-    r.body = "the dashboard is read-only\n";
-    return r;
-  }
+  if (is_post) return plain(405, "the dashboard is read-only\n", "GET");
 
   const int offset = config_.utc_offset_seconds;
   const storage::LocalTime local{now, offset};

@@ -9,54 +9,21 @@
 #include "handlers/dispatcher.h"
 #include "handlers/templates.h"
 #include "storage/store.h"
+#include "tests/support/dispatcher_fixture.h"
 
-using handlers::Dispatcher;
-using handlers::Templates;
 using storage::CheckinStatus;
 using storage::Date;
-using storage::InboundMessage;
-using storage::LocalTime;
-using storage::Pairing;
-using storage::Store;
 
 namespace {
 
-constexpr int kCst = 8 * 3600;
+using bangfu_test::pairing;
 
-Pairing pairing(const std::string& helper, const std::string& hh, const std::string& head) {
-  Pairing p;
-  p.helper_id = helper;
-  p.helper_name = "张伟";
-  p.unit = "区财政局";
-  p.household_id = hh;
-  p.household_head = head;
-  p.village = "张庄村";
-  return p;
-}
-
-struct Fixture {
-  Store store{":memory:"};
-  Templates templates =
-      Templates::load(BANGFU_SOURCE_DIR "/templates", handlers::dispatcher_template_names());
-  Dispatcher dispatcher{store, templates, {"帮扶助手", {}, {}}};
-  int seq = 0;
-
-  Fixture() {
-    store.import_roster({pairing("zw", "H1", "王秀英"), pairing("zw", "H2", "李德明"),
-                         pairing("solo", "H3", "陈玉兰")},
-                        Date{2026, 1, 1});
-  }
-
-  handlers::Outcome say(const std::string& from, const std::string& text,
-                        const std::string& at = "2026-12-05T10:00:00+08:00") {
-    InboundMessage m;
-    m.msgid = "m" + std::to_string(++seq);
-    m.userid = from;
-    m.text = text;
-    const auto now = LocalTime::parse(at, kCst).value();
-    m.received_at = now.unix_seconds;
-    return dispatcher.handle(m, now);
-  }
+struct Fixture : bangfu_test::DispatcherFixture {
+  Fixture()
+      : DispatcherFixture(
+            {pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
+             pairing("solo", "张伟", "H3", "陈玉兰")},
+            {}, "2026-12-05T10:00:00+08:00") {}
 
   // "H1 2026-12-04 active" for each check-in, in id order.
   std::vector<std::string> rows() {

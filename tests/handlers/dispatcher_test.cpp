@@ -14,64 +14,25 @@
 #include "handlers/templates.h"
 #include "storage/problems.h"
 #include "storage/store.h"
+#include "tests/support/dispatcher_fixture.h"
 #include "tests/support/temp_dir.h"
 
-using handlers::Dispatcher;
 using handlers::Templates;
 using storage::Date;
-using storage::InboundMessage;
-using storage::LocalTime;
 using storage::Pairing;
 using storage::Store;
 
 namespace {
 
-constexpr int kCst = 8 * 3600;
+using bangfu_test::pairing;
 
-Pairing pairing(const std::string& helper, const std::string& name, const std::string& hh,
-                const std::string& head, const std::string& person = "",
-                storage::Ledger ledger = storage::Ledger::Cadre) {
-  Pairing p;
-  p.helper_id = helper;
-  p.helper_name = name;
-  p.ledger = ledger;
-  p.unit = "区财政局";
-  p.household_id = hh;
-  p.household_head = head;
-  p.person = person;
-  p.village = "张庄村";
-  return p;
-}
-
-struct Fixture {
-  Store store{":memory:"};
-  Templates templates =
-      Templates::load(BANGFU_SOURCE_DIR "/templates", handlers::dispatcher_template_names());
-  Dispatcher dispatcher{store, templates, {"帮扶助手", {"admin1"}, {}}};
-  int seq = 0;
-
-  Fixture() {
-    store.import_roster(
-        {pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
-         pairing("solo", "王芳", "H3", "陈玉兰"),
-         pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health)},
-        Date{2026, 1, 1});
-  }
-
-  handlers::Outcome say(const std::string& from, const std::string& text,
-                        const std::string& at = "2026-11-28T10:00:00+08:00", std::string msgid = "",
-                        const std::string& chattype = "group") {
-    if (msgid.empty()) msgid = "m" + std::to_string(++seq);
-    InboundMessage m;
-    m.msgid = msgid;
-    m.userid = from;
-    m.chatid = chattype == "group" ? "chat" : "";
-    m.chattype = chattype;
-    m.text = text;
-    const auto now = LocalTime::parse(at, kCst).value();
-    m.received_at = now.unix_seconds;
-    return dispatcher.handle(m, now);
-  }
+struct Fixture : bangfu_test::DispatcherFixture {
+  explicit Fixture(const std::string& templates_dir = BANGFU_SOURCE_DIR "/templates")
+      : DispatcherFixture(
+            {pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
+             pairing("solo", "王芳", "H3", "陈玉兰"),
+             pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health)},
+            {"admin1"}, "2026-11-28T10:00:00+08:00", templates_dir) {}
 
   int visits(int64_t pairing_id, storage::Month m) {
     return store.transaction([&](Store::Tx& tx) { return tx.counted_visits(pairing_id, m); });
@@ -418,24 +379,13 @@ TEST_CASE("every answer's wording is the deployment's templates'", "[dispatcher]
              "记了 {{whom}}{{#yesterday}}（昨日）{{/yesterday}}"
              "{{#person}}对象{{/person}}{{^person}}户{{/person}}"},
             {"service", "\n{{#rate_limited}}慢点，每分钟{{per_minute}}条{{/rate_limited}}\n"}});
-  Fixture f;
-  const Templates edited = Templates::load(folder, handlers::dispatcher_template_names());
-  Dispatcher d{f.store, edited, {"帮扶助手", {"admin1"}, {}}};
-  const auto say = [&](const std::string& text, const std::string& msgid) {
-    InboundMessage m;
-    m.msgid = msgid;
-    m.userid = "zw";
-    m.text = text;
-    const auto now = LocalTime::parse("2026-11-28T10:00:00+08:00", kCst).value();
-    m.received_at = now.unix_seconds;
-    return d.handle(m, now).reply;
-  };
+  Fixture f(folder);
   // Names are masked whatever the template says.
-  CHECK(say("走访 陈玉兰户 今天", "e1") == "名单里没有陈*兰；可选：李*明、王*英");
-  CHECK(say("走访 王秀英户 11月30日", "e2") == "11月30日未到");
-  CHECK(say("通报 2026-10", "e3") == "仅管理员");
-  CHECK(say("走访 王秀英户 昨天", "e4") == "记了 王*英户（昨日）户");
-  CHECK(d.service_answer("rate_limited", {{"per_minute", "5"}}) == "慢点，每分钟5条");
+  CHECK(f.say("zw", "走访 陈玉兰户 今天").reply == "名单里没有陈*兰；可选：李*明、王*英");
+  CHECK(f.say("zw", "走访 王秀英户 11月30日").reply == "11月30日未到");
+  CHECK(f.say("zw", "通报 2026-10").reply == "仅管理员");
+  CHECK(f.say("zw", "走访 王秀英户 昨天").reply == "记了 王*英户（昨日）户");
+  CHECK(f.dispatcher.service_answer("rate_limited", {{"per_minute", "5"}}) == "慢点，每分钟5条");
 }
 
 TEST_CASE("the shipped wording of the answers composed outside the check-in flow", "[dispatcher]") {

@@ -8,15 +8,14 @@
 #include <vector>
 
 #include "storage/store.h"
+#include "tests/support/storage_seed.h"
 #include "tests/support/temp_dir.h"
 
 using nlohmann::json;
-using storage::AuditEntry;
 using storage::CheckinRecord;
 using storage::CheckinStatus;
 using storage::Date;
 using storage::ImportOptions;
-using storage::InboundMessage;
 using storage::InboundOutcome;
 using storage::Ledger;
 using storage::Mode;
@@ -26,31 +25,14 @@ using storage::Store;
 
 namespace {
 
-Pairing pairing(std::string helper, std::string household, Ledger ledger = Ledger::Cadre) {
-  Pairing p;
-  p.helper_id = std::move(helper);
-  p.helper_name = "干部" + p.helper_id;
-  p.ledger = ledger;
-  p.unit = "区发改局";
-  p.household_id = std::move(household);
-  p.household_head = "户主" + p.household_id;
-  p.village = "张庄村";
-  return p;
-}
+using bangfu_test::inbound;
+using bangfu_test::pairing;
+using bangfu_test::with_action;
 
 int64_t id_of(Store& store, const std::string& helper, const std::string& household) {
   const auto ps = store.pairings_with(helper, household);
   REQUIRE(ps.size() == 1);
   return ps.front().id;
-}
-
-InboundMessage inbound(const std::string& msgid, const std::string& userid, int64_t at) {
-  InboundMessage m;
-  m.msgid = msgid;
-  m.userid = userid;
-  m.text = "走访 " + msgid;
-  m.received_at = at;
-  return m;
 }
 
 CheckinRecord checkin(int64_t pairing_id, const std::string& helper, const std::string& msgid,
@@ -73,13 +55,6 @@ int64_t send(Store& store, int64_t pairing_id, const std::string& helper, const 
     tx.set_reply(msgid, "已记下", InboundOutcome::Recorded);
     return id;
   });
-}
-
-std::vector<AuditEntry> with_action(const std::vector<AuditEntry>& all, const std::string& a) {
-  std::vector<AuditEntry> out;
-  for (const auto& e : all)
-    if (e.action == a) out.push_back(e);
-  return out;
 }
 
 }  // namespace

@@ -7,11 +7,11 @@
 
 #include "storage/problems.h"
 #include "storage/store.h"
+#include "tests/support/storage_seed.h"
 #include "tests/support/temp_dir.h"
 
 using storage::CheckinRecord;
 using storage::Date;
-using storage::InboundMessage;
 using storage::Ledger;
 using storage::Pairing;
 using storage::Problem;
@@ -23,17 +23,7 @@ using bangfu_test::TempDir;
 
 namespace {
 
-Pairing pairing(std::string helper, std::string household, Ledger ledger = Ledger::Cadre) {
-  Pairing p;
-  p.helper_id = std::move(helper);
-  p.helper_name = "干部" + p.helper_id;
-  p.ledger = ledger;
-  p.unit = "区民政局";
-  p.household_id = std::move(household);
-  p.household_head = "户主" + p.household_id;
-  p.village = "张庄村";
-  return p;
-}
+using bangfu_test::pairing;
 
 std::vector<Pairing> seed(Store& store, std::vector<Pairing> rows) {
   store.import_roster(rows, Date{2026, 1, 1}, "admin", 1);
@@ -48,12 +38,7 @@ std::vector<Pairing> seed(Store& store, std::vector<Pairing> rows) {
 int64_t checkin(Store& store, const Pairing& p, const std::string& msgid, Date visit,
                 std::vector<std::string> problems, std::vector<std::string> policies = {},
                 int64_t at = 1000) {
-  InboundMessage m;
-  m.msgid = msgid;
-  m.userid = p.helper_id;
-  m.text = msgid;
-  m.received_at = at;
-  store.save_inbound(m);
+  store.save_inbound(bangfu_test::inbound(msgid, p.helper_id, at));
   CheckinRecord c;
   c.msgid = msgid;
   c.pairing_id = p.id;

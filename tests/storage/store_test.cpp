@@ -14,6 +14,7 @@
 
 #include "storage/bulletin_queries.h"
 #include "storage/store.h"
+#include "tests/support/storage_seed.h"
 #include "tests/support/temp_dir.h"
 
 using storage::AuditEntry;
@@ -32,6 +33,9 @@ using bangfu_test::TempDir;
 
 namespace {
 
+using bangfu_test::inbound;
+using bangfu_test::with_action;
+
 Pairing pairing(std::string helper, std::string household, std::string person = "") {
   Pairing p;
   p.helper_id = std::move(helper);
@@ -45,17 +49,6 @@ Pairing pairing(std::string helper, std::string household, std::string person = 
   p.village = "张庄村";
   p.street = "高新街道";
   return p;
-}
-
-InboundMessage inbound(const std::string& msgid, const std::string& userid, int64_t at = 1000) {
-  InboundMessage m;
-  m.msgid = msgid;
-  m.userid = userid;
-  m.chatid = "chat1";
-  m.chattype = "group";
-  m.text = "@帮扶助手 走访 " + msgid;
-  m.received_at = at;
-  return m;
 }
 
 // Saves the inbound message the check-in refers to, then adds the check-in; returns its id.
@@ -87,13 +80,6 @@ std::vector<Pairing> seed(Store& store, std::vector<Pairing> rows, Date on = {20
 std::vector<std::string> heads(const std::vector<Pairing>& ps) {
   std::vector<std::string> out;
   for (const auto& p : ps) out.push_back(p.household_id + (p.person.empty() ? "" : "/" + p.person));
-  return out;
-}
-
-std::vector<AuditEntry> with_action(const std::vector<AuditEntry>& all, const std::string& a) {
-  std::vector<AuditEntry> out;
-  for (const auto& e : all)
-    if (e.action == a) out.push_back(e);
   return out;
 }
 
