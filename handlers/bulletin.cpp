@@ -1,5 +1,6 @@
 #include "handlers/bulletin.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "handlers/bulletin_stats.h"
@@ -97,16 +98,19 @@ void set_corrections(data& d, const std::vector<LateCorrection>& corrections) {
     data x;
     x.set("label", str(c.period_label));
     data parts = list();
-    std::vector<std::pair<const char*, int>> counts = {{"补报", c.changes.late},
-                                                       {"更正", c.changes.corrected},
-                                                       {"撤销", c.changes.undone},
-                                                       {"作废", c.changes.voided}};
+    // Each part flags its kind (the template words it: 补报, 更正, 撤销, 作废); all four are set
+    // so that none is looked up in the sections around it (a ledger has `undone` too).
+    std::vector<std::pair<const char*, int>> counts = {{"late", c.changes.late},
+                                                       {"corrected", c.changes.corrected},
+                                                       {"undone", c.changes.undone},
+                                                       {"voided", c.changes.voided}};
     counts.erase(
         std::remove_if(counts.begin(), counts.end(), [](auto& p) { return p.second == 0; }),
         counts.end());
     for (size_t i = 0; i < counts.size(); ++i) {
       data part;
-      part.set("word", str(counts[i].first));
+      for (const char* kind : {"late", "corrected", "undone", "voided"})
+        part.set(kind, std::string_view(kind) == counts[i].first);
       part.set("count", num(counts[i].second));
       part.set("more", i + 1 < counts.size());
       parts.push_back(part);
@@ -137,7 +141,8 @@ void set_problems(data& d, const ProblemFigures& p, const BulletinOptions& optio
   data gaps = list();
   for (size_t i = 0; i < p.gaps.size(); ++i) {
     data g;
-    g.set("policy", str(p.gaps[i].policy.empty() ? "未注明政策" : p.gaps[i].policy));
+    g.set("policy", str(p.gaps[i].policy));
+    g.set("unnamed_policy", p.gaps[i].policy.empty());  // the template says 未注明政策
     g.set("count", num(p.gaps[i].open));
     g.set("more", i + 1 < p.gaps.size());
     gaps.push_back(g);
@@ -339,11 +344,15 @@ data month_ledger_data(const LedgerMonthFigures& l, bool running, const Bulletin
   return d;
 }
 
-data base_data(const std::string& title, std::optional<storage::Ledger> only, Date from, Date to,
-               bool running, Date today, const BulletinOptions& options) {
+// `year`; `ledger` (区直, 卫生, 教育) for one ledger's bulletin, false for the district's.
+data base_data(int year, std::optional<storage::Ledger> only, Date from, Date to, bool running,
+               Date today, const BulletinOptions& options) {
   data d;
-  d.set("title", str(title));
-  d.set("scope", str(only ? std::string(storage::ledger_label(*only)) + "台账" : "全区"));
+  d.set("year", num(year));
+  if (only)
+    d.set("ledger", str(std::string(storage::ledger_label(*only))));
+  else
+    d.set("ledger", false);
   d.set("range", str(range_text(from, to)));
   d.set("running", running);
   d.set("as_of", str(plain_date(today)));
@@ -352,11 +361,6 @@ data base_data(const std::string& title, std::optional<storage::Ledger> only, Da
   d.set("min_days", num(kDueMinDays));
   d.set("name_helpers", options.name_helpers);
   return d;
-}
-
-std::string quarter_title(int year, int quarter) {
-  static const char* const kNames[] = {"一", "二", "三", "四"};
-  return std::to_string(year) + "年第" + kNames[quarter - 1] + "季度";
 }
 
 std::string month_label(Month m) {
@@ -511,8 +515,9 @@ QuarterlyFigures quarterly_figures(storage::Store& store, int year, int quarter,
 
 std::string render_monthly(const Templates& templates, const MonthlyFigures& f,
                            const BulletinOptions& options) {
-  data d = base_data(std::to_string(f.month.year) + "年" + month_label(f.month) + "结对帮扶通报",
-                     f.only, f.month.first(), f.month.last(), f.running, f.today, options);
+  data d =
+      base_data(f.month.year, f.only, f.month.first(), f.month.last(), f.running, f.today, options);
+  d.set("month", num(f.month.month));
   if (!f.only) {
     data district;
     set_coverage(district, f.district.coverage);
@@ -532,8 +537,10 @@ std::string render_monthly(const Templates& templates, const MonthlyFigures& f,
 
 std::string render_quarterly(const Templates& templates, const QuarterlyFigures& f,
                              const BulletinOptions& options) {
-  data d = base_data(quarter_title(f.year, f.quarter) + "结对帮扶点评", f.only, f.months[0].first(),
-                     f.months[2].last(), f.running, f.today, options);
+  data d = base_data(f.year, f.only, f.months[0].first(), f.months[2].last(), f.running, f.today,
+                     options);
+  static const char* const kQuarterNames[] = {"一", "二", "三", "四"};  // 第三季度
+  d.set("quarter", str(kQuarterNames[std::clamp(f.quarter, 1, 4) - 1]));
   data header = list();
   for (size_t i = 0; i < 3; ++i) {
     data h;

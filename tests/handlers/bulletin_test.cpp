@@ -1159,3 +1159,30 @@ TEST_CASE("A change to a posted month is listed in the next bulletin, once", "[b
   REQUIRE(same);
   CHECK(same->differences.empty());
 }
+
+TEST_CASE("A bulletin's title, scope and unnamed policy are the template's words", "[bulletin]") {
+  MonthlyFigures f;
+  f.month = Month{2026, 11};
+  f.today = Date{2026, 12, 1};
+  f.only = Ledger::Cadre;
+  handlers::LedgerMonthFigures l;
+  l.ledger = Ledger::Cadre;
+  l.totals.problems.fresh = 3;
+  l.totals.problems.open = 3;
+  l.totals.problems.gaps = {{"低保", 2}, {"", 1}};
+  f.ledgers.push_back(l);
+  const std::string shipped = handlers::render_monthly(real_templates(), f, BulletinOptions{});
+  CAPTURE(shipped);
+  CHECK(shipped.starts_with("## 2026年11月结对帮扶通报·区直台账\n"));
+  CHECK(shipped.find("\n应享未享待落实：低保 2 条、未注明政策 1 条\n") != std::string::npos);
+  // A deployment's own words.
+  const auto edited = handlers::Templates::from_strings(
+      {{"monthly.md",
+        "{{year}}-{{month}} {{#ledger}}{{ledger}}{{/ledger}}{{^ledger}}全区{{/ledger}}"
+        "{{#ledgers}}{{#gaps}} {{#unnamed_policy}}其他{{/unnamed_policy}}{{policy}}"
+        "={{count}}{{/gaps}}{{/ledgers}}"}});
+  // (tidy ends a bulletin with one newline.)
+  CHECK(handlers::render_monthly(edited, f, BulletinOptions{}) == "2026-11 区直 低保=2 其他=1\n");
+  f.only.reset();
+  CHECK(handlers::render_monthly(edited, f, BulletinOptions{}).starts_with("2026-11 全区"));
+}
