@@ -32,15 +32,16 @@ std::string describe(const CheckinRecord& c, const SenderContext& sender, Date t
          (p ? masked_whom(*p) : std::string("该户"));
 }
 
-// The first five, newest first: a question in the chat stays short.
-std::string describe_all(const std::vector<CheckinRecord>& cs, const SenderContext& sender,
-                         Date today) {
+// Sets `key` to the first five, newest first (a question in the chat stays short), and
+// `<key>_total` to how many there are when that is more.
+void set_described(data& d, const std::string& key, const std::vector<CheckinRecord>& cs,
+                   const SenderContext& sender, Date today) {
   constexpr size_t kShown = 5;
   std::string out;
   for (size_t i = 0; i < cs.size() && i < kShown; ++i)
     out += (out.empty() ? "" : "；") + describe(cs[i], sender, today);
-  if (cs.size() > kShown) out += "（共 " + std::to_string(cs.size()) + " 条）";
-  return out;
+  d.set(key, out);
+  if (cs.size() > kShown) d.set(key + "_total", std::to_string(cs.size()));
 }
 
 // "王*英户 12月3日": what follows 撤销 in an undo line that names `c` (for the question when
@@ -195,15 +196,15 @@ CorrectionResult apply_named_undo(storage::Store::Tx& tx, const Templates& templ
   } else if (matching.empty()) {
     d.set("none", true);
     d.set("what", what);
-    if (!recent.empty()) d.set("recent", describe_all(recent, sender, today));
+    if (!recent.empty()) set_described(d, "recent", recent, sender, today);
   } else {
     d.set("several", true);
     d.set("what", what);
     d.set("n", std::to_string(matching.size()));
-    d.set("list", describe_all(matching, sender, today));
+    set_described(d, "list", matching, sender, today);
     d.set("example", undo_example(matching.front(), sender, today));
   }
-  if (error && !recent.empty()) d.set("recent", describe_all(recent, sender, today));
+  if (error && !recent.empty()) set_described(d, "recent", recent, sender, today);
   r.reply = templates.render("undo_named", d);
   return r;
 }

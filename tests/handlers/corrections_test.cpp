@@ -157,3 +157,18 @@ TEST_CASE("plain 撤销 still undoes the last check-in within 24 hours", "[handl
   CHECK(has(out.reply, "已撤销：12月5日 走访 李*明户"));
   CHECK(f.rows() == std::vector<std::string>{"H1 2026-12-04 active", "H2 2026-12-05 undone"});
 }
+
+TEST_CASE("撤销 lists at most five check-ins and says how many there are", "[handlers]") {
+  Fixture f;
+  for (int day = 1; day <= 6; ++day)
+    f.say("zw", "走访 王秀英户 今天", "2026-12-0" + std::to_string(day) + "T09:00:00+08:00");
+  const auto several = f.say("zw", "撤销 王秀英户", "2026-12-06T10:00:00+08:00");
+  CAPTURE(several.reply);
+  CHECK(several.reply ==
+        "你7天内有 6 条王*英户的打卡：12月6日 走访 王*英户；12月5日 走访 王*英户；12月4日 走访 "
+        "王*英户；12月3日 走访 王*英户；12月2日 走访 王*英户（共 6 条）。请写明是哪一条，如：撤销 "
+        "王*英户 12月6日。");
+  const auto none = f.say("zw", "撤销 李德明户 12月1日", "2026-12-06T10:00:00+08:00");
+  CAPTURE(none.reply);
+  CHECK(has(none.reply, "12月2日 走访 王*英户（共 6 条）。"));
+}
