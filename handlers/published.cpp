@@ -54,33 +54,32 @@ std::string pct_or_dash(std::optional<int> pm) {
 
 // Appends the differences between two figure objects of one scope.
 void diff(const json& today, const json& posted, std::vector<FigureDifference>& out) {
-  auto pct = [&](const std::string& what, const json& a, const json& b) {
+  auto pct = [&](std::optional<Ledger> ledger, const std::string& unit, const json& a,
+                 const json& b) {
     const auto x = permille_of(a), y = permille_of(b);
     if (a.value("due", 0) != b.value("due", 0) || a.value("visited", 0) != b.value("visited", 0))
-      out.push_back({what + " 覆盖率",
+      out.push_back({ledger, unit, "coverage",
                      pct_or_dash(x) + "（" + std::to_string(a.value("visited", 0)) + "/" +
                          std::to_string(a.value("due", 0)) + "）",
                      pct_or_dash(y) + "（" + std::to_string(b.value("visited", 0)) + "/" +
                          std::to_string(b.value("due", 0)) + "）"});
   };
-  auto count = [&](const std::string& what, const json& a, const json& b, const char* key) {
+  auto count = [&](Ledger ledger, const json& a, const json& b, const char* key) {
     if (!a.contains(key) && !b.contains(key)) return;
     const int x = a.value(key, 0), y = b.value(key, 0);
-    if (x != y) out.push_back({what, std::to_string(x), std::to_string(y)});
+    if (x != y) out.push_back({ledger, "", key, std::to_string(x), std::to_string(y)});
   };
   if (today.contains("district") || posted.contains("district"))
-    pct("全区", today.value("district", json::object()), posted.value("district", json::object()));
+    pct(std::nullopt, "", today.value("district", json::object()),
+        posted.value("district", json::object()));
   for (Ledger l : {Ledger::Cadre, Ledger::Health, Ledger::Education}) {
     const std::string code(storage::ledger_code(l));
     const json a = today.value("ledgers", json::object()).value(code, json::object());
     const json b = posted.value("ledgers", json::object()).value(code, json::object());
     if (a.empty() && b.empty()) continue;
-    const std::string name = std::string(storage::ledger_label(l)) + "台账";
-    pct(name, a, b);
-    count(name + " 走访次数", a, b, "visits");
-    count(name + " 问题新报", a, b, "problems_new");
-    count(name + " 问题解决", a, b, "problems_resolved");
-    count(name + " 问题待跟进", a, b, "problems_open");
+    pct(l, "", a, b);
+    for (const char* key : {"visits", "problems_new", "problems_resolved", "problems_open"})
+      count(l, a, b, key);
     std::map<std::string, std::pair<json, json>> units;
     const json a_units = a.value("units", json::object()),
                b_units = b.value("units", json::object());
@@ -92,7 +91,7 @@ void diff(const json& today, const json& posted, std::vector<FigureDifference>& 
                    ? json{{"due", pair[0].get<int>()}, {"visited", pair[1].get<int>()}}
                    : json{{"due", 0}, {"visited", 0}};
       };
-      pct(name + " " + u, cov(v.first), cov(v.second));
+      pct(l, u, cov(v.first), cov(v.second));
     }
   }
 }
@@ -195,8 +194,19 @@ std::string render_comparison(const Templates& templates, const PostedComparison
   d.set("same", c.differences.empty());
   data lines{data::type::list};
   for (const auto& x : c.differences) {
+    // Every key set on each line, so none is looked up around it.
     data line;
-    line.set("what", x.what);
+    if (x.ledger)
+      line.set("ledger", std::string(storage::ledger_label(*x.ledger)));
+    else
+      line.set("ledger", false);
+    if (x.unit.empty())
+      line.set("unit", false);
+    else
+      line.set("unit", x.unit);
+    for (const char* f :
+         {"coverage", "visits", "problems_new", "problems_resolved", "problems_open"})
+      line.set(f, x.figure == f);
     line.set("today", x.today);
     line.set("posted", x.posted);
     lines.push_back(line);

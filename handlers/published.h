@@ -35,10 +35,14 @@ void record_posted(storage::Store& store, const Period& period,
                    storage::LocalTime now);
 
 /// One figure that differs between today and the posting.
+/// One figure that differs between today and the posting. Which one, as facts: the posted.md
+/// template words it (区直台账 区发改局 覆盖率, 全区 覆盖率, 卫生台账 走访次数, …).
 struct FigureDifference {
-  std::string what;  // 区直台账 覆盖率, 区直台账 区发改局 覆盖率, 全区 覆盖率, …
-  std::string today;   // "79.1%", "12"
-  std::string posted;  // "78.3%", "11"
+  std::optional<storage::Ledger> ledger;  // nullopt: the district as a whole
+  std::string unit;                       // a unit's coverage; "" for the ledger's (district's)
+  std::string figure;  // coverage, visits, problems_new, problems_resolved or problems_open
+  std::string today;   // "79.1%（53/67）", "12"
+  std::string posted;  // "78.3%（52/67）", "11"
 };
 
 struct PostedComparison {

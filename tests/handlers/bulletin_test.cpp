@@ -1139,11 +1139,18 @@ TEST_CASE("A change to a posted month is listed in the next bulletin, once", "[b
   REQUIRE(cmp);
   CHECK(cmp->posted_at == posted_at.unix_seconds);
   bool cadre_line = false;
-  for (const auto& d : cmp->differences) cadre_line = cadre_line || d.what == "区直台账 覆盖率";
+  for (const auto& d : cmp->differences)
+    cadre_line =
+        cadre_line || (d.ledger == Ledger::Cadre && d.unit.empty() && d.figure == "coverage");
   CHECK(cadre_line);
   CHECK(before.ledgers[0].totals.coverage.visited + 1 == after.ledgers[0].totals.coverage.visited);
-  CHECK_THAT(handlers::render_comparison(templates, *cmp, now),
-             Catch::Contains("本期已于 2026-11-01 09:00 通报"));
+  const std::string printed = handlers::render_comparison(templates, *cmp, now);
+  CHECK_THAT(printed, Catch::Contains("本期已于 2026-11-01 09:00 通报"));
+  CHECK_THAT(
+      printed,
+      Catch::Contains("\n- 区直台账 覆盖率：" +
+                      handlers::percent_text(handlers::permille(after.ledgers[0].totals.coverage)) +
+                      "（"));
   CHECK_FALSE(
       handlers::compare_with_posted(store, *Period::parse("2026-09"), std::nullopt, options, now));
 
