@@ -82,6 +82,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
       template_names.push_back(n);
   for (const auto& n : charts::chart_template_names()) template_names.push_back(n);
   const auto templates = handlers::Templates::load(config.templates_dir, template_names);
+  handlers::check_answer_templates(templates);
   storage::Store store(config.database);
   WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
   handlers::Dispatcher dispatcher(store, templates,

@@ -21,6 +21,7 @@
 #include "bot/wecom_crypto.h"
 #include "charts/chart.h"
 #include "handlers/bulletin.h"
+#include "handlers/dispatcher.h"
 #include "handlers/templates.h"
 #include "storage/store.h"
 
@@ -157,7 +158,7 @@ std::string check_templates(const Config& config) {
   for (const auto& n : handlers::bulletin_template_names())
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   for (const auto& n : charts::chart_template_names()) names.push_back(n);
-  handlers::Templates::load(config.templates_dir, names);
+  handlers::check_answer_templates(handlers::Templates::load(config.templates_dir, names));
   return std::to_string(names.size()) + " templates compile, from " + config.templates_dir;
 }
 
@@ -375,7 +376,9 @@ int cmd_config_check(const Args& a, std::ostream& out, std::ostream&) {
     // What the service does at start with these settings: the templates, then the database.
     out << "checks:\n";
     try {
-      out << "  ok    templates: " << check_templates(c) << "\n";
+      // Checked before anything is printed: a failure must not follow an "ok".
+      const std::string checked = check_templates(c);
+      out << "  ok    templates: " << checked << "\n";
     } catch (const std::exception& e) {
       const std::string what = e.what();
       check.problems.push_back(

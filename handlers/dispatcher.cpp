@@ -83,6 +83,76 @@ std::string render_question(const Templates& templates, const ParseError& e) {
   return templates.render_trimmed(name, d);
 }
 
+void check_answer_templates(const Templates& templates) {
+  using Fields = std::map<std::string, std::string>;
+  struct Case {
+    const char* name;
+    const char* code;
+    Fields fields;
+  };
+  const Fields two = {{"count", "2"}, {"said", "王*英"}, {"example", "走访 东沟村王*英户 今天"}};
+  const std::vector<Case> cases = {
+      {"ask", "not_done", {{"reason", "plan"}, {"example", "走访 王*英户 今天"}}},
+      {"ask", "not_done", {{"reason", "not_went"}}},
+      {"ask", "not_done", {{"reason", "missed"}}},
+      {"ask", "not_done", {{"reason", "call_failed"}}},
+      {"ask", "need_day", {{"said", "上周"}}},
+      {"ask", "date_range", {{"said", "这几天"}}},
+      {"ask", "did_you_mean", {{"said", "王*三"}, {"whom", "王*山户"}}},
+      {"ask", "unmatched", {{"said", "赵*海"}}},
+      {"ask", "not_in_force", {{"date", "12月1日"}, {"whom", "王*英户"}}},
+      {"ask", "some_not_done", {{"whom", "王*英户"}}},
+      {"ask", "other_day", {{"said", "17号"}}},
+      {"error", "not_understood", {}},
+      {"error", "future_date", {{"date", "12月30日"}}},
+      {"error", "invalid_date", {{"reason", "bad_month"}, {"said", "13月2日"}}},
+      {"error", "invalid_date", {{"reason", "no_such_day"}, {"said", "2月30日"}}},
+      {"error", "not_paired", {{"reason", "stranger"}, {"said", "李*"}}},
+      {"error", "not_paired", {{"reason", "no_pairings"}}},
+      {"error", "ambiguous", {{"reason", "whom"}, {"count", "2"}}},
+      {"error", "ambiguous",
+       [&] {
+         Fields f = two;
+         f["reason"] = "same_name";
+         return f;
+       }()},
+      {"error", "ambiguous",
+       [&] {
+         Fields f = two;
+         f["reason"] = "several_said";
+         return f;
+       }()},
+      {"service", "welcome", {{"bot_name", "帮扶助手"}}},
+      {"service", "rate_limited", {{"per_minute", "20"}}},
+      {"service", "not_text", {}},
+      {"bulletin_reply", "admins_only", {}},
+      {"bulletin_reply", "bad_period", {}},
+      {"bulletin_reply", "not_started", {}},
+      {"bulletin_reply", "cut", {}},
+      {"reminder", "heading", {{"month", "11"}, {"day", "20"}}},
+      {"reminder", "helper", {{"name", "张伟"}, {"unit", "区财政局"}, {"unvisited", "2"}}},
+      {"reminder", "closing", {}},
+  };
+  for (const auto& c : cases) {
+    if (!templates.has(c.name)) continue;
+    data d;
+    d.set(c.code, true);
+    for (const auto& [k, v] : c.fields) {
+      if (k == "reason")
+        d.set(v, true);
+      else
+        d.set(k, v);
+    }
+    if (templates.render_trimmed(c.name, d).empty()) {
+      const auto reason = c.fields.find("reason");
+      throw TemplateError(std::string(c.name) + ".mustache:0: says nothing for " + c.code +
+                          (reason == c.fields.end() ? "" : " (" + reason->second + ")") +
+                          "; a templates folder from an older release? Compare it with the "
+                          "shipped templates/");
+    }
+  }
+}
+
 std::vector<std::string> dispatcher_template_names() {
   std::vector<std::string> names = Templates::reply_names();
   for (const auto& n : bulletin_template_names()) names.push_back(n);

@@ -37,6 +37,13 @@ std::string unmask_names(std::string text, const std::vector<storage::Pairing>& 
 /// Throws TemplateError when the template is not loaded.
 std::string render_question(const Templates& templates, const ParseError& e);
 
+/// Renders every case of the templates that hold one answer per case (ask, error, service,
+/// bulletin_reply, reminder; those loaded) with sample facts, and throws TemplateError naming the
+/// template and the case when one says nothing: a templates folder kept from an older release
+/// lacks the newer cases, and would otherwise answer a helper with an empty message. Call once
+/// after loading (start-up, `config check`).
+void check_answer_templates(const Templates& templates);
+
 /// Templates a Dispatcher needs: the replies and the bulletins.
 std::vector<std::string> dispatcher_template_names();
 

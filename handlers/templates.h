@@ -33,6 +33,9 @@ class Templates {
   /// the sections not taken leave empty lines.
   std::string render_trimmed(const std::string& name, const kainjow::mustache::data& data) const;
 
+  /// Whether `name` was loaded.
+  bool has(const std::string& name) const { return compiled_.count(name) > 0; }
+
   /// The names every Dispatcher needs.
   static const std::vector<std::string>& reply_names();
 

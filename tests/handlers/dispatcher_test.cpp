@@ -424,3 +424,23 @@ TEST_CASE("a template missing from the deployment's folder is refused when loadi
                       Catch::Contains(name + ".mustache") && Catch::Contains("cannot read"));
   }
 }
+
+TEST_CASE("a templates folder from an older release is refused, not answered from",
+          "[dispatcher]") {
+  Fixture shipped;
+  CHECK_NOTHROW(handlers::check_answer_templates(shipped.templates));
+  // The error answer as it was before the parser gave facts instead of wording.
+  bangfu_test::TempDir dir;
+  const std::string folder =
+      deployment_templates(dir, {{"error", "{{message}}{{#hint}}\n{{hint}}{{/hint}}\n"}});
+  const auto stale = Templates::load(folder, handlers::dispatcher_template_names());
+  CHECK_THROWS_WITH(handlers::check_answer_templates(stale),
+                    Catch::Contains("error.mustache") && Catch::Contains("not_understood"));
+  // A case left out of an edited template is named.
+  bangfu_test::TempDir other;
+  const std::string partial = deployment_templates(
+      other, {{"service", "{{#welcome}}你好{{/welcome}}{{#rate_limited}}慢点{{/rate_limited}}"}});
+  CHECK_THROWS_WITH(handlers::check_answer_templates(
+                        Templates::load(partial, handlers::dispatcher_template_names())),
+                    Catch::Contains("service.mustache") && Catch::Contains("not_text"));
+}

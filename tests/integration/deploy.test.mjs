@@ -132,4 +132,13 @@ test('config check and serve refuse a templates folder that lacks one the bot sp
   const serve = run(['serve', '--config', c.path], env);
   assert.equal(serve.code, 1, serve.err);
   assert.ok(serve.err.includes(join(templates, 'service.mustache')), serve.err);
+  // All there, but error.mustache as an older release shipped it: it would answer with nothing.
+  cpSync(join(ROOT, 'templates', 'service.mustache'), join(templates, 'service.mustache'));
+  writeFileSync(join(templates, 'error.mustache'), '{{message}}{{#hint}}\n{{hint}}{{/hint}}\n');
+  const stale = run(['config', 'check', '--config', c.path], env);
+  assert.equal(stale.code, 2, stale.out);
+  assert.match(stale.out, /error\.mustache:0: says nothing for not_understood/);
+  const refused = run(['serve', '--config', c.path], env);
+  assert.equal(refused.code, 1, refused.err);
+  assert.match(refused.err, /error\.mustache:0: says nothing for not_understood/);
 });
