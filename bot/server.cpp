@@ -261,14 +261,10 @@ int HttpServer::check_replay(const std::string& timestamp, const std::string& no
   const int64_t skew = config_.wecom.timestamp_skew_seconds;
   std::lock_guard lock(replay_mu_);
   // An entry is needed only while its timestamp is still fresh: after that a replay is refused
-  // as stale anyway. Pruning every few seconds keeps the map at (callbacks per second) x skew.
-  if (now - last_replay_prune_ >= 5 || now < last_replay_prune_) {
-    std::erase_if(seen_, [&](const auto& kv) { return kv.second.second < now - skew; });
-    last_replay_prune_ = now;
-  }
-  const std::string key = timestamp + "|" + nonce;
-  auto [it, inserted] = seen_.try_emplace(key, signature, ts);
-  if (inserted || it->second.first == signature) return 0;  // new, or the same request again
+  // as stale anyway.
+  seen_.erase(seen_.begin(), seen_.lower_bound(now - skew));
+  auto [it, inserted] = seen_[ts].try_emplace(nonce, signature);
+  if (inserted || it->second == signature) return 0;  // new, or the same request again
   return 401;
 }
 

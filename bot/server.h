@@ -141,8 +141,10 @@ class HttpServer {
   std::unique_ptr<http::Server> http_;
 
   std::mutex replay_mu_;
-  std::map<std::string, std::pair<std::string, int64_t>> seen_;  // ts|nonce → (signature, ts)
-  int64_t last_replay_prune_ = 0;
+  // timestamp → nonce → signature, for every callback whose timestamp is still fresh. By
+  // timestamp, so that forgetting the stale ones drops whole seconds instead of walking every
+  // entry (at 3,000 callbacks/s and a skew of 300 s the map holds about a million).
+  std::map<int64_t, std::unordered_map<std::string, std::string>> seen_;
 };
 
 }  // namespace bot
