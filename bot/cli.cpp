@@ -123,7 +123,10 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   // Wake the waiter if the server stopped by itself.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
-  log.info("stopped");
+  // How many check-ins shared each fsync while this server ran (BENCHMARKS.md §9).
+  const auto commits = store.commit_stats();
+  log.info("stopped", {{"commit_groups", std::to_string(commits.groups)},
+                       {"commit_units", std::to_string(commits.units)}});
   return ok ? 0 : 1;
 }
 
