@@ -391,7 +391,8 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
           tx.set_reply(in.msgid, *answer, storage::InboundOutcome::RateLimited);
         },
         [reply, envelope, failed, answer, id = msg.msgid](std::exception_ptr error) {
-          if (error) return reply.send_from([failed, error] { return failed(error); });
+          if (error)
+            return reply.send_from([failed, error = std::move(error)] { return failed(error); });
           reply.send_from([envelope, answer, id] { return envelope(stream_reply(id, *answer)); });
         });
     return;
@@ -403,7 +404,8 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
     store_.submit_async(
         [in](storage::Store::Tx& tx) { tx.save_inbound(in); },
         [reply, envelope, failed, id = msg.msgid](std::exception_ptr error) {
-          if (error) return reply.send_from([failed, error] { return failed(error); });
+          if (error)
+            return reply.send_from([failed, error = std::move(error)] { return failed(error); });
           reply.send_from([envelope, id] {
             return envelope(stream_reply(
                 id, "收到。打卡只需要一句文字，不用发照片、语音或定位。发“帮助”看写法。"));
@@ -416,7 +418,8 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
       [reply](std::function<void()> work) { reply.on_worker(std::move(work)); },
       [this, reply, envelope, failed, rid, id = msg.msgid, from = msg.userid](
           handlers::Outcome outcome, std::exception_ptr error) {
-        if (error) return reply.send_from([failed, error] { return failed(error); });
+        if (error)
+          return reply.send_from([failed, error = std::move(error)] { return failed(error); });
         // On the event loop: the log line and the encryption, off the writer's thread.
         reply.send_from([this, envelope, rid, id, from, outcome = std::move(outcome)] {
           log_.info("message", {{"rid", rid},

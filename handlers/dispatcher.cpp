@@ -1,9 +1,10 @@
 #include "handlers/dispatcher.h"
 
 #include <algorithm>
-#include <future>
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include "handlers/corrections.h"
@@ -158,18 +159,32 @@ Dispatcher::Dispatcher(storage::Store& store, const Templates& templates, Dispat
     : store_(store), templates_(templates), options_(std::move(options)) {}
 
 Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now) {
-  // The promise belongs to the callback, which the writer holds until it has returned.
-  auto result = std::make_shared<std::promise<Outcome>>();
-  auto outcome = result->get_future();
+  // The outcome and the error are moved to this thread, so the writer keeps no reference to the
+  // exception (see Store::submit).
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Outcome outcome;
+    std::exception_ptr error;
+  };
+  auto wait = std::make_shared<Wait>();
   handle_async(
       message, now, [](std::function<void()> work) { work(); },
-      [result](Outcome out, std::exception_ptr error) {
-        if (error)
-          result->set_exception(error);
-        else
-          result->set_value(std::move(out));
+      [wait](Outcome out, std::exception_ptr error) {
+        std::lock_guard lock(wait->mu);
+        wait->outcome = std::move(out);
+        wait->error = std::move(error);
+        wait->done = true;
+        wait->cv.notify_one();
       });
-  return outcome.get();
+  std::unique_lock lock(wait->mu);
+  wait->cv.wait(lock, [&] { return wait->done; });
+  if (std::exception_ptr error = std::move(wait->error)) {
+    lock.unlock();
+    std::rethrow_exception(error);
+  }
+  return std::move(wait->outcome);
 }
 
 namespace {
@@ -267,7 +282,7 @@ void Dispatcher::handle_async(const storage::InboundMessage& message, LocalTime 
     if (!error && p->failure)
       error = std::make_exception_ptr(
           std::runtime_error("handling " + p->message.msgid + " failed: " + *p->failure));
-    if (error) return done(Outcome{}, error);
+    if (error) return done(Outcome{}, std::move(error));
     done(std::move(p->out), nullptr);
   };
 

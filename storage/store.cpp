@@ -3,8 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <ctime>
-#include <future>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -1116,21 +1116,46 @@ void run(SQLite::Statement& s) {
   Use use(s);
   s.exec();
 }
+// A failure every unit of a group shares (BEGIN or COMMIT failed), as an exception object of
+// each caller's own: each is then freed on its caller's thread (see Store::submit).
+std::exception_ptr own_copy(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const SQLite::Exception& x) {
+    return std::make_exception_ptr(SQLite::Exception(x.what(), x.getErrorCode()));
+  } catch (const std::exception& x) {
+    return std::make_exception_ptr(std::runtime_error(x.what()));
+  } catch (...) {
+    return std::make_exception_ptr(std::runtime_error("unknown failure"));
+  }
+}
 }  // namespace
 
 void Store::submit(const std::function<void(Tx&)>& fn) {
-  // The promise is owned by the callback (and so by the writer until it is done with it): the
-  // caller may return the moment the value is set.
-  auto committed = std::make_shared<std::promise<void>>();
-  auto result = committed->get_future();
+  // The unit's exception, if any, is moved to this thread: the writer keeps no reference to it.
+  // An exception object is freed by whichever thread drops the last reference, and libstdc++'s
+  // reference count is invisible to TSan, so it must end on the thread that reads it.
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  auto wait = std::make_shared<Wait>();
   submit_async([&fn](Tx& tx) { fn(tx); },
-               [committed](std::exception_ptr error) {
-                 if (error)
-                   committed->set_exception(error);
-                 else
-                   committed->set_value();
+               [wait](std::exception_ptr error) {
+                 std::lock_guard lock(wait->mu);
+                 wait->error = std::move(error);
+                 wait->done = true;
+                 wait->cv.notify_one();
                });
-  result.get();
+  std::exception_ptr error;
+  {
+    std::unique_lock lock(wait->mu);
+    wait->cv.wait(lock, [&] { return wait->done; });
+    error = std::move(wait->error);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void Store::submit_async(std::function<void(Tx&)> fn,
@@ -1162,7 +1187,7 @@ void Store::writer_loop() {
     // After the commit (or its failure), outside the lock: a callback may queue the next unit.
     for (Job& j : group) {
       try {
-        j.done(j.error);
+        j.done(std::move(j.error));
       } catch (...) {
         // A callback must not throw; the writer carries on for the other units regardless.
       }
@@ -1176,7 +1201,8 @@ void Store::run_group(std::vector<Job>& jobs) {
   try {
     run(st_->begin);
   } catch (...) {
-    for (Job& j : jobs) j.error = std::current_exception();
+    const auto e = std::current_exception();
+    for (Job& j : jobs) j.error = own_copy(e);
     return;
   }
   Tx tx(*this);
@@ -1193,8 +1219,9 @@ void Store::run_group(std::vector<Job>& jobs) {
         run(st_->release_unit);
       } catch (...) {
         rollback_locked();
+        const auto e = std::current_exception();
         for (Job& k : jobs)
-          if (!k.error) k.error = std::current_exception();
+          if (!k.error) k.error = own_copy(e);
         return;
       }
     }
@@ -1203,8 +1230,9 @@ void Store::run_group(std::vector<Job>& jobs) {
     run(st_->commit);
   } catch (...) {
     rollback_locked();
+    const auto e = std::current_exception();
     for (Job& j : jobs)
-      if (!j.error) j.error = std::current_exception();
+      if (!j.error) j.error = own_copy(e);
   }
 }
 
