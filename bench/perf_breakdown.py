@@ -48,6 +48,14 @@ KERNEL = [  # (bucket, syscall entry), inclusive
     ("kernel: epoll_wait", "__x64_sys_epoll_wait"),
     ("kernel: thread hand-offs (futex wait/wake)", "__x64_sys_futex"),
     ("kernel: accept/other", "__x64_sys_accept4"),
+    # Kernel 6.x names the socket calls Asio makes (sendmsg/recvmsg) and write() by their inner
+    # functions; page faults and madvise are the allocator's (glibc trimming, then refaulting).
+    ("kernel: network send (sendmsg)", "__sys_sendmsg"),
+    ("kernel: network receive (recvmsg)", "__sys_recvmsg"),
+    ("kernel: log writes (ksys_write)", "ksys_write"),
+    ("kernel: SQLite file reads (pread)", "__x64_sys_pread64"),
+    ("kernel: madvise (malloc trimming)", "__x64_sys_madvise"),
+    ("kernel: page faults", "asm_exc_page_fault"),
 ]
 
 self_rows = report("--no-children", "--sort", "dso,sym")

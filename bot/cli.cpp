@@ -1,5 +1,6 @@
 #include "bot/cli.h"
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -72,6 +73,10 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // glibc hands a thread arena's free top back to the kernel (madvise) as soon as it passes
+  // 128 KiB, and the next requests fault the same pages in again: under load that was ~12% of
+  // the server's CPU (BENCHMARKS.md §9). Keep up to 8 MiB per arena instead.
+  mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 
   StreamLogger log(err);
   require_templates_dir(config);  // names the folder it looked at
@@ -119,7 +124,10 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   // Wake the waiter if the server stopped by itself.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
-  log.info("stopped");
+  // How many check-ins shared each fsync while this server ran (BENCHMARKS.md §9).
+  const auto commits = store.commit_stats();
+  log.info("stopped", {{"commit_groups", std::to_string(commits.groups)},
+                       {"commit_units", std::to_string(commits.units)}});
   return ok ? 0 : 1;
 }
 

@@ -188,8 +188,10 @@ HttpServer::HttpServer(const Config& config, handlers::Dispatcher& dispatcher,
   });
   http_->route("GET", "/wecom/callback",
                [this](const http::Request& req) { return get_callback(req); });
-  http_->route("POST", "/wecom/callback",
-               [this](const http::Request& req) { return post_callback(req); });
+  http_->route_async("POST", "/wecom/callback",
+                     [this](const http::Request& req, http::Reply reply) {
+                       post_callback(req, std::move(reply));
+                     });
 }
 
 // The office dashboard's adapter: the core's plain request in, the dashboard's answer out. All
@@ -259,14 +261,10 @@ int HttpServer::check_replay(const std::string& timestamp, const std::string& no
   const int64_t skew = config_.wecom.timestamp_skew_seconds;
   std::lock_guard lock(replay_mu_);
   // An entry is needed only while its timestamp is still fresh: after that a replay is refused
-  // as stale anyway. Pruning every few seconds keeps the map at (callbacks per second) x skew.
-  if (now - last_replay_prune_ >= 5 || now < last_replay_prune_) {
-    std::erase_if(seen_, [&](const auto& kv) { return kv.second.second < now - skew; });
-    last_replay_prune_ = now;
-  }
-  const std::string key = timestamp + "|" + nonce;
-  auto [it, inserted] = seen_.try_emplace(key, signature, ts);
-  if (inserted || it->second.first == signature) return 0;  // new, or the same request again
+  // as stale anyway.
+  seen_.erase(seen_.begin(), seen_.lower_bound(now - skew));
+  auto [it, inserted] = seen_[ts].try_emplace(nonce, signature);
+  if (inserted || it->second == signature) return 0;  // new, or the same request again
   return 401;
 }
 
@@ -296,7 +294,7 @@ http::Response HttpServer::get_callback(const http::Request& req) {
   return http::Response::with(200, d.message, "text/plain");
 }
 
-http::Response HttpServer::post_callback(const http::Request& req) {
+void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
   const std::string& rid = req.id;
   const int64_t now = clock_();
   const std::string sig = req.param("msg_signature");
@@ -304,10 +302,10 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   const std::string nonce = req.param("nonce");
   auto reject = [&](int status, const char* reason) {
     log_.warn("callback_rejected", {{"rid", rid}, {"reason", reason}});
-    return plain(status, status == 401 ? "unauthorized\n" : "bad request\n");
+    reply.send(plain(status, status == 401 ? "unauthorized\n" : "bad request\n"));
   };
   // The core has refused larger bodies already; this keeps the handler safe on its own.
-  if (req.body.size() > kMaxBody) return plain(413, "payload too large\n");
+  if (req.body.size() > kMaxBody) return reply.send(plain(413, "payload too large\n"));
   if (!is_signature_shape(sig) || !is_nonce_shape(nonce)) return reject(401, "signature");
   if (!fresh(ts, now)) return reject(401, "stale_timestamp");
 
@@ -317,19 +315,31 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   if (!crypto_.verify(sig, ts, nonce, *encrypted)) return reject(401, "signature");
   if (check_replay(ts, nonce, sig, now) != 0) return reject(401, "replay");
 
-  const OpenedCallback opened = open_callback(crypto_, *encrypted);
+  OpenedCallback opened = open_callback(crypto_, *encrypted);
   if (opened.error == OpenError::Decrypt) {
     log_.warn("callback_rejected", {{"rid", rid},
                                     {"reason", "decrypt"},
                                     {"code", std::to_string(static_cast<int>(opened.crypto))}});
-    return plain(400, "bad request\n");
+    return reply.send(plain(400, "bad request\n"));
   }
   if (opened.error != OpenError::Ok) return reject(400, "payload");
-  const CallbackMessage& msg = opened.message;
+  CallbackMessage& msg = opened.message;
 
-  auto reply_with = [&](const std::string& plaintext) {
+  // The answer, encrypted for WeCom: made on the connection's event-loop thread.
+  auto envelope = [this, now, nonce](const std::string& plaintext) {
     return http::Response::with(200, crypto_.reply_envelope(plaintext, now, nonce),
                                 "application/json");
+  };
+  // A write's failure: nothing was acknowledged, so WeCom retries and the retry is handled.
+  auto failed = [this, rid](std::exception_ptr error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      log_.error("request_failed", {{"rid", rid}, {"error", e.what()}});
+    } catch (...) {
+      log_.error("request_failed", {{"rid", rid}, {"error", "unknown"}});
+    }
+    return plain(500, "internal error\n");
   };
 
   if (msg.msgtype == "event") {
@@ -339,16 +349,19 @@ http::Response HttpServer::post_callback(const http::Request& req) {
           {"msgtype", "text"},
           {"text",
            {{"content", dispatcher_.service_answer("welcome", {{"bot_name", config_.bot_name}})}}}};
-      return reply_with(welcome.dump(-1, ' ', false, json::error_handler_t::replace));
+      return reply.send(envelope(welcome.dump(-1, ' ', false, json::error_handler_t::replace)));
     }
-    return http::Response{};  // other events need no answer: 200, empty
+    return reply.send(http::Response{});  // other events need no answer: 200, empty
   }
 
   if (msg.msgtype == "stream") {
-    // A refresh of a stream we already finished: answer with the same finished content.
-    auto stored = msg.stream_id.empty() ? std::nullopt : store_.reply_for(msg.stream_id);
-    if (!stored) return http::Response{};
-    return reply_with(stream_reply(msg.stream_id, *stored));
+    // A refresh of a stream we already finished: answer with the same finished content (a read
+    // that may wait for the writer: on a worker).
+    if (msg.stream_id.empty()) return reply.send(http::Response{});
+    return reply.on_worker([this, reply, envelope, id = msg.stream_id] {
+      auto stored = store_.reply_for(id);
+      reply.send(stored ? envelope(stream_reply(id, *stored)) : http::Response{});
+    });
   }
 
   if (msg.msgid.empty() || msg.msgid.size() > 256 || msg.userid.empty())
@@ -358,40 +371,63 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   in.msgid = msg.msgid;
   in.platform = "wecom";
   in.userid = msg.userid;
-  in.chatid = msg.chatid;
-  in.chattype = msg.chattype;
+  in.chatid = std::move(msg.chatid);
+  in.chattype = std::move(msg.chattype);
   in.received_at = now;
-  in.text = msg.text ? *msg.text : "[" + msg.msgtype + "]";
+  in.text = msg.text ? std::move(*msg.text) : "[" + msg.msgtype + "]";
 
   if (!limiter_.allow(msg.userid, now)) {
     // Over the limit: keep the raw message and answer politely, record nothing else. The
     // answer is stored as the message's reply, so a WeCom retry gets the same one (and a retry
     // of a message answered before gets that earlier answer).
-    const std::string slow_down = dispatcher_.service_answer(
-        "rate_limited", {{"per_minute", std::to_string(config_.limits.per_sender_per_minute)}});
-    const std::string answer = store_.transaction([&](storage::Store::Tx& tx) -> std::string {
-      if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
-        if (auto r = tx.reply_for(in.msgid)) return *r;
-      tx.set_reply(in.msgid, slow_down, storage::InboundOutcome::RateLimited);
-      return slow_down;
-    });
+    auto answer = std::make_shared<std::string>(dispatcher_.service_answer(
+        "rate_limited", {{"per_minute", std::to_string(config_.limits.per_sender_per_minute)}}));
     log_.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});
-    return reply_with(stream_reply(msg.msgid, answer));
+    store_.submit_async(
+        [in, answer](storage::Store::Tx& tx) {
+          if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
+            if (auto r = tx.reply_for(in.msgid)) return void(*answer = *r);
+          tx.set_reply(in.msgid, *answer, storage::InboundOutcome::RateLimited);
+        },
+        [reply, envelope, failed, answer, id = msg.msgid](std::exception_ptr error) {
+          if (error)
+            return reply.send_from([failed, error = std::move(error)] { return failed(error); });
+          reply.send_from([envelope, answer, id] { return envelope(stream_reply(id, *answer)); });
+        });
+    return;
   }
 
   if (!msg.text) {
     // Photos, voice and files are not needed: keep the record that something came, and say so.
-    store_.save_inbound(in);
     log_.info("non_text", {{"rid", rid}, {"msgid", msg.msgid}, {"msgtype", msg.msgtype}});
-    return reply_with(stream_reply(msg.msgid, dispatcher_.service_answer("not_text")));
+    store_.submit_async(
+        [in](storage::Store::Tx& tx) { tx.save_inbound(in); },
+        [this, reply, envelope, failed, id = msg.msgid](std::exception_ptr error) {
+          if (error)
+            return reply.send_from([failed, error = std::move(error)] { return failed(error); });
+          reply.send_from([this, envelope, id] {
+            return envelope(stream_reply(id, dispatcher_.service_answer("not_text")));
+          });
+        });
+    return;
   }
-  const auto outcome = dispatcher_.handle(in, storage::LocalTime{now, config_.utc_offset_seconds});
-  log_.info("message", {{"rid", rid},
-                        {"msgid", msg.msgid},
-                        {"from", msg.userid},
-                        {"duplicate", outcome.duplicate ? "1" : "0"},
-                        {"recorded", outcome.recorded ? "1" : "0"}});
-  return reply_with(stream_reply(msg.msgid, outcome.reply));
+  dispatcher_.handle_async(
+      in, storage::LocalTime{now, config_.utc_offset_seconds},
+      [reply](std::function<void()> work) { reply.on_worker(std::move(work)); },
+      [this, reply, envelope, failed, rid, id = msg.msgid, from = msg.userid](
+          handlers::Outcome outcome, std::exception_ptr error) {
+        if (error)
+          return reply.send_from([failed, error = std::move(error)] { return failed(error); });
+        // On the event loop: the log line and the encryption, off the writer's thread.
+        reply.send_from([this, envelope, rid, id, from, outcome = std::move(outcome)] {
+          log_.info("message", {{"rid", rid},
+                                {"msgid", id},
+                                {"from", from},
+                                {"duplicate", outcome.duplicate ? "1" : "0"},
+                                {"recorded", outcome.recorded ? "1" : "0"}});
+          return envelope(stream_reply(id, outcome.reply));
+        });
+      });
 }
 
 }  // namespace bot

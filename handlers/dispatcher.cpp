@@ -1,7 +1,11 @@
 #include "handlers/dispatcher.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 
 #include "handlers/corrections.h"
 #include "handlers/labels.h"
@@ -241,75 +245,149 @@ Dispatcher::Dispatcher(storage::Store& store, const Templates& templates, Dispat
     : store_(store), templates_(templates), options_(std::move(options)) {}
 
 Outcome Dispatcher::handle(const storage::InboundMessage& message, LocalTime now) {
-  Outcome out;
-  // Who is writing, read before the write unit: the roster changes only on import.
+  // The outcome and the error are moved to this thread, so the writer keeps no reference to the
+  // exception (see Store::submit).
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Outcome outcome;
+    std::exception_ptr error;
+  };
+  auto wait = std::make_shared<Wait>();
+  handle_async(
+      message, now, [](std::function<void()> work) { work(); },
+      [wait](Outcome out, std::exception_ptr error) {
+        std::lock_guard lock(wait->mu);
+        wait->outcome = std::move(out);
+        wait->error = std::move(error);
+        wait->done = true;
+        wait->cv.notify_one();
+      });
+  std::unique_lock lock(wait->mu);
+  wait->cv.wait(lock, [&] { return wait->done; });
+  if (std::exception_ptr error = std::move(wait->error)) {
+    lock.unlock();
+    std::rethrow_exception(error);
+  }
+  return std::move(wait->outcome);
+}
+
+namespace {
+// One message on its way through handle_async: everything its write unit needs, in one place
+// that lives until the unit is done (the understanding points into nothing else).
+struct Pending {
+  storage::InboundMessage message;
+  LocalTime now;
   SenderContext sender;
-  sender.helper_id = message.userid;
-  const auto helper_name = store_.helper_name(message.userid);
-  sender.known = helper_name.has_value();
-  sender.pairings = store_.pairings_of(message.userid, now.date());
+  std::optional<std::string> helper_name;
+  std::vector<Pairing> seen;
+  std::optional<ProblemCommand> problem_cmd;
+  std::optional<std::string> correction;
+  Understanding understanding{ParseError{}};
+  std::optional<std::string> prepared;  // the reply worked out before the unit (a bulletin)
+  Outcome out;
+  std::optional<std::string> failure;
+};
+}  // namespace
+
+void Dispatcher::handle_async(const storage::InboundMessage& message, LocalTime now,
+                              const Offload& offload, Done done) {
+  auto p = std::make_shared<Pending>();
+  p->message = message;
+  p->now = now;
+  const storage::InboundMessage& m = p->message;
+  // Who is writing, read before the write unit: the roster changes only on import.
+  SenderContext& sender = p->sender;
+  sender.helper_id = m.userid;
+  const auto roster = store_.roster_of(m.userid);
+  p->helper_name = roster->name;
+  sender.known = roster->name.has_value();
+  for (const Pairing& pairing : roster->pairings)
+    if (pairing.active_on(now.date())) sender.pairings.push_back(pairing);
   // A back-dated visit is checked against the pairings in force on its date. Those looked up
   // are kept: their names are masked in the reply too.
-  std::vector<Pairing> seen = sender.pairings;
-  sender.pairings_on = [&](Date d) {
-    std::vector<Pairing> ps = store_.pairings_of(message.userid, d);
+  p->seen = sender.pairings;
+  sender.pairings_on = [&seen = p->seen, roster](Date d) {
+    std::vector<Pairing> ps;
+    for (const Pairing& pairing : roster->pairings)
+      if (pairing.active_on(d)) ps.push_back(pairing);
     seen.insert(seen.end(), ps.begin(), ps.end());
     return ps;
   };
 
   // Problem commands (#12 已解决 …, 我的问题) first: a check-in never starts like them.
-  const auto problem_cmd = parse_problem_command(normalize(message.text, options_.bot_name));
+  p->problem_cmd = parse_problem_command(normalize(m.text, options_.bot_name));
   // 更正 <line>: the line is understood as any check-in, then replaces the last one.
-  const std::optional<std::string> correction =
-      problem_cmd ? std::nullopt : parse_correction(message.text, options_.bot_name);
-  const Understanding u = problem_cmd ? Understanding{ParseError{}}
-                                      : understand(correction ? *correction : message.text, sender,
-                                                   now.date(), options_.bot_name);
-  sender.pairings = std::move(seen);
-  // Inside the write unit below the store's lock is held: a lookup from there (撤销 王某户 12月2日
-  // parses its argument in the transaction) would wait on itself. From here on the pairings
-  // looked up so far stand for every day, checked by their dates.
+  p->correction = p->problem_cmd ? std::nullopt : parse_correction(m.text, options_.bot_name);
+  if (!p->problem_cmd)
+    p->understanding =
+        understand(p->correction ? *p->correction : m.text, sender, now.date(), options_.bot_name);
+  sender.pairings = std::move(p->seen);
+  // Inside the write unit below the store's lock is held: a lookup from there would wait on
+  // itself. From here on the pairings looked up so far stand for every day, checked by dates.
   sender.pairings_on = nullptr;
-  std::optional<std::string> prepared;
-  if (const auto* cmd = std::get_if<CommandMsg>(&u);
-      !correction && cmd && (cmd->command == Command::Bulletin || cmd->command == Command::Review))
-    prepared = bulletin_reply(*cmd, message.userid, now);
 
-  std::optional<std::string> failure;
-  out.reply = store_.transaction([&](storage::Store::Tx& tx) -> std::string {
+  // The write unit: runs on the Store's writer thread.
+  auto unit = [this, p](storage::Store::Tx& tx) {
+    const storage::InboundMessage& msg = p->message;
     // The raw message first: it is kept (and committed) even if handling below fails.
-    if (tx.save_inbound(message) == storage::SaveInbound::Duplicate) {
-      if (auto r = tx.reply_for(message.msgid)) {
-        out.duplicate = true;
-        return *r;
+    if (tx.save_inbound(msg) == storage::SaveInbound::Duplicate) {
+      if (auto r = tx.reply_for(msg.msgid)) {
+        p->out.duplicate = true;
+        p->out.reply = *r;
+        return;
       }
       // Seen but never answered (an earlier attempt failed): handle it now.
     }
     try {
-      return tx.attempt([&] {
+      p->out.reply = tx.attempt([&] {
         bool recorded = false;
         storage::InboundOutcome outcome = storage::InboundOutcome::Answered;
-        std::string reply = prepared ? *prepared
-                            : problem_cmd
-                                ? problem_reply(tx, *problem_cmd, sender, now, recorded)
-                                : handle_locked(tx, message, u, sender, helper_name.value_or(""),
-                                                now, recorded, outcome, correction);
+        std::string reply =
+            p->prepared ? *p->prepared
+            : p->problem_cmd
+                ? problem_reply(tx, *p->problem_cmd, p->sender, p->now, recorded)
+                : handle_locked(tx, msg, p->understanding, p->sender, p->helper_name.value_or(""),
+                                p->now, recorded, outcome, p->correction);
         // A one-to-one chat (chattype "single"): only the helper reads it, so the names of
         // their own pairings are written in full. A bulletin lists everyone's and stays masked.
-        if (message.chattype == "single" && !prepared)
-          reply = unmask_names(std::move(reply), sender.pairings);
-        tx.set_reply(message.msgid, reply, outcome);
-        out.recorded = recorded;
+        if (msg.chattype == "single" && !p->prepared)
+          reply = unmask_names(std::move(reply), p->sender.pairings);
+        tx.set_reply(msg.msgid, reply, outcome);
+        p->out.recorded = recorded;
         return reply;
       });
     } catch (const std::exception& e) {
-      failure = e.what();
-      tx.set_failed(message.msgid, *failure);
-      return std::string();
+      p->failure = e.what();
+      tx.set_failed(msg.msgid, *p->failure);
+      p->out.reply.clear();
+    }
+  };
+  auto committed = [p, done = std::move(done)](std::exception_ptr error) {
+    if (!error && p->failure)
+      error = std::make_exception_ptr(
+          std::runtime_error("handling " + p->message.msgid + " failed: " + *p->failure));
+    if (error) return done(Outcome{}, std::move(error));
+    done(std::move(p->out), nullptr);
+  };
+
+  const auto* cmd = std::get_if<CommandMsg>(&p->understanding);
+  if (p->problem_cmd || p->correction || !cmd ||
+      (cmd->command != Command::Bulletin && cmd->command != Command::Review))
+    return store_.submit_async(std::move(unit), std::move(committed));
+
+  // 通报 / 点评: rendered from the store outside the write unit (it reads a lot), on a thread
+  // that may block.
+  offload([this, p, unit = std::move(unit), committed = std::move(committed)]() mutable {
+    try {
+      const auto& c = std::get<CommandMsg>(p->understanding);
+      p->prepared = bulletin_reply(c, p->message.userid, p->now);
+      store_.submit_async(std::move(unit), committed);
+    } catch (...) {
+      committed(std::current_exception());
     }
   });
-  if (failure) throw std::runtime_error("handling " + message.msgid + " failed: " + *failure);
-  return out;
 }
 
 std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& m,

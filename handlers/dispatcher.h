@@ -1,5 +1,7 @@
 #pragma once
 
+#include <exception>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -64,6 +66,21 @@ class Dispatcher {
   /// template is not loaded.
   std::string service_answer(const std::string& code,
                              const std::map<std::string, std::string>& fields = {}) const;
+  /// Runs `work` on a thread that may block (e.g. a server's worker pool).
+  using Offload = std::function<void(std::function<void()> work)>;
+  /// Called once with the outcome (error null), or with the error (outcome empty).
+  using Done = std::function<void(Outcome outcome, std::exception_ptr error)>;
+  /// handle() without waiting for the write: understands the message on the calling thread (the
+  /// roster comes from the Store's cache; no wait for the writer), queues its write unit with
+  /// Store::submit_async, and returns. `done` is called exactly once, on the Store's writer
+  /// thread, after the unit's group is on disk: with the outcome, or with the error (the commit
+  /// failed: nothing of the message is kept or acknowledged; or handling failed: the raw message
+  /// is kept and marked failed). The rules of Store::submit_async hold for `done` (quick, no
+  /// blocking). Only a 通报 / 点评 asked in the chat reads much of the store before its write:
+  /// that work goes through `offload`. Throws (without calling `done`) if the roster cannot be
+  /// read or the store is closing.
+  void handle_async(const storage::InboundMessage& message, storage::LocalTime now,
+                    const Offload& offload, Done done);
 
  private:
   std::string handle_locked(storage::Store::Tx& tx, const storage::InboundMessage& message,

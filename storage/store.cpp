@@ -3,11 +3,13 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <ctime>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include "storage/columns.h"
 #include "storage/problem_category.h"
@@ -624,6 +626,16 @@ std::string pairings_of_sql() {
 constexpr const char* kHelperNameSql =
     "SELECT helper_name FROM pairings WHERE helper_id = ?1 "
     "ORDER BY end_date IS NULL DESC, end_date DESC, updated_at DESC, id DESC LIMIT 1";
+// The roster cache's reads: every pairing of a helper, and the newest roster change (the
+// audit_subject index answers it without a scan).
+std::string pairings_all_sql() {
+  return sql({"SELECT ", kPairingColumns,
+              " FROM pairings WHERE helper_id = ?1 ORDER BY household_head, person, id"});
+}
+constexpr const char* kRosterMarkSql =
+    "SELECT coalesce(max(id), 0) FROM audit WHERE subject = 'roster'";
+// Beyond this many helpers the cache starts again (a district has a few thousand).
+constexpr size_t kMaxCachedHelpers = 50000;
 
 }  // namespace
 
@@ -638,10 +650,19 @@ struct Store::Reader {
       // only add a lock to each step and column read.
       : db(path, SQLite::OPEN_READONLY | SQLite::OPEN_NOMUTEX, 5000),
         pairings_of(db, pairings_of_sql()),
-        helper_name(db, kHelperNameSql) {}
+        helper_name(db, kHelperNameSql),
+        pairings_all(db, pairings_all_sql()),
+        roster_mark(db, kRosterMarkSql) {}
   std::mutex mu;  // guards the statements
   SQLite::Database db;
-  SQLite::Statement pairings_of, helper_name;
+  SQLite::Statement pairings_of, helper_name, pairings_all, roster_mark;
+};
+
+struct Store::RosterCache {
+  std::mutex mu;            // guards the members below
+  uint64_t generation = 0;  // bumped when this process commits a roster change
+  int64_t mark = -1;        // the newest roster audit id the entries were read after
+  std::unordered_map<std::string, std::shared_ptr<const HelperRoster>> by_helper;
 };
 
 namespace {
@@ -699,6 +720,8 @@ struct Store::Statements {
                                   "OR start_date <= end_date) ORDER BY id"})),
         pairing_by_id(db, sql({"SELECT ", kPairingColumns, " FROM pairings WHERE id = ?1"})),
         helper_name(db, kHelperNameSql),
+        pairings_all(db, pairings_all_sql()),
+        roster_mark(db, kRosterMarkSql),
         inbound_insert(db,
                        "INSERT OR IGNORE INTO inbound (msgid, platform, userid, chatid, chattype, "
                        "text, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
@@ -762,7 +785,8 @@ struct Store::Statements {
   SQLite::Statement savepoint_unit, release_unit, rollback_unit, savepoint_inner, release_inner,
       rollback_inner;
   SQLite::Statement pairing_by_key, pairing_insert, pairing_update, pairings_open_after,
-      pairing_end, pairings_of, pairings_between, pairing_by_id, helper_name;
+      pairing_end, pairings_of, pairings_between, pairing_by_id, helper_name, pairings_all,
+      roster_mark;
   SQLite::Statement inbound_insert, reply_for, set_reply, set_failed;
   SQLite::Statement checkin_insert, checkin_by_id, last_active_checkin, mark_undone, mark_stopped,
       active_since, counted_visits, checkins_between, ledger;
@@ -781,7 +805,7 @@ struct Store::Statements {
   }
 };
 
-Store::Store(const std::string& path) {
+Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>()) {
   // Debian's SQLite keeps memory statistics, which puts every allocation of every connection
   // behind one process-wide mutex (~7% of the writer thread's time under load). bangfu never
   // reads them. Only possible before the library initialises, i.e. before the first connection
@@ -977,18 +1001,71 @@ ImportSummary Store::import_roster(const std::vector<Pairing>& rows, Date import
                 {"forced", options.force}});
   if (options.dry_run) return sum;  // rolls back
   tx.commit();
+  roster_changed();
   sum.applied = true;
   return sum;
 }
 
 std::vector<Pairing> Store::pairings_of(const std::string& helper_id, Date on) {
-  Reader* r = nullptr;
-  auto lock = readers_.empty() ? std::unique_lock(mu_) : lock_reader(r);
-  auto& s = r ? r->pairings_of : st_->pairings_of;
-  Use use(s);
-  s.bind(1, helper_id);
-  s.bind(2, on.iso());
-  return read_pairings(s);
+  const auto roster = roster_of(helper_id);
+  std::vector<Pairing> out;
+  for (const Pairing& p : roster->pairings)
+    if (p.active_on(on)) out.push_back(p);
+  return out;
+}
+
+void Store::roster_changed() {
+  std::lock_guard lock(roster_->mu);
+  ++roster_->generation;
+  roster_->by_helper.clear();
+}
+
+std::shared_ptr<const HelperRoster> Store::roster_of(const std::string& helper_id) {
+  RosterCache& cache = *roster_;
+  // Which roster the database holds now; read first, so that entries read below are never
+  // older than the mark they are filed under.
+  int64_t mark = 0;
+  {
+    Reader* r = nullptr;
+    auto lock = readers_.empty() ? std::unique_lock(mu_) : lock_reader(r);
+    auto& s = r ? r->roster_mark : st_->roster_mark;
+    Use use(s);
+    s.executeStep();
+    mark = s.getColumn(0).getInt64();
+  }
+  uint64_t generation = 0;
+  {
+    std::lock_guard lock(cache.mu);
+    if (mark > cache.mark) {  // another process changed the roster
+      cache.by_helper.clear();
+      cache.mark = mark;
+    }
+    if (mark == cache.mark)
+      if (auto it = cache.by_helper.find(helper_id); it != cache.by_helper.end()) return it->second;
+    generation = cache.generation;
+  }
+  auto roster = std::make_shared<HelperRoster>();
+  {
+    Reader* r = nullptr;
+    auto lock = readers_.empty() ? std::unique_lock(mu_) : lock_reader(r);
+    auto& all = r ? r->pairings_all : st_->pairings_all;
+    {
+      Use use(all);
+      all.bind(1, helper_id);
+      roster->pairings = read_pairings(all);
+    }
+    auto& name = r ? r->helper_name : st_->helper_name;
+    Use use(name);
+    name.bind(1, helper_id);
+    if (name.executeStep()) roster->name = name.getColumn(0).getString();
+  }
+  std::lock_guard lock(cache.mu);
+  // Filed only if no roster change came in between (else the next lookup reads again).
+  if (generation == cache.generation && mark == cache.mark) {
+    if (cache.by_helper.size() >= kMaxCachedHelpers) cache.by_helper.clear();
+    cache.by_helper.emplace(helper_id, roster);
+  }
+  return roster;
 }
 
 std::vector<Pairing> Store::pairings_between(Date from, Date to) {
@@ -1010,13 +1087,7 @@ std::optional<Pairing> Store::pairing(int64_t id) {
 }
 
 std::optional<std::string> Store::helper_name(const std::string& helper_id) {
-  Reader* r = nullptr;
-  auto lock = readers_.empty() ? std::unique_lock(mu_) : lock_reader(r);
-  auto& s = r ? r->helper_name : st_->helper_name;
-  Use use(s);
-  s.bind(1, helper_id);
-  if (!s.executeStep()) return std::nullopt;
-  return s.getColumn(0).getString();
+  return roster_of(helper_id)->name;
 }
 
 // --- inbound messages ------------------------------------------------------------------------
@@ -1039,88 +1110,118 @@ std::optional<std::string> Store::reply_for(const std::string& msgid) {
 
 // --- group commit ----------------------------------------------------------------------------
 
-struct Store::Job {
-  const std::function<void(Tx&)>* fn;
-  std::exception_ptr error;
-  bool done = false;           // guarded by queue_mu_
-  std::condition_variable cv;  // wakes this caller only, when its group is committed
-};
-
 namespace {
 // Runs a prepared statement that returns no rows.
 void run(SQLite::Statement& s) {
   Use use(s);
   s.exec();
 }
-// Groups are capped so one group's latency stays bounded under a burst.
-constexpr size_t kMaxGroup = 512;
+// A failure every unit of a group shares (BEGIN or COMMIT failed), as an exception object of
+// each caller's own: each is then freed on its caller's thread (see Store::submit).
+std::exception_ptr own_copy(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const SQLite::Exception& x) {
+    return std::make_exception_ptr(SQLite::Exception(x.what(), x.getErrorCode()));
+  } catch (const std::exception& x) {
+    return std::make_exception_ptr(std::runtime_error(x.what()));
+  } catch (...) {
+    return std::make_exception_ptr(std::runtime_error("unknown failure"));
+  }
+}
 }  // namespace
 
 void Store::submit(const std::function<void(Tx&)>& fn) {
-  Job job{&fn, nullptr, false, {}};
+  // The unit's exception, if any, is moved to this thread: the writer keeps no reference to it.
+  // An exception object is freed by whichever thread drops the last reference, and libstdc++'s
+  // reference count is invisible to TSan, so it must end on the thread that reads it.
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::exception_ptr error;
+  };
+  auto wait = std::make_shared<Wait>();
+  submit_async([&fn](Tx& tx) { fn(tx); },
+               [wait](std::exception_ptr error) {
+                 std::lock_guard lock(wait->mu);
+                 wait->error = std::move(error);
+                 wait->done = true;
+                 wait->cv.notify_one();
+               });
+  std::exception_ptr error;
   {
-    std::unique_lock lock(queue_mu_);
-    if (stopping_) throw SQLite::Exception("store is closing");
-    queue_.push_back(&job);
-    writer_cv_.notify_one();
-    job.cv.wait(lock, [&] { return job.done; });
+    std::unique_lock lock(wait->mu);
+    wait->cv.wait(lock, [&] { return wait->done; });
+    error = std::move(wait->error);
   }
-  if (job.error) std::rethrow_exception(job.error);
+  if (error) std::rethrow_exception(error);
+}
+
+void Store::submit_async(std::function<void(Tx&)> fn,
+                         std::function<void(std::exception_ptr)> done) {
+  std::lock_guard lock(queue_mu_);
+  if (stopping_) throw SQLite::Exception("store is closing");
+  queue_.push_back(Job{std::move(fn), std::move(done), nullptr});
+  // A writer busy with a group finds this unit when it looks again; only an idle one is woken.
+  if (queue_.size() == 1) writer_cv_.notify_one();
 }
 
 void Store::writer_loop() {
-  std::vector<Job*> group;
+  std::vector<Job> group;
   for (;;) {
     {
       std::unique_lock lock(queue_mu_);
       writer_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, and nothing left to write
-      while (!queue_.empty() && group.size() < kMaxGroup) {
-        group.push_back(queue_.front());
-        queue_.pop_front();
-      }
+      // The whole queue is the next group: everything that came in while the last one was
+      // being committed shares one transaction and one fsync.
+      group.swap(queue_);
     }
     run_group(group);
     {
-      // Each caller is woken once, by its own condition variable (one shared one woke every
-      // waiter, most of them still queued for the next group). Notified under the lock: a caller
-      // can return, and its Job go out of scope, only after the lock is released.
       std::lock_guard lock(queue_mu_);
       ++stats_.groups;
       stats_.units += group.size();
-      for (Job* j : group) {
-        j->done = true;
-        j->cv.notify_one();
+    }
+    // After the commit (or its failure), outside the lock: a callback may queue the next unit.
+    for (Job& j : group) {
+      try {
+        j.done(std::move(j.error));
+      } catch (...) {
+        // A callback must not throw; the writer carries on for the other units regardless.
       }
     }
     group.clear();
   }
 }
 
-void Store::run_group(std::vector<Job*>& jobs) {
+void Store::run_group(std::vector<Job>& jobs) {
   std::lock_guard lock(mu_);
   try {
     run(st_->begin);
   } catch (...) {
-    for (Job* j : jobs) j->error = std::current_exception();
+    const auto e = std::current_exception();
+    for (Job& j : jobs) j.error = own_copy(e);
     return;
   }
   Tx tx(*this);
-  for (Job* j : jobs) {
+  for (Job& j : jobs) {
     try {
       run(st_->savepoint_unit);
-      (*j->fn)(tx);
+      j.fn(tx);
       run(st_->release_unit);
     } catch (...) {
-      j->error = std::current_exception();
+      j.error = std::current_exception();
       // Undo only this unit. If even that fails the transaction is unusable: fail the group.
       try {
         run(st_->rollback_unit);
         run(st_->release_unit);
       } catch (...) {
         rollback_locked();
-        for (Job* k : jobs)
-          if (!k->error) k->error = std::current_exception();
+        const auto e = std::current_exception();
+        for (Job& k : jobs)
+          if (!k.error) k.error = own_copy(e);
         return;
       }
     }
@@ -1129,8 +1230,9 @@ void Store::run_group(std::vector<Job*>& jobs) {
     run(st_->commit);
   } catch (...) {
     rollback_locked();
-    for (Job* j : jobs)
-      if (!j->error) j->error = std::current_exception();
+    const auto e = std::current_exception();
+    for (Job& j : jobs)
+      if (!j.error) j.error = own_copy(e);
   }
 }
 

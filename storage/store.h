@@ -2,7 +2,7 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -97,6 +97,13 @@ struct InboxEntry {
   std::optional<int64_t> handled_at;
 };
 
+/// A helper's side of the roster: the name and every pairing (ended ones included), as of the
+/// last roster change (Store::roster_of).
+struct HelperRoster {
+  std::optional<std::string> name;  // as helper_name(): none if the userid is in no pairing
+  std::vector<Pairing> pairings;    // every pairing, ordered by household_head, person, id
+};
+
 /// The one owner of the SQLite database. Opens (creating if needed) the file, sets WAL,
 /// synchronous=FULL and foreign keys, applies migrations (PRAGMA user_version). All methods are
 /// thread-safe: a mutex serialises them, since the HTTP server calls from a thread pool.
@@ -139,6 +146,15 @@ class Store {
   std::vector<Pairing> pairings_with(const std::string& helper_id, const std::string& household_id);
   /// Name of the helper if the userid appears in any pairing (ended ones included).
   std::optional<std::string> helper_name(const std::string& helper_id);
+  /// The helper's name and pairings from the roster cache: read from the database the first
+  /// time, then kept until the roster changes. Every roster change goes through import_roster,
+  /// which writes an audit row with subject "roster" in its transaction; the cache is dropped
+  /// when this process commits one (before import_roster returns) and when a lookup finds a
+  /// newer such row (an import by another process, e.g. `bangfu roster import`), so the next
+  /// message after a change sees it. pairings_of() and helper_name() answer from it. Costs one
+  /// indexed lookup of the audit table per call; never waits for the writer (WAL readers).
+  /// Thread-safe.
+  std::shared_ptr<const HelperRoster> roster_of(const std::string& helper_id);
 
   // --- inbound messages ---------------------------------------------------------------------
   /// Stores the raw message (committed, durable) unless its msgid is already there.
@@ -157,6 +173,15 @@ class Store {
   class Tx;
   template <class Fn>
   auto transaction(Fn&& fn) -> decltype(fn(std::declval<Tx&>()));
+
+  /// Queues `fn` as one unit of the group commit, like transaction(), and returns at once. The
+  /// writer calls `done` exactly once, on its own thread: with nullptr after the commit that holds
+  /// the unit is on disk, with the exception `fn` threw (its own changes rolled back, the group
+  /// committed), or with the commit's failure (nothing of the group is kept). `fn` runs on the
+  /// writer thread (Tx methods only). `done` must be quick and must not block or call the Store
+  /// (the next group waits for it): hand the result to another thread. Throws
+  /// SQLite::Exception, without calling `done`, if the store is closing.
+  void submit_async(std::function<void(Tx&)> fn, std::function<void(std::exception_ptr)> done);
 
   /// How many groups and units have been committed (for benchmarks and tests).
   struct CommitStats {
@@ -193,11 +218,15 @@ class Store {
   friend class Outbox;              // storage/outbox.h
   friend class Problems;            // storage/problems.h
   friend class PublishedBulletins;  // storage/problems.h
-  struct Job;
+  struct Job {
+    std::function<void(Tx&)> fn;
+    std::function<void(std::exception_ptr)> done;
+    std::exception_ptr error;
+  };
   /// Queues the unit and blocks until its group is committed; rethrows its failure.
   void submit(const std::function<void(Tx&)>& fn);
   void writer_loop();
-  void run_group(std::vector<Job*>& jobs);
+  void run_group(std::vector<Job>& jobs);
   void rollback_locked();
 
   std::mutex mu_;  // guards the connection and prepared statements
@@ -209,9 +238,14 @@ class Store {
   std::vector<std::unique_ptr<Reader>> readers_;  // empty for ":memory:": reads use db_ under mu_
   std::unique_lock<std::mutex> lock_reader(Reader*& out);
 
-  std::mutex queue_mu_;                // guards queue_, stopping_, stats_, each Job's done
+  struct RosterCache;
+  std::unique_ptr<RosterCache> roster_;
+  /// Drops the roster cache; called after this process commits a roster change.
+  void roster_changed();
+
+  std::mutex queue_mu_;                // guards queue_, stopping_, stats_
   std::condition_variable writer_cv_;  // wakes the writer: work queued or stopping
-  std::deque<Job*> queue_;
+  std::vector<Job> queue_;
   bool stopping_ = false;
   CommitStats stats_;
   std::thread writer_;  // last member: started when everything above is ready

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,5 +45,34 @@ struct Response {
 /// Handlers run on the server's worker threads (they may block on the Store), several at once:
 /// they must be thread-safe. An exception thrown by a handler is logged and answered 500.
 using Handler = std::function<Response(const Request&)>;
+
+/// The way to answer one request given to an AsyncHandler. Copyable; every copy answers the
+/// same request, and only the first answer counts (later ones are ignored). If every copy is
+/// gone without an answer, the request is answered 500 and logged. Holding one keeps the
+/// server's run() from returning. Thread-safe.
+class Reply {
+ public:
+  /// Answers now, from any thread.
+  void send(Response res) const;
+  /// Runs `make` on the connection's event-loop thread and answers with what it returns (500
+  /// if it throws). For short work after a slow step elsewhere, e.g. encrypting an answer that
+  /// the Store's writer has just committed, so that the writer's thread is free at once.
+  void send_from(std::function<Response()> make) const;
+  /// Runs `work` on one of the server's workers (it may block); `work` answers through this
+  /// Reply, then or later (500 if it throws before answering).
+  void on_worker(std::function<void()> work) const;
+
+  struct State;  // the connection and the request's id (bot/http/server.cpp)
+  explicit Reply(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+/// A handler that runs on the connection's event-loop thread and must not block: it answers
+/// through `reply`, at once or later from any thread (e.g. when the Store's writer has committed
+/// the request's write). An exception thrown before it answered is logged and answered 500.
+/// Until answered the request counts against the server's max_queue (beyond it: 503).
+using AsyncHandler = std::function<void(const Request&, Reply reply)>;
 
 }  // namespace bot::http

@@ -77,8 +77,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   const std::string rid_prefix;
   std::atomic<uint64_t> rid_seq{0};
 
-  std::map<std::pair<std::string, std::string>, Handler> routes;  // (method, path) → handler
-  std::vector<std::pair<std::string, Handler>> mounts;            // longest prefix first
+  // A handler run on a worker, or one run on the event loop (exactly one is set).
+  struct Route {
+    Handler handler;
+    AsyncHandler async;
+  };
+  std::map<std::pair<std::string, std::string>, Route> routes;  // (method, path) → handler
+  std::vector<std::pair<std::string, Route>> mounts;            // longest prefix first
 
   std::atomic<bool> bound{false}, running{false}, stopping{false};
   std::atomic<int> open{0};    // connections held
@@ -90,7 +95,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // live connections, for stop()
 
   std::string next_id() { return rid_prefix + "-" + std::to_string(++rid_seq); }
-  const Handler* find(const std::string& method, const std::string& path, bool& path_known) const;
+  const Route* find(const std::string& method, const std::string& path, bool& path_known) const;
   void accept();
   void report(bool last);
   void schedule_report();
@@ -242,6 +247,10 @@ class Session : public std::enable_shared_from_this<Session> {
     req.remote_addr = remote_;
     req.id = server_->next_id();
 
+    bool path_known = false;
+    const Server::Impl::Route* route = server_->find(req.method, req.path, path_known);
+    if (route && route->async) return start_async(*route, std::move(req));
+
     if (server_->queued.fetch_add(1) >= server_->options.max_queue) {
       --server_->queued;
       ++server_->counts.busy_503;
@@ -250,10 +259,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     ++server_->counts.requests;
     busy_ = true;
-    net::post(server_->pool, [self = shared_from_this(), req = std::move(req),
+    net::post(server_->pool, [self = shared_from_this(), req = std::move(req), route,
                               guard = net::make_work_guard(server_->ioc)]() mutable {
       --self->server_->queued;
-      Response res = self->handle(req);
+      Response res = self->handle(req, route);
       self->log_access(req, res.status);
       net::post(self->stream_.get_executor(),
                 [self, id = std::move(req.id), res = std::move(res)]() mutable {
@@ -262,16 +271,59 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  // On a worker.
-  Response handle(const Request& req) {
-    bool path_known = false;
-    const Handler* h = server_->find(req.method, req.path, path_known);
-    if (!h) {
+  // An async route: its handler runs here, on the connection's strand, and answers through a
+  // Reply whenever its work is done (Reply::State below).
+  void start_async(const Server::Impl::Route& route, Request req) {
+    // Counted until answered: a request waiting for the Store's writer holds its memory and a
+    // place in the writer's queue just as one waiting for a worker does.
+    if (server_->queued.fetch_add(1) >= server_->options.max_queue) {
+      --server_->queued;
+      ++server_->counts.busy_503;
+      log_access(req, 503);
+      return refuse(503, "server busy\n", req.id);
+    }
+    ++server_->counts.requests;
+    busy_ = true;
+    auto state = std::make_shared<Reply::State>(shared_from_this(), req.id, req.method, req.path);
+    try {
+      route.async(req, Reply(state));
+    } catch (const std::exception& e) {
+      server_->log.error("request_failed",
+                         {{"rid", req.id}, {"path", req.path}, {"error", e.what()}});
+      Reply(state).send(refusal(500, "internal error\n"));
+    } catch (...) {
+      server_->log.error("request_failed",
+                         {{"rid", req.id}, {"path", req.path}, {"error", "unknown"}});
+      Reply(state).send(refusal(500, "internal error\n"));
+    }
+  }
+
+ public:
+  // For Reply (any thread): the answer goes out on this connection's strand.
+  template <class Fn>
+  void on_strand(Fn&& fn) {
+    net::dispatch(stream_.get_executor(), std::forward<Fn>(fn));
+  }
+  void write_answer(Response res, const std::string& id) { write(std::move(res), id, keep_alive_); }
+  Server::Impl& server() { return *server_; }
+  void log_access(const std::string& rid, const std::string& method, const std::string& path,
+                  int status) {
+    server_->log.info(
+        "http",
+        {{"rid", rid}, {"method", method}, {"path", path}, {"status", std::to_string(status)}});
+  }
+
+ private:
+  // On a worker. `route` is null when no route matched (path_known then tells 404 from 405).
+  Response handle(const Request& req, const Server::Impl::Route* route) {
+    if (!route) {
+      bool path_known = false;
+      server_->find(req.method, req.path, path_known);
       if (!path_known) return refusal(404, "not found\n");
       return refusal(405, "method not allowed\n");
     }
     try {
-      return (*h)(req);
+      return route->handler(req);
     } catch (const std::exception& e) {
       server_->log.error("request_failed",
                          {{"rid", req.id}, {"path", req.path}, {"error", e.what()}});
@@ -283,10 +335,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void log_access(const Request& req, int status) {
-    server_->log.info("http", {{"rid", req.id},
-                               {"method", req.method},
-                               {"path", req.path},
-                               {"status", std::to_string(status)}});
+    log_access(req.id, req.method, req.path, status);
   }
 
   void write(Response res, const std::string& id, bool keep_alive) {
@@ -356,8 +405,82 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;  // a request is being served (or a refusal written)
 };
 
-const Handler* Server::Impl::find(const std::string& method, const std::string& path,
-                                  bool& path_known) const {
+// One request of an async route. Holds the connection (and so the server) and keeps the event
+// loop running until the request is answered.
+struct Reply::State {
+  State(std::shared_ptr<Session> s, std::string rid, std::string m, std::string p)
+      : session(std::move(s)),
+        id(std::move(rid)),
+        method(std::move(m)),
+        path(std::move(p)),
+        work(net::make_work_guard(session->server().ioc)) {}
+  ~State() {
+    if (!claim()) return;
+    // Every Reply is gone and none answered: a handler bug, but the client still gets an answer.
+    session->server().log.error("request_failed",
+                                {{"rid", id}, {"path", path}, {"error", "no answer"}});
+    session->log_access(id, method, path, 500);
+    session->on_strand(
+        [s = session, id = id] { s->write_answer(refusal(500, "internal error\n"), id); });
+  }
+  // True for the first answer only; the request leaves the queue then.
+  bool claim() {
+    if (answered.exchange(true)) return false;
+    --session->server().queued;
+    return true;
+  }
+  // `fn`'s answer, or 500 (logged) if it throws.
+  Response run_guarded(const std::function<Response()>& fn) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      session->server().log.error("request_failed",
+                                  {{"rid", id}, {"path", path}, {"error", e.what()}});
+    } catch (...) {
+      session->server().log.error("request_failed",
+                                  {{"rid", id}, {"path", path}, {"error", "unknown"}});
+    }
+    return refusal(500, "internal error\n");
+  }
+  // On the strand, once claimed.
+  void deliver(Response res) {
+    session->log_access(id, method, path, res.status);
+    session->write_answer(std::move(res), id);
+  }
+
+  std::shared_ptr<Session> session;
+  const std::string id, method, path;
+  std::atomic<bool> answered{false};
+  net::executor_work_guard<net::io_context::executor_type> work;
+};
+
+void Reply::send(Response res) const {
+  if (!state_->claim()) return;
+  state_->session->on_strand(
+      [state = state_, res = std::move(res)]() mutable { state->deliver(std::move(res)); });
+}
+
+void Reply::send_from(std::function<Response()> make) const {
+  if (!state_->claim()) return;
+  state_->session->on_strand(
+      [state = state_, make = std::move(make)] { state->deliver(state->run_guarded(make)); });
+}
+
+void Reply::on_worker(std::function<void()> work) const {
+  // The request holds its place in the queue already (start_async).
+  net::post(state_->session->server().pool, [state = state_, work = std::move(work)] {
+    bool threw = true;
+    const Response failed = state->run_guarded([&] {
+      work();
+      threw = false;
+      return Response{};
+    });
+    if (threw) Reply(state).send(failed);  // ignored if `work` answered before it threw
+  });
+}
+
+const Server::Impl::Route* Server::Impl::find(const std::string& method, const std::string& path,
+                                              bool& path_known) const {
   if (auto it = routes.find({method, path}); it != routes.end()) return &it->second;
   for (const auto& [key, h] : routes)
     if (key.second == path) path_known = true;
@@ -435,12 +558,16 @@ Server::~Server() {
 }
 
 void Server::route(std::string method, std::string path, Handler handler) {
-  impl_->routes[{std::move(method), std::move(path)}] = std::move(handler);
+  impl_->routes[{std::move(method), std::move(path)}] = Impl::Route{std::move(handler), nullptr};
+}
+
+void Server::route_async(std::string method, std::string path, AsyncHandler handler) {
+  impl_->routes[{std::move(method), std::move(path)}] = Impl::Route{nullptr, std::move(handler)};
 }
 
 void Server::mount(std::string prefix, Handler handler) {
   auto& m = impl_->mounts;
-  m.emplace_back(std::move(prefix), std::move(handler));
+  m.emplace_back(std::move(prefix), Impl::Route{std::move(handler), nullptr});
   std::stable_sort(m.begin(), m.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 }

@@ -13,9 +13,9 @@ namespace bot::http {
 
 /// Limits and deadlines of the core. The defaults are the service's.
 struct ServerOptions {
-  int io_threads = 2;                    // threads running the event loop (reads, parsing, writes)
-  int workers = 8;                       // threads running handlers (config `threads`)
-  int max_queue = 256;                   // complete requests waiting for a worker; beyond: 503
+  int io_threads = 2;   // threads running the event loop (reads, parsing, writes)
+  int workers = 8;      // threads running handlers (config `threads`)
+  int max_queue = 256;  // complete requests waiting for a worker (or, async, for their answer)
   int max_connections = 1024;            // connections held at once; beyond: closed on accept
   std::size_t header_limit = 16 * 1024;  // request line + headers; beyond: 431
   std::size_t body_limit = 64 * 1024;    // beyond: 413 (a declared length at once)
@@ -46,11 +46,13 @@ struct ServerCounters {
 /// parser, under the header and body limits and the idle, header and body deadlines; no socket
 /// is polled again until new bytes arrive (Asio's reactor). A request reaches a worker only
 /// when complete; the worker runs the handler (which may block) and posts the answer back to the
-/// connection's strand. Keep-alive and pipelined requests are served in order. Refused, before a
-/// handler sees them: a POST/PUT/PATCH without Content-Length (411), any Transfer-Encoding
-/// (501), any Expect (417), a head over the limit (431), a declared body over the limit (413),
-/// an unparsable request (400); a full queue gets 503 with Retry-After: 1. Knows nothing of
-/// WeCom: policies live in the handlers mounted on it.
+/// connection's strand. An async route's handler runs on the strand itself and answers through a
+/// Reply from whichever thread finishes its work (message.h), with no worker in between. Keep-alive
+/// and pipelined requests are served in order. Refused, before a handler sees them: a
+/// POST/PUT/PATCH without Content-Length (411), any Transfer-Encoding (501), any Expect (417), a
+/// head over the limit (431), a declared body over the limit (413), an unparsable request (400); a
+/// full queue gets 503 with Retry-After: 1. Knows nothing of WeCom: policies live in the handlers
+/// mounted on it.
 class Server {
  public:
   Server(ServerOptions options, Logger& log);
@@ -60,6 +62,9 @@ class Server {
 
   /// Routes `method` + exact `path` to `handler`. Call before run().
   void route(std::string method, std::string path, Handler handler);
+  /// Routes `method` + exact `path` to `handler`, run on the event loop without a worker (it
+  /// must not block; message.h). Call before run().
+  void route_async(std::string method, std::string path, AsyncHandler handler);
   /// Routes every request whose path starts with `prefix` (e.g. "/office/") to `handler`, any
   /// method. Exact routes win; among prefixes the longest wins. Call before run().
   void mount(std::string prefix, Handler handler);
@@ -77,6 +82,7 @@ class Server {
 
  private:
   friend class Session;  // a connection (server.cpp)
+  friend struct Reply::State;
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };

@@ -5,10 +5,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "bot/http/server.h"
 
@@ -185,4 +187,54 @@ TEST_CASE("idle and slow connections are closed at their deadlines and counted",
   CHECK(c.idle_closed == 1);
   CHECK(c.slow_closed == 2);
   CHECK(c.requests == 0);
+}
+
+TEST_CASE("an async route answers from another thread, once; an unanswered one gets 500",
+          "[http]") {
+  bot::http::ServerOptions o;
+  o.max_queue = 1;
+  Running r(o);
+  // Answers from a thread of its own, the way the Store's writer does; keeps a copy of the
+  // Reply to answer twice (the second is ignored).
+  std::mutex mu;
+  std::vector<std::thread> answerers;
+  std::atomic<bool> release{false};
+  r.server.route_async("POST", "/later", [&](const Request& q, bot::http::Reply reply) {
+    std::lock_guard lock(mu);
+    answerers.emplace_back([&release, reply, body = q.body] {
+      while (!release) std::this_thread::yield();
+      reply.send_from([body] { return Response::with(200, "committed " + body); });
+      reply.send(Response::with(409, "second answer\n"));
+    });
+  });
+  r.server.route_async("GET", "/forgotten", [](const Request&, bot::http::Reply) {});
+  r.server.route_async("GET", "/worker", [](const Request&, bot::http::Reply reply) {
+    reply.on_worker([reply] { reply.send(Response::with(200, "from a worker\n")); });
+  });
+  r.start();
+
+  std::atomic<int> first{0};
+  std::thread a([&] {
+    auto res = httplib::Client("127.0.0.1", r.port).Post("/later", "m1", "text/plain");
+    first = res && res->body == "committed m1" ? res->status : -1;
+  });
+  while (r.server.counters().requests < 1) std::this_thread::yield();
+  // The first waits for its answer and holds the only place in the queue: the next is refused.
+  auto busy = httplib::Client("127.0.0.1", r.port).Get("/worker");
+  REQUIRE(busy);
+  CHECK(busy->status == 503);
+  release = true;
+  a.join();
+  CHECK(first == 200);
+
+  httplib::Client c("127.0.0.1", r.port);
+  auto res = c.Get("/forgotten");
+  REQUIRE(res);
+  CHECK(res->status == 500);
+  CHECK(r.logged.str().find("error=\"no answer\"") != std::string::npos);
+  res = c.Get("/worker");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == "from a worker\n");
+  for (auto& t : answerers) t.join();
 }

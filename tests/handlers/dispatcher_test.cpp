@@ -444,3 +444,26 @@ TEST_CASE("a templates folder from an older release is refused, not answered fro
                         Templates::load(partial, handlers::dispatcher_template_names())),
                     Catch::Contains("service.mustache") && Catch::Contains("not_text"));
 }
+
+TEST_CASE("a roster change is seen by the very next message", "[dispatcher]") {
+  Fixture f;
+  // The first messages fill the roster cache: 王芳 helps 陈玉兰 only, and 刘洋 is unknown.
+  CHECK(f.say("solo", "@帮扶助手 走访 陈玉兰户 今天").recorded);
+  const auto unknown = f.say("new", "@帮扶助手 走访 孙秀兰户 今天");
+  CHECK_FALSE(unknown.recorded);
+  const auto not_paired = f.say("solo", "@帮扶助手 走访 孙秀兰户 今天");
+  CHECK_FALSE(not_paired.recorded);
+
+  f.store.import_roster(
+      {pairing("zw", "张伟", "H1", "王秀英"), pairing("zw", "张伟", "H2", "李德明"),
+       pairing("solo", "王芳", "H3", "陈玉兰"), pairing("solo", "王芳", "H5", "孙秀兰"),
+       pairing("doc", "赵磊", "H4", "赵建国", "赵桂兰", storage::Ledger::Health),
+       pairing("new", "刘洋", "H6", "周桂英")},
+      Date{2026, 11, 1});
+  const auto paired = f.say("solo", "@帮扶助手 走访 孙秀兰户 今天");
+  CHECK(paired.recorded);
+  CHECK(paired.reply.find("孙*兰") != std::string::npos);
+  const auto known = f.say("new", "@帮扶助手 走访 周桂英户 今天");
+  CHECK(known.recorded);
+  CHECK(known.reply.find("孙秀兰") == std::string::npos);
+}

@@ -4,8 +4,11 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -722,4 +725,149 @@ TEST_CASE("One message may record several pairings, each once, and undo sets the
   };
   CHECK(status(c1) == "undone");
   CHECK(status(c2) == "active");
+}
+
+TEST_CASE("The roster cache keeps a helper's roster until the roster changes", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("cache.db");
+  Store store(path);
+  store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
+  const auto first = store.roster_of("u1");
+  CHECK(store.roster_of("u1").get() == first.get());  // the second lookup is the cached one
+  CHECK(heads(first->pairings) == std::vector<std::string>{"H1"});
+  CHECK_FALSE(store.roster_of("u2")->name);
+
+  SECTION("an import by this process is seen by the next lookup") {
+    store.import_roster({pairing("u1", "H1"), pairing("u1", "H2"), pairing("u2", "H3")},
+                        Date{2026, 2, 1});
+    CHECK(heads(store.pairings_of("u1", Date{2026, 2, 1})) == std::vector<std::string>{"H1", "H2"});
+    CHECK(store.helper_name("u2") == "干部u2");
+  }
+  SECTION("an import by another process is seen by the next lookup") {
+    // A second Store on the file is another connection, as `bangfu roster import` is while the
+    // service runs: nothing in this process hears of the change but the database itself.
+    Store other(path);
+    Pairing renamed = pairing("u1", "H1");
+    renamed.helper_name = "张伟";
+    other.import_roster({renamed, pairing("u2", "H3")}, Date{2026, 2, 1});
+    CHECK(store.helper_name("u1") == "张伟");
+    CHECK(heads(store.pairings_of("u2", Date{2026, 2, 1})) == std::vector<std::string>{"H3"});
+  }
+  SECTION("a dry run or a refused import changes nothing, so the cache stays") {
+    storage::ImportOptions dry;
+    dry.dry_run = true;
+    const auto sum = store.import_roster({pairing("u1", "H9")}, Date{2026, 2, 1}, "admin", 5, dry);
+    CHECK_FALSE(sum.applied);
+    CHECK(store.roster_of("u1").get() == first.get());
+  }
+}
+
+TEST_CASE("submit_async calls its completion once, after the commit is on disk", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("async.db");
+  Store store(path);
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  bool visible = false;
+  std::exception_ptr error;
+  store.submit_async(
+      [](Store::Tx& tx) { REQUIRE(tx.save_inbound(inbound("a1", "u1")) == SaveInbound::New); },
+      [&](std::exception_ptr e) {
+        // A connection of its own: sees only what is committed.
+        SQLite::Database reader(path, SQLite::OPEN_READONLY);
+        const bool seen =
+            reader.execAndGet("SELECT count(*) FROM inbound WHERE msgid = 'a1'").getInt() == 1;
+        std::lock_guard lock(mu);
+        ++calls;
+        visible = seen;
+        error = e;
+        cv.notify_all();
+      });
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return calls > 0; });
+  }
+  // A unit queued after the first completion returns only after the writer has moved on.
+  store.transaction([](Store::Tx& tx) { tx.save_inbound(inbound("a2", "u1")); });
+  std::lock_guard lock(mu);
+  CHECK(calls == 1);
+  CHECK(visible);
+  CHECK_FALSE(error);
+}
+
+TEST_CASE(
+    "submit_async: a unit that throws gets its error, and a failed commit acknowledges "
+    "nothing of its group",
+    "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("failing.db");
+  Store store(path);
+  {
+    // A real commit failure: a deferred foreign key is checked at COMMIT, so a unit that saves
+    // the message "poison" passes, and the group's commit then fails.
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TABLE poison (p INTEGER REFERENCES pairings (id) DEFERRABLE INITIALLY DEFERRED);"
+        "CREATE TRIGGER poison_commit AFTER INSERT ON inbound WHEN NEW.msgid = 'poison' "
+        "BEGIN INSERT INTO poison VALUES (-1); END;");
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<std::string, std::vector<std::string>> outcomes;  // msgid → "ok" or the error, per call
+  auto record = [&](std::string msgid) {
+    return [&, msgid](std::exception_ptr e) {
+      std::string what = "ok";
+      if (e) try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          what = ex.what();
+        }
+      std::lock_guard lock(mu);
+      outcomes[msgid].push_back(what);
+      cv.notify_all();
+    };
+  };
+  auto save = [](std::string msgid) {
+    return [msgid](Store::Tx& tx) { tx.save_inbound(inbound(msgid, "u1")); };
+  };
+  // The first unit holds the writer until the next three are queued: they form one group.
+  std::promise<void> started, queued;
+  auto go = queued.get_future().share();
+  store.submit_async(
+      [&started, go](Store::Tx& tx) {
+        started.set_value();
+        go.wait();
+        tx.save_inbound(inbound("first", "u1"));
+      },
+      record("first"));
+  started.get_future().wait();
+  store.submit_async(save("poison"), record("poison"));
+  store.submit_async(save("innocent"), record("innocent"));
+  store.submit_async(
+      [](Store::Tx& tx) {
+        tx.save_inbound(inbound("thrower", "u1"));
+        throw std::runtime_error("unit failed");
+      },
+      record("thrower"));
+  queued.set_value();
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return outcomes.size() == 4; });
+  }
+  // A later unit still commits: the store is usable after a failed commit.
+  store.transaction([](Store::Tx& tx) { tx.save_inbound(inbound("after", "u1")); });
+
+  std::lock_guard lock(mu);
+  CHECK(outcomes["first"] == std::vector<std::string>{"ok"});
+  REQUIRE(outcomes["poison"].size() == 1);
+  CHECK_THAT(outcomes["poison"][0], Catch::Contains("FOREIGN KEY"));
+  REQUIRE(outcomes["innocent"].size() == 1);  // same group: its commit failed too
+  CHECK_THAT(outcomes["innocent"][0], Catch::Contains("FOREIGN KEY"));
+  CHECK(outcomes["thrower"] == std::vector<std::string>{"unit failed"});
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  std::vector<std::string> kept;
+  SQLite::Statement q(db, "SELECT msgid FROM inbound ORDER BY msgid");
+  while (q.executeStep()) kept.push_back(q.getColumn(0).getString());
+  CHECK(kept == std::vector<std::string>{"after", "first"});
 }
