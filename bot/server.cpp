@@ -102,20 +102,10 @@ std::optional<std::string> envelope_encrypt(std::string_view body) {
   return it->get<std::string>();
 }
 
-OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypted) {
-  OpenedCallback out;
-  const Decrypted d = crypto.decrypt(encrypted);
-  if (d.error != CryptoError::Ok) {
-    out.error = OpenError::Decrypt;
-    out.crypto = d.error;
-    return out;
-  }
-  const json msg = json::parse(d.message, nullptr, false);
-  if (msg.is_discarded() || !msg.is_object()) {
-    out.error = OpenError::Payload;
-    return out;
-  }
-  CallbackMessage& m = out.message;
+std::optional<CallbackMessage> parse_callback_message(std::string_view json_text) {
+  const json msg = json::parse(json_text, nullptr, false);
+  if (msg.is_discarded() || !msg.is_object()) return std::nullopt;
+  CallbackMessage m;
   m.msgtype = str_field(msg, "msgtype");
   m.msgid = str_field(msg, "msgid");
   if (const json* from = obj_field(msg, "from")) m.userid = str_field(*from, "userid");
@@ -124,6 +114,23 @@ OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypt
   m.text = text_of(msg, m.msgtype);
   if (const json* ev = obj_field(msg, "event")) m.event_type = str_field(*ev, "eventtype");
   if (const json* st = obj_field(msg, "stream")) m.stream_id = str_field(*st, "id");
+  return m;
+}
+
+OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypted) {
+  OpenedCallback out;
+  const Decrypted d = crypto.decrypt(encrypted);
+  if (d.error != CryptoError::Ok) {
+    out.error = OpenError::Decrypt;
+    out.crypto = d.error;
+    return out;
+  }
+  auto msg = parse_callback_message(d.message);
+  if (!msg) {
+    out.error = OpenError::Payload;
+    return out;
+  }
+  out.message = std::move(*msg);
   return out;
 }
 
@@ -175,21 +182,35 @@ http::ServerOptions core_options(const Config& config) {
 
 HttpServer::HttpServer(const Config& config, handlers::Dispatcher& dispatcher,
                        storage::Store& store, const WecomCrypto& crypto, Logger& log, Clock clock)
+    : HttpServer(config, dispatcher, store, log, std::move(clock)) {
+  crypto_ = &crypto;
+  http_->route("GET", "/wecom/callback",
+               [this](const http::Request& req) { return get_callback(req); });
+  http_->route("POST", "/wecom/callback",
+               [this](const http::Request& req) { return post_callback(req); });
+}
+
+HttpServer::HttpServer(const Config& config, handlers::Dispatcher& dispatcher,
+                       storage::Store& store, Logger& log, Clock clock)
     : config_(config),
       dispatcher_(dispatcher),
       store_(store),
-      crypto_(crypto),
+      crypto_(nullptr),
       log_(log),
       clock_(std::move(clock)),
       limiter_(config.limits.per_sender_per_minute),
       http_(std::make_unique<http::Server>(core_options(config), log)) {
   http_->route("GET", "/healthz", [this](const http::Request&) {
-    return store_.healthy() ? plain(200, "ok\n") : plain(503, "database unavailable\n");
+    if (!store_.healthy()) return plain(503, "database unavailable\n");
+    if (health_problem_)
+      if (std::string problem = health_problem_(); !problem.empty())
+        return plain(503, problem + "\n");
+    return plain(200, "ok\n");
   });
-  http_->route("GET", "/wecom/callback",
-               [this](const http::Request& req) { return get_callback(req); });
-  http_->route("POST", "/wecom/callback",
-               [this](const http::Request& req) { return post_callback(req); });
+}
+
+void HttpServer::set_health_check(std::function<std::string()> problem) {
+  health_problem_ = std::move(problem);
 }
 
 // The office dashboard's adapter: the core's plain request in, the dashboard's answer out. All
@@ -281,11 +302,11 @@ http::Response HttpServer::get_callback(const http::Request& req) {
   for (char& c : echostr)
     if (c == ' ') c = '+';
   if (!is_signature_shape(sig) || !fresh(ts, clock_()) || !is_nonce_shape(nonce) ||
-      echostr.empty() || !crypto_.verify(sig, ts, nonce, echostr)) {
+      echostr.empty() || !crypto_->verify(sig, ts, nonce, echostr)) {
     log_.warn("verify_rejected", {{"rid", rid}, {"reason", "signature"}});
     return plain(401, "unauthorized\n");
   }
-  const Decrypted d = crypto_.decrypt(echostr);
+  const Decrypted d = crypto_->decrypt(echostr);
   if (d.error != CryptoError::Ok) {
     log_.warn(
         "verify_rejected",
@@ -314,10 +335,10 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   // The envelope must be read to find the signed field; nothing inside it is trusted yet.
   const auto encrypted = envelope_encrypt(req.body);
   if (!encrypted) return reject(400, "envelope");
-  if (!crypto_.verify(sig, ts, nonce, *encrypted)) return reject(401, "signature");
+  if (!crypto_->verify(sig, ts, nonce, *encrypted)) return reject(401, "signature");
   if (check_replay(ts, nonce, sig, now) != 0) return reject(401, "replay");
 
-  const OpenedCallback opened = open_callback(crypto_, *encrypted);
+  const OpenedCallback opened = open_callback(*crypto_, *encrypted);
   if (opened.error == OpenError::Decrypt) {
     log_.warn("callback_rejected", {{"rid", rid},
                                     {"reason", "decrypt"},
@@ -328,7 +349,7 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   const CallbackMessage& msg = opened.message;
 
   auto reply_with = [&](const std::string& plaintext) {
-    return http::Response::with(200, crypto_.reply_envelope(plaintext, now, nonce),
+    return http::Response::with(200, crypto_->reply_envelope(plaintext, now, nonce),
                                 "application/json");
   };
 
@@ -354,6 +375,14 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   if (msg.msgid.empty() || msg.msgid.size() > 256 || msg.userid.empty())
     return reject(400, "payload");
 
+  const std::string answer =
+      answer_message(msg, now, rid, config_, dispatcher_, store_, limiter_, log_);
+  return reply_with(stream_reply(msg.msgid, answer));
+}
+
+std::string answer_message(const CallbackMessage& msg, int64_t now, const std::string& rid,
+                           const Config& config, handlers::Dispatcher& dispatcher,
+                           storage::Store& store, SenderRateLimiter& limiter, Logger& log) {
   storage::InboundMessage in;
   in.msgid = msg.msgid;
   in.platform = "wecom";
@@ -363,35 +392,35 @@ http::Response HttpServer::post_callback(const http::Request& req) {
   in.received_at = now;
   in.text = msg.text ? *msg.text : "[" + msg.msgtype + "]";
 
-  if (!limiter_.allow(msg.userid, now)) {
+  if (!limiter.allow(msg.userid, now)) {
     // Over the limit: keep the raw message and answer politely, record nothing else. The
     // answer is stored as the message's reply, so a WeCom retry gets the same one (and a retry
     // of a message answered before gets that earlier answer).
-    const std::string slow_down = dispatcher_.service_answer(
-        "rate_limited", {{"per_minute", std::to_string(config_.limits.per_sender_per_minute)}});
-    const std::string answer = store_.transaction([&](storage::Store::Tx& tx) -> std::string {
+    const std::string slow_down = dispatcher.service_answer(
+        "rate_limited", {{"per_minute", std::to_string(config.limits.per_sender_per_minute)}});
+    const std::string answer = store.transaction([&](storage::Store::Tx& tx) -> std::string {
       if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
         if (auto r = tx.reply_for(in.msgid)) return *r;
       tx.set_reply(in.msgid, slow_down, storage::InboundOutcome::RateLimited);
       return slow_down;
     });
-    log_.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});
-    return reply_with(stream_reply(msg.msgid, answer));
+    log.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});
+    return answer;
   }
 
   if (!msg.text) {
     // Photos, voice and files are not needed: keep the record that something came, and say so.
-    store_.save_inbound(in);
-    log_.info("non_text", {{"rid", rid}, {"msgid", msg.msgid}, {"msgtype", msg.msgtype}});
-    return reply_with(stream_reply(msg.msgid, dispatcher_.service_answer("not_text")));
+    store.save_inbound(in);
+    log.info("non_text", {{"rid", rid}, {"msgid", msg.msgid}, {"msgtype", msg.msgtype}});
+    return dispatcher.service_answer("not_text");
   }
-  const auto outcome = dispatcher_.handle(in, storage::LocalTime{now, config_.utc_offset_seconds});
-  log_.info("message", {{"rid", rid},
-                        {"msgid", msg.msgid},
-                        {"from", msg.userid},
-                        {"duplicate", outcome.duplicate ? "1" : "0"},
-                        {"recorded", outcome.recorded ? "1" : "0"}});
-  return reply_with(stream_reply(msg.msgid, outcome.reply));
+  const auto outcome = dispatcher.handle(in, storage::LocalTime{now, config.utc_offset_seconds});
+  log.info("message", {{"rid", rid},
+                       {"msgid", msg.msgid},
+                       {"from", msg.userid},
+                       {"duplicate", outcome.duplicate ? "1" : "0"},
+                       {"recorded", outcome.recorded ? "1" : "0"}});
+  return outcome.reply;
 }
 
 }  // namespace bot
