@@ -31,6 +31,7 @@
 #include "bot/version.h"
 #include "bot/wecom/long_connection.h"
 #include "bot/wecom/long_connection_bot.h"
+#include "bot/wecom/long_connection_channel.h"
 #include "bot/wecom_crypto.h"
 #include "charts/chart.h"
 #include "handlers/dispatcher.h"
@@ -103,6 +104,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   if (dashboard) server.mount_office(*dashboard);
   std::optional<wecom::LongConnectionBot> link_bot;
   std::unique_ptr<wecom::LongConnection> link;
+  std::unique_ptr<wecom::LongConnectionChannel> link_channel;
   if (websocket) {
     link_bot.emplace(config, dispatcher, store, templates, log);
     link = std::make_unique<wecom::LongConnection>(
@@ -112,6 +114,8 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
         },
         log);
     server.set_health_check([&link] { return link->problem(); });
+    // Bulletins and reminders go out over the same connection (aibot_send_msg).
+    link_channel = std::make_unique<wecom::LongConnectionChannel>(*link, log);
   }
   const int port = server.bind(config.listen_host, config.listen_port);
   if (port < 0) {
@@ -120,8 +124,8 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   }
   // Bulletins, reminders and the outbox worker (none without wecom.webhook_url). Started after
   // the signals are blocked, so its threads leave them to the waiter.
-  auto delivery = start_delivery(config, store, templates, log);
   if (link) link->start();
+  auto delivery = start_delivery(config, store, templates, log, link_channel.get());
   log.info("listening", {{"host", config.listen_host},
                          {"port", std::to_string(port)},
                          {"database", config.database}});

@@ -416,6 +416,7 @@ struct LongConnection::Impl {
       r.written = true;
       r.errcode = errcode;
       r.errmsg = errmsg;
+      if (f.contains("body")) r.body = f["body"];
       it->second->done.set_value(r);
       pending.erase(it);
       return;

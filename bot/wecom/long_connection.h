@@ -50,6 +50,7 @@ struct RequestResult {
   std::optional<int> errcode;  // from the ack; nullopt when no ack came
   std::string errmsg;          // the ack's errmsg
   std::string error;           // why there is no ack ("" when there is one)
+  nlohmann::json body;         // the ack's body, when it has one (the media upload's ids)
 };
 
 /// The link's state, for /healthz and the log.

@@ -23,6 +23,8 @@ export class FakeWecomWs {
     this.ackSends = true;    // false: aibot_send_msg gets no ack at all
     this.current = null;     // the subscribed socket
     this.waiters = [];
+    this.uploads = new Map();  // upload_id → {type, filename, total_size, total_chunks, md5, chunks}
+    this.media = new Map();    // media_id → the uploaded bytes
   }
 
   async start() {
@@ -63,6 +65,27 @@ export class FakeWecomWs {
         if (ws !== this.current) return ack(846605, 'not subscribed');
         if (this.ackSends) ack(this.sendErrcode, this.sendErrcode === 0 ? 'ok' : 'refused by the fake');
         return;
+      // Temporary media, in chunks (SDK uploadMedia): init → upload_id, chunk × n, finish → media_id.
+      case 'aibot_upload_media_init': {
+        if (ws !== this.current) return ack(846605, 'not subscribed');
+        const uploadId = `up-${randomBytes(4).toString('hex')}`;
+        this.uploads.set(uploadId, { ...frame.body, chunks: [] });
+        return ws.send(JSON.stringify({ headers: { req_id: reqId }, errcode: 0, errmsg: 'ok', body: { upload_id: uploadId } }));
+      }
+      case 'aibot_upload_media_chunk': {
+        const up = this.uploads.get(frame.body?.upload_id);
+        if (!up) return ack(40058, 'unknown upload_id');
+        up.chunks[frame.body.chunk_index] = Buffer.from(frame.body.base64_data, 'base64');
+        return ack(0, 'ok');
+      }
+      case 'aibot_upload_media_finish': {
+        const up = this.uploads.get(frame.body?.upload_id);
+        if (!up) return ack(40058, 'unknown upload_id');
+        const bytes = Buffer.concat(up.chunks);
+        const mediaId = `media-${randomBytes(4).toString('hex')}`;
+        this.media.set(mediaId, bytes);
+        return ws.send(JSON.stringify({ headers: { req_id: reqId }, errcode: 0, errmsg: 'ok', body: { type: up.type, media_id: mediaId, created_at: String(Date.now()) } }));
+      }
       case 'aibot_respond_msg':
       case 'aibot_respond_welcome_msg':
         if (ws !== this.current) return ack(846605, 'not subscribed');

@@ -1,4 +1,5 @@
 #include "bot/wecom/long_connection.h"
+#include "bot/wecom/long_connection_channel.h"
 
 #include <catch2/catch.hpp>
 
@@ -46,4 +47,27 @@ TEST_CASE("Reconnect delays double from 1 s to 30 s, with jitter in [0.8, 1]", "
   }));
   CAPTURE(attempt, jitter);
   CHECK(reconnect_delay(attempt, lo, hi, jitter).count() == expected);
+}
+
+TEST_CASE("aibot_send_msg acks as outbox results", "[bot]") {
+  using S = bot::PostResult::Status;
+  using Row = std::tuple<bool, std::optional<int>, S>;  // (written, errcode, status)
+  auto [written, errcode, status] = GENERATE(table<bool, std::optional<int>, S>({
+      Row{false, std::nullopt, S::Retry},   // never went out: safe to send again
+      Row{true, std::nullopt, S::Unknown},  // went out, no ack: maybe posted, not resent
+      Row{true, 0, S::Sent},
+      Row{true, -1, S::Busy},
+      Row{true, 45009, S::Retry},  // rate limited
+      Row{true, 40058, S::Failed},
+      Row{true, 93000, S::Failed},
+  }));
+  CAPTURE(written, errcode.value_or(-999));
+  bot::wecom::RequestResult r;
+  r.written = written;
+  r.errcode = errcode;
+  r.errmsg = "m";
+  const auto p = bot::wecom::long_connection_result(r);
+  CHECK(p.status == status);
+  CHECK(p.errcode == errcode);
+  if (errcode && *errcode != 0) CHECK(p.message == "errcode " + std::to_string(*errcode) + ": m");
 }
