@@ -31,7 +31,7 @@ LongConnectionOptions long_connection_options(const Config& config) {
   o.backoff_min = env_ms("BANGFU_WS_BACKOFF_MIN_MS", o.backoff_min);
   o.backoff_max = env_ms("BANGFU_WS_BACKOFF_MAX_MS", o.backoff_max);
   o.connect_timeout = env_ms("BANGFU_WS_CONNECT_TIMEOUT_MS", o.connect_timeout);
-  o.workers = std::clamp(config.threads, 1, 4);
+  o.workers = std::max(1, config.threads);
   return o;
 }
 

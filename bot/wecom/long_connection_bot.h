@@ -22,7 +22,7 @@ namespace bot::wecom {
 /// periods (ping 30 s, reconnect 1 s → 30 s). TEST ONLY: the environment variables
 /// BANGFU_WS_PING_MS, BANGFU_WS_BACKOFF_MIN_MS, BANGFU_WS_BACKOFF_MAX_MS and
 /// BANGFU_WS_CONNECT_TIMEOUT_MS (milliseconds, 10..600000) shorten them, so the integration
-/// tests need no long waits. Workers: min(threads, 4).
+/// tests need no long waits. Workers: `threads`, as for the HTTP callback.
 LongConnectionOptions long_connection_options(const Config& config);
 
 /// The LongConnection::Handler of `bangfu serve` in websocket mode. Holds references only;
