@@ -11,6 +11,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/url/parse.hpp>
+#include <condition_variable>
 #include <deque>
 #include <future>
 #include <map>
@@ -138,6 +139,7 @@ struct LongConnection::Impl {
   std::atomic<bool> stopped{false};
 
   mutable std::mutex mu;  // state_, problem_
+  std::condition_variable state_changed;
   LinkState state_ = LinkState::Connecting;
   std::string problem_;
 
@@ -150,10 +152,13 @@ struct LongConnection::Impl {
   std::mt19937_64 rng;
 
   void set_state(LinkState s, std::string problem = {}) {
-    std::lock_guard lock(mu);
-    if (state_ == LinkState::TakenOver) return;  // final
-    state_ = s;
-    if (!problem.empty()) problem_ = std::move(problem);
+    {
+      std::lock_guard lock(mu);
+      if (state_ == LinkState::TakenOver) return;  // final
+      state_ = s;
+      if (!problem.empty()) problem_ = std::move(problem);
+    }
+    state_changed.notify_all();
   }
 
   // {prefix}_{milliseconds}_{random}, as the SDK's generateReqId (dist/index.esm.js): the
@@ -355,6 +360,7 @@ struct LongConnection::Impl {
           state_ = LinkState::TakenOver;
           problem_ = reason;
         }
+        state_changed.notify_all();
         s->close();
         return;
       }
@@ -495,6 +501,12 @@ RequestResult LongConnection::request(const std::string& cmd, nlohmann::json bod
   RequestResult not_sent;
   not_sent.error = "not subscribed";
   if (!m.started || m.stopped) return not_sent;
+  {
+    // Just started or reconnecting: give the link the same time to come (back) up.
+    std::unique_lock lock(m.mu);
+    m.state_changed.wait_for(lock, timeout, [&] { return m.state_ != LinkState::Connecting; });
+    if (m.state_ != LinkState::Subscribed) return not_sent;
+  }
   auto p = std::make_shared<Impl::Pending>();
   auto done = p->done.get_future();
   auto rid = std::make_shared<std::string>();

@@ -86,7 +86,8 @@ class LongConnection {
   std::string problem() const;
 
   /// Sends {cmd, headers: {req_id}, body} (req_id is made here, prefixed with cmd as the SDK
-  /// does) and waits up to `timeout` for its ack. Not subscribed → not written, at once.
+  /// does) and waits up to `timeout` for its ack. While the link is (re)connecting, first waits
+  /// up to `timeout` for it to be subscribed; not subscribed then → not written.
   /// Blocks the caller; call it from any thread but the I/O thread.
   RequestResult request(const std::string& cmd, nlohmann::json body,
                         std::chrono::milliseconds timeout);
