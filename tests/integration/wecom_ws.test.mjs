@@ -3,7 +3,8 @@
 // fake with short periods (ping 150 ms, reconnect backoff 50 ms → 400 ms) so no test waits long.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WSClient } from '@wecom/aibot-node-sdk';
@@ -237,18 +238,24 @@ test('SIGKILL while messages stream in: every acknowledged check-in is on disk a
     await fake.until(() => fake.subscribes === 1, 5000, 'the subscribe');
     const texts = ['走访 王秀英户 今天 送棉被', '走访 李德明户 今天 了解收入'];
     const sent = [];
-    for (let i = 0; i < 400 && fake.current; i++) {
+    const answeredNow = () => sent.filter((s) => fake.replyTo(s.reqId)).length;
+    // A steady stream; SIGKILL once 40 answers are back, with more still in flight.
+    for (let i = 0; fake.current && i < 2000; i++) {
       sent.push({ msgid: `kill-${i}`, reqId: fake.message(`kill-${i}`, 'zhangwei', texts[i % 2]) });
-      if (i === 60) bangfu.child.kill('SIGKILL');
-      if (i % 20 === 0) await sleep(5);
+      if (i % 8 === 7) await sleep(2);
+      if (bangfu.child.signalCode === null && answeredNow() >= 40) bangfu.child.kill('SIGKILL');
     }
     await bangfu.exited;
     const answered = sent.filter((s) => fake.replyTo(s.reqId));
-    assert.ok(answered.length > 0, 'some check-ins were answered before the kill');
+    assert.ok(answered.length >= 40 && answered.length < sent.length,
+      `killed mid-stream: ${answered.length} of ${sent.length} answered`);
     bangfu = await startBangfu(d.config);
     await fake.until(() => fake.subscribes === 2, 5000, 'the subscribe after the restart');
-    for (const s of answered)
+    for (const s of answered) {
       assert.equal(count(d.database, `SELECT count(*) FROM inbound WHERE msgid = '${s.msgid}'`), 1, s.msgid);
+      if (/已记下/.test(fake.replyTo(s.reqId).frame.body.stream.content))
+        assert.equal(count(d.database, `SELECT count(*) FROM checkins WHERE msgid = '${s.msgid}'`), 1, s.msgid);
+    }
     assert.equal(sqlite(d.database, 'PRAGMA integrity_check'), 'ok');
   } finally {
     await bangfu.stop();
