@@ -121,6 +121,7 @@ async function withBangfu(fn, { secret = SECRET, fakeSecret = SECRET } = {}) {
     await fake.stop();
   }
   assert.ok(!bangfu.log().includes(secret), 'the secret never reaches the log');
+  assert.deepEqual(await bangfu.exited, { code: 0, signal: null }, 'SIGTERM: a clean exit');
 }
 
 const count = (db, sql) => Number(sqlite(db, sql));
