@@ -263,3 +263,52 @@ test('SIGKILL while messages stream in: every acknowledged check-in is on disk a
     await fake.stop();
   }
 });
+
+test('a bulletin goes out by aibot_send_msg exactly once, across a restart of bangfu; its chart as uploaded media', async () => {
+  const fake = await new FakeWecomWs({ botId: BOT_ID, secret: SECRET }).start();
+  const d = websocketDistrict(fake);
+  const config = JSON.parse(readFileSync(d.config, 'utf8'));
+  config.groups = [{ name: '高新扶贫', chat_id: 'wrkCHATALL', ledgers: ['cadre', 'health', 'education'] }];
+  writeFileSync(d.config, JSON.stringify(config));
+  // Last month in Shanghai: a period that is over.
+  const shanghai = new Date(Date.now() + 8 * 3600 * 1000);
+  const last = new Date(Date.UTC(shanghai.getUTCFullYear(), shanghai.getUTCMonth() - 1, 1));
+  const period = last.toISOString().slice(0, 7);
+  const args = ['bulletin', '--config', d.config, '--kind', 'monthly', '--period', period, '--ledger', 'cadre'];
+  const printed = execFileSync(BIN, args).toString();
+
+  // The CLI only queues: the bot's one connection belongs to the service.
+  const queued = spawnSync(BIN, [...args, '--post']);
+  assert.equal(queued.status, 0, queued.stderr.toString());
+  assert.equal(fake.connections, 0, 'bangfu bulletin --post does not connect');
+
+  let bangfu = await startBangfu(d.config);
+  try {
+    await fake.until(() => fake.framesOf('aibot_send_msg').length >= 2, 10000, 'the bulletin and its chart');
+    const sends = fake.framesOf('aibot_send_msg').map((f) => f.frame.body);
+    assert.deepEqual(Object.keys(sends[0]).sort(), ['chatid', 'markdown', 'msgtype']);
+    assert.equal(sends[0].chatid, 'wrkCHATALL');
+    assert.equal(sends[0].msgtype, 'markdown');
+    assert.equal(sends[0].markdown.content, printed.trimEnd());
+    // The chart: uploaded in chunks, then sent as an image message with its media_id.
+    assert.equal(sends[1].msgtype, 'image');
+    const png = fake.media.get(sends[1].image.media_id);
+    assert.ok(png && png.subarray(1, 4).toString() === 'PNG', 'the uploaded media is the PNG chart');
+    const init = fake.framesOf('aibot_upload_media_init')[0].frame.body;
+    assert.equal(init.total_size, png.length);
+    assert.equal(init.md5, createHash('md5').update(png).digest('hex'));
+    await fake.until(() => /sent/.test(execFileSync(BIN, ['outbox', 'list', '--config', d.config]).toString()), 3000, 'outbox sent');
+
+    // A restart sends nothing again.
+    await bangfu.stop();
+    bangfu = await startBangfu(d.config);
+    await fake.until(() => fake.subscribes === 2, 5000, 'the subscribe after the restart');
+    await sleep(500);
+    assert.equal(fake.framesOf('aibot_send_msg').length, 2, 'nothing sent twice');
+    const list = execFileSync(BIN, ['outbox', 'list', '--config', d.config]).toString();
+    assert.doesNotMatch(list, /pending|sending|unknown|failed/, list);
+  } finally {
+    await bangfu.stop();
+    await fake.stop();
+  }
+});
