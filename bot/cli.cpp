@@ -30,6 +30,9 @@
 #include "bot/office/dashboard.h"
 #include "bot/server.h"
 #include "bot/version.h"
+#include "bot/wecom/long_connection.h"
+#include "bot/wecom/long_connection_bot.h"
+#include "bot/wecom/long_connection_channel.h"
 #include "bot/wecom_crypto.h"
 #include "charts/chart.h"
 #include "handlers/dispatcher.h"
@@ -89,15 +92,36 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   const auto templates = handlers::Templates::load(config.templates_dir, template_names);
   handlers::check_answer_templates(templates);
   storage::Store store(config.database);
-  WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
+  const bool websocket = config.wecom.mode == WecomMode::Websocket;
+  std::optional<WecomCrypto> crypto;  // the callback's; websocket mode has no message crypto
+  if (!websocket)
+    crypto.emplace(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
   handlers::Dispatcher dispatcher(store, templates,
                                   {config.bot_name, config.admins, config.bulletin});
   // The office dashboard (office.enabled): its templates load here, so a bad one stops start-up.
   // Declared before the server, which holds a reference to it.
   std::unique_ptr<office::Dashboard> dashboard;
   if (config.office.enabled) dashboard = std::make_unique<office::Dashboard>(config, store);
-  HttpServer server(config, dispatcher, store, crypto, log);
+  // Websocket mode: only /healthz (and /office/) over HTTP; messages come over the long
+  // connection, which /healthz reports on once another connection has taken it over.
+  HttpServer server = crypto ? HttpServer(config, dispatcher, store, *crypto, log)
+                             : HttpServer(config, dispatcher, store, log);
   if (dashboard) server.mount_office(*dashboard);
+  std::optional<wecom::LongConnectionBot> link_bot;
+  std::unique_ptr<wecom::LongConnection> link;
+  std::unique_ptr<wecom::LongConnectionChannel> link_channel;
+  if (websocket) {
+    link_bot.emplace(config, dispatcher, store, templates, log);
+    link = std::make_unique<wecom::LongConnection>(
+        wecom::long_connection_options(config),
+        [&](const std::string& cmd, const std::string& req_id, const nlohmann::json& body) {
+          return link_bot->handle(cmd, req_id, body);
+        },
+        log);
+    server.set_health_check([&link] { return link->problem(); });
+    // Bulletins and reminders go out over the same connection (aibot_send_msg).
+    link_channel = std::make_unique<wecom::LongConnectionChannel>(*link, log);
+  }
   const int port = server.bind(config.listen_host, config.listen_port);
   if (port < 0) {
     err << "bangfu: cannot listen on " << config.listen_host << ":" << config.listen_port << "\n";
@@ -105,7 +129,8 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   }
   // Bulletins, reminders and the outbox worker (none without wecom.webhook_url). Started after
   // the signals are blocked, so its threads leave them to the waiter.
-  auto delivery = start_delivery(config, store, templates, log);
+  if (link) link->start();
+  auto delivery = start_delivery(config, store, templates, log, link_channel.get());
   log.info("listening", {{"host", config.listen_host},
                          {"port", std::to_string(port)},
                          {"database", config.database}});
@@ -121,6 +146,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   const bool ok = server.run();
   if (!ok) log.error("server_failed");
   if (delivery) delivery->stop();  // lets a POST in flight finish
+  if (link) link->stop();
   // Wake the waiter if the server stopped by itself.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
@@ -255,6 +281,10 @@ int cmd_say(const Args& a, std::ostream& out, std::ostream& err) {
   if (a.positional.empty()) throw UsageError("say needs the message TEXT");
   const std::string url = a.get("url").value_or("http://" + config.listen_host + ":" +
                                                 std::to_string(config.listen_port));
+  if (config.wecom.mode == WecomMode::Websocket)
+    throw UsageError(
+        "say posts to the HTTP callback, which websocket mode does not serve (wecom.mode is "
+        "\"websocket\")");
   WecomCrypto crypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.receive_id);
   std::random_device rd;
   const std::string msgid =

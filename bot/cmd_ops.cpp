@@ -467,7 +467,8 @@ std::vector<CommandSpec> ops_commands() {
        "the effective settings with secrets shown as ***, and lists every problem with its key,\n"
        "including what the chosen wecom.mode still lacks (callback: wecom.token,\n"
        "wecom.encoding_aes_key and wecom.callback_url, the public https:// URL behind the TLS\n"
-       "proxy; websocket: wecom.bot_id and wecom.secret). Exit 0 when there is no problem,\n"
+       "proxy; websocket: wecom.bot_id, wecom.secret or BANGFU_WECOM_SECRET, and a wss://\n"
+       "wecom.ws_url). Exit 0 when there is no problem,\n"
        "2 otherwise. Run it as the service user: sudo -u bangfu bangfu config check --config …\n",
        {"config"},
        {},

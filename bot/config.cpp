@@ -11,6 +11,7 @@
 
 #include "bot/groups.h"
 #include "bot/webhook_sender.h"
+#include "bot/wecom/long_connection.h"
 
 // Set per build in bot/CMakeLists.txt: the build tree, the source tree's templates, and the
 // installed templates relative to the installed binary's folder (e.g. ../share/bangfu/templates).
@@ -598,14 +599,11 @@ ConfigCheck check_config(const std::string& json_text,
   });
   p.run([&] {
     c.wecom.ws_url = get_string(*w, "ws_url", "wecom.ws_url", c.wecom.ws_url, false);
-    if (c.wecom.ws_url.rfind("wss://", 0) != 0 && c.wecom.ws_url.rfind("ws://", 0) != 0)
-      throw ConfigError("config key 'wecom.ws_url' must start with wss://");
+    if (!wecom::parse_ws_url(c.wecom.ws_url))
+      throw ConfigError(
+          "config key 'wecom.ws_url' must be a wss:// URL with a host (ws:// only for a local "
+          "test server), e.g. wss://openws.work.weixin.qq.com");
   });
-  if (!callback)
-    p.add(
-        "config key 'wecom.mode' is \"websocket\": the long connection is not built in this "
-        "version yet (issue 12); use \"callback\" behind a TLS proxy",
-        true);
 
   p.run([&] { c.bulletin = parse_bulletin(root, p); });
   p.run([&] { c.schedule = parse_schedule(root, p); });

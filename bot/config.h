@@ -25,7 +25,7 @@ class ConfigError : public std::runtime_error {
 /// How WeCom reaches the bot (`wecom.mode`; docs/protocols.md).
 enum class WecomMode {
   Callback,   // "callback": WeCom POSTs to our public HTTPS URL (the default; built)
-  Websocket,  // "websocket": the long connection we dial out (issue 12; not built yet)
+  Websocket,  // "websocket": the long connection we dial out (bot/wecom/long_connection.h)
 };
 
 struct WecomConfig {
@@ -39,7 +39,7 @@ struct WecomConfig {
   /// TLS proxy in front of bangfu. Not needed to run; `config check` asks for it in callback mode.
   std::string callback_url;
   /// The long connection's credentials (`wecom.bot_id`, `wecom.secret` or BANGFU_WECOM_SECRET)
-  /// and endpoint (`wecom.ws_url`); read and checked here, used once issue 12 lands.
+  /// and endpoint (`wecom.ws_url`), for websocket mode (bot/wecom/long_connection.h).
   std::string bot_id;
   std::string secret;
   std::string ws_url = "wss://openws.work.weixin.qq.com";

@@ -102,20 +102,10 @@ std::optional<std::string> envelope_encrypt(std::string_view body) {
   return it->get<std::string>();
 }
 
-OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypted) {
-  OpenedCallback out;
-  const Decrypted d = crypto.decrypt(encrypted);
-  if (d.error != CryptoError::Ok) {
-    out.error = OpenError::Decrypt;
-    out.crypto = d.error;
-    return out;
-  }
-  const json msg = json::parse(d.message, nullptr, false);
-  if (msg.is_discarded() || !msg.is_object()) {
-    out.error = OpenError::Payload;
-    return out;
-  }
-  CallbackMessage& m = out.message;
+std::optional<CallbackMessage> parse_callback_message(std::string_view json_text) {
+  const json msg = json::parse(json_text, nullptr, false);
+  if (msg.is_discarded() || !msg.is_object()) return std::nullopt;
+  CallbackMessage m;
   m.msgtype = str_field(msg, "msgtype");
   m.msgid = str_field(msg, "msgid");
   if (const json* from = obj_field(msg, "from")) m.userid = str_field(*from, "userid");
@@ -124,6 +114,23 @@ OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypt
   m.text = text_of(msg, m.msgtype);
   if (const json* ev = obj_field(msg, "event")) m.event_type = str_field(*ev, "eventtype");
   if (const json* st = obj_field(msg, "stream")) m.stream_id = str_field(*st, "id");
+  return m;
+}
+
+OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypted) {
+  OpenedCallback out;
+  const Decrypted d = crypto.decrypt(encrypted);
+  if (d.error != CryptoError::Ok) {
+    out.error = OpenError::Decrypt;
+    out.crypto = d.error;
+    return out;
+  }
+  auto msg = parse_callback_message(d.message);
+  if (!msg) {
+    out.error = OpenError::Payload;
+    return out;
+  }
+  out.message = std::move(*msg);
   return out;
 }
 
@@ -175,23 +182,37 @@ http::ServerOptions core_options(const Config& config) {
 
 HttpServer::HttpServer(const Config& config, handlers::Dispatcher& dispatcher,
                        storage::Store& store, const WecomCrypto& crypto, Logger& log, Clock clock)
-    : config_(config),
-      dispatcher_(dispatcher),
-      store_(store),
-      crypto_(crypto),
-      log_(log),
-      clock_(std::move(clock)),
-      limiter_(config.limits.per_sender_per_minute),
-      http_(std::make_unique<http::Server>(core_options(config), log)) {
-  http_->route("GET", "/healthz", [this](const http::Request&) {
-    return store_.healthy() ? plain(200, "ok\n") : plain(503, "database unavailable\n");
-  });
+    : HttpServer(config, dispatcher, store, log, std::move(clock)) {
+  crypto_ = &crypto;
   http_->route("GET", "/wecom/callback",
                [this](const http::Request& req) { return get_callback(req); });
   http_->route_async("POST", "/wecom/callback",
                      [this](const http::Request& req, http::Reply reply) {
                        post_callback(req, std::move(reply));
                      });
+}
+
+HttpServer::HttpServer(const Config& config, handlers::Dispatcher& dispatcher,
+                       storage::Store& store, Logger& log, Clock clock)
+    : config_(config),
+      dispatcher_(dispatcher),
+      store_(store),
+      crypto_(nullptr),
+      log_(log),
+      clock_(std::move(clock)),
+      limiter_(config.limits.per_sender_per_minute),
+      http_(std::make_unique<http::Server>(core_options(config), log)) {
+  http_->route("GET", "/healthz", [this](const http::Request&) {
+    if (!store_.healthy()) return plain(503, "database unavailable\n");
+    if (health_problem_)
+      if (std::string problem = health_problem_(); !problem.empty())
+        return plain(503, problem + "\n");
+    return plain(200, "ok\n");
+  });
+}
+
+void HttpServer::set_health_check(std::function<std::string()> problem) {
+  health_problem_ = std::move(problem);
 }
 
 // The office dashboard's adapter: the core's plain request in, the dashboard's answer out. All
@@ -279,11 +300,11 @@ http::Response HttpServer::get_callback(const http::Request& req) {
   for (char& c : echostr)
     if (c == ' ') c = '+';
   if (!is_signature_shape(sig) || !fresh(ts, clock_()) || !is_nonce_shape(nonce) ||
-      echostr.empty() || !crypto_.verify(sig, ts, nonce, echostr)) {
+      echostr.empty() || !crypto_->verify(sig, ts, nonce, echostr)) {
     log_.warn("verify_rejected", {{"rid", rid}, {"reason", "signature"}});
     return plain(401, "unauthorized\n");
   }
-  const Decrypted d = crypto_.decrypt(echostr);
+  const Decrypted d = crypto_->decrypt(echostr);
   if (d.error != CryptoError::Ok) {
     log_.warn(
         "verify_rejected",
@@ -312,10 +333,10 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
   // The envelope must be read to find the signed field; nothing inside it is trusted yet.
   const auto encrypted = envelope_encrypt(req.body);
   if (!encrypted) return reject(400, "envelope");
-  if (!crypto_.verify(sig, ts, nonce, *encrypted)) return reject(401, "signature");
+  if (!crypto_->verify(sig, ts, nonce, *encrypted)) return reject(401, "signature");
   if (check_replay(ts, nonce, sig, now) != 0) return reject(401, "replay");
 
-  OpenedCallback opened = open_callback(crypto_, *encrypted);
+  OpenedCallback opened = open_callback(*crypto_, *encrypted);
   if (opened.error == OpenError::Decrypt) {
     log_.warn("callback_rejected", {{"rid", rid},
                                     {"reason", "decrypt"},
@@ -327,7 +348,7 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
 
   // The answer, encrypted for WeCom: made on the connection's event-loop thread.
   auto envelope = [this, now, nonce](const std::string& plaintext) {
-    return http::Response::with(200, crypto_.reply_envelope(plaintext, now, nonce),
+    return http::Response::with(200, crypto_->reply_envelope(plaintext, now, nonce),
                                 "application/json");
   };
   // A write's failure: nothing was acknowledged, so WeCom retries and the retry is handled.
@@ -428,6 +449,48 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
           return envelope(stream_reply(id, outcome.reply));
         });
       });
+}
+
+// The synchronous form of the callback's answer, for the long connection's workers (bot/wecom/):
+// the same steps as post_callback's, waiting for the commit.
+std::string answer_message(const CallbackMessage& msg, int64_t now, const std::string& rid,
+                           const Config& config, handlers::Dispatcher& dispatcher,
+                           storage::Store& store, SenderRateLimiter& limiter, Logger& log) {
+  storage::InboundMessage in;
+  in.msgid = msg.msgid;
+  in.platform = "wecom";
+  in.userid = msg.userid;
+  in.chatid = msg.chatid;
+  in.chattype = msg.chattype;
+  in.received_at = now;
+  in.text = msg.text ? *msg.text : "[" + msg.msgtype + "]";
+
+  if (!limiter.allow(msg.userid, now)) {
+    // As in post_callback: kept, answered politely, the answer stored for a redelivery.
+    const std::string slow_down = dispatcher.service_answer(
+        "rate_limited", {{"per_minute", std::to_string(config.limits.per_sender_per_minute)}});
+    const std::string answer = store.transaction([&](storage::Store::Tx& tx) -> std::string {
+      if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
+        if (auto r = tx.reply_for(in.msgid)) return *r;
+      tx.set_reply(in.msgid, slow_down, storage::InboundOutcome::RateLimited);
+      return slow_down;
+    });
+    log.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});
+    return answer;
+  }
+
+  if (!msg.text) {
+    store.save_inbound(in);
+    log.info("non_text", {{"rid", rid}, {"msgid", msg.msgid}, {"msgtype", msg.msgtype}});
+    return dispatcher.service_answer("not_text");
+  }
+  const auto outcome = dispatcher.handle(in, storage::LocalTime{now, config.utc_offset_seconds});
+  log.info("message", {{"rid", rid},
+                       {"msgid", msg.msgid},
+                       {"from", msg.userid},
+                       {"duplicate", outcome.duplicate ? "1" : "0"},
+                       {"recorded", outcome.recorded ? "1" : "0"}});
+  return outcome.reply;
 }
 
 }  // namespace bot

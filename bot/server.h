@@ -61,6 +61,11 @@ struct OpenedCallback {
   CallbackMessage message;               // valid when error == Ok
 };
 
+/// Reads a callback message from its JSON text (decrypted from a callback, or the `body` of a
+/// long-connection frame: both carry the same fields). nullopt when the text is not a JSON
+/// object. Pure; never throws on bad input.
+std::optional<CallbackMessage> parse_callback_message(std::string_view json_text);
+
 /// Decrypts `encrypted` (whose signature the caller has verified) and reads the message JSON.
 /// Payload: the plaintext is not a JSON object. Pure; never throws on bad input.
 OpenedCallback open_callback(const WecomCrypto& crypto, std::string_view encrypted);
@@ -84,6 +89,16 @@ class SenderRateLimiter {
   int64_t last_prune_ = 0;
 };
 
+/// The answer to a helper's message, the same whichever way WeCom brought it (HTTP callback or
+/// long connection): the raw message is stored first; over the sender's rate limit it is kept
+/// and gets a polite answer; a non-text message is kept and gets a hint; text goes to the
+/// dispatcher (dedupe by msgid, group commit and fsync) — so when this returns, what the answer
+/// confirms is on disk. `msg` must have a msgid (≤ 256 bytes) and a userid. `rid` tags the log
+/// lines. Throws only for infrastructure failures (the store). Thread-safe.
+std::string answer_message(const CallbackMessage& msg, int64_t now, const std::string& rid,
+                           const Config& config, handlers::Dispatcher& dispatcher,
+                           storage::Store& store, SenderRateLimiter& limiter, Logger& log);
+
 // --- the server -----------------------------------------------------------------------------
 
 /// The WeCom callback endpoint and /healthz, served by the HTTP core (bot/http/server.h), which
@@ -103,6 +118,10 @@ class HttpServer {
  public:
   HttpServer(const Config& config, handlers::Dispatcher& dispatcher, storage::Store& store,
              const WecomCrypto& crypto, Logger& log, Clock clock = system_clock_seconds);
+  /// Websocket mode (`wecom.mode` "websocket"): WeCom's messages come over the long connection,
+  /// so there is no /wecom/callback; only /healthz (and what is mounted) is served.
+  HttpServer(const Config& config, handlers::Dispatcher& dispatcher, storage::Store& store,
+             Logger& log, Clock clock = system_clock_seconds);
   ~HttpServer();
 
   /// Serves every request whose path starts with `prefix` (e.g. "/office/") with `handler`, on
@@ -112,6 +131,10 @@ class HttpServer {
   /// mount(), passing each request to `dashboard` with this server's clock. Call before run();
   /// `dashboard` must outlive the server.
   void mount_office(office::Dashboard& dashboard);
+  /// Adds a check to /healthz: `problem` returns "" when all is well, else the reason, which
+  /// /healthz answers with 503 (e.g. the long connection was taken over). Called on the
+  /// handler threads; must be thread-safe. Call before run().
+  void set_health_check(std::function<std::string()> problem);
   /// Binds host:port (port 0: any free port). Returns the bound port, or -1 on failure.
   int bind(const std::string& host, int port);
   /// Serves until stop(); blocks. Returns false if the server could not start.
@@ -134,11 +157,12 @@ class HttpServer {
   const Config& config_;
   handlers::Dispatcher& dispatcher_;
   storage::Store& store_;
-  const WecomCrypto& crypto_;
+  const WecomCrypto* crypto_;  // null in websocket mode (no callback routes)
   Logger& log_;
   Clock clock_;
   SenderRateLimiter limiter_;
   std::unique_ptr<http::Server> http_;
+  std::function<std::string()> health_problem_;
 
   std::mutex replay_mu_;
   // timestamp → nonce → signature, for every callback whose timestamp is still fresh. By

@@ -48,7 +48,7 @@ for part in "${parts[@]}"; do
       build-tsan/tests/storage/bangfu_storage_tests
       build-tsan/tests/bot/bangfu_bot_tests
       ctest --test-dir build-tsan --output-on-failure -j"$jobs" \
-        -R '^integration\.(wecom_callback|durability|delivery|groups|http_core)$'
+        -R '^integration\.(wecom_callback|wecom_ws|durability|delivery|groups|http_core)$'
       ;;
     *) echo "usage: scripts/sanitize.sh [asan|tsan]..." >&2; exit 2 ;;
   esac

@@ -96,7 +96,7 @@ test('config check: bad JSON, bad values and an unreadable file are exit 2, each
   }));
   r = run(['config', 'check', '--config', join(dir, 'values.json')]);
   assert.equal(r.code, 2);
-  for (const key of ['listen', 'timezone', 'threads', 'wecom.token', 'wecom.bot_id', 'wecom.secret', 'wecom.mode'])
+  for (const key of ['listen', 'timezone', 'threads', 'wecom.token', 'wecom.bot_id', 'wecom.secret'])
     assert.ok(r.out.includes(`config key '${key}'`), `${key} not listed:\n${r.out}`);
   r = run(['config', 'check', '--config', join(dir, 'absent.json')]);
   assert.equal(r.code, 2);
