@@ -2,8 +2,8 @@
 
 // The platform-neutral outbound channel (README "Several groups"): how the outbox worker posts a
 // queued message to a group without knowing the platform. One implementation per way of
-// reaching a group: the WeCom group robot webhook (bot/webhook_channel.h) in callback mode, the
-// long connection's aibot_send_msg in websocket mode. Delivery (bot/delivery.h) keeps the
+// reaching a group: the WeCom group robot webhook (bot/wecom/webhook_channel.h) in callback mode,
+// the long connection's aibot_send_msg in websocket mode. Delivery (bot/delivery.h) keeps the
 // exactly-once, retry and `unknown` rules; a channel only says what one attempt came to.
 
 #include <cstdint>

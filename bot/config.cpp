@@ -10,8 +10,8 @@
 #include <tuple>
 
 #include "bot/groups.h"
-#include "bot/webhook_sender.h"
 #include "bot/wecom/long_connection.h"
+#include "bot/wecom/webhook_sender.h"
 
 // Set per build in bot/CMakeLists.txt: the build tree, the source tree's templates, and the
 // installed templates relative to the installed binary's folder (e.g. ../share/bangfu/templates).

@@ -14,7 +14,7 @@
 #include <openssl/evp.h>
 
 #include "bot/groups.h"
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/crypto.h"
 
 namespace bot {
 namespace {

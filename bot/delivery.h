@@ -31,7 +31,7 @@
 
 namespace bot {
 
-/// Seconds since the Unix epoch (the same type as bot/server.h's Clock).
+/// Seconds since the Unix epoch (the same type as bot/wecom/callback.h's Clock).
 using DeliveryClock = std::function<int64_t()>;
 
 inline constexpr size_t kMarkdownLimit = 4096;          // bytes of markdown.content

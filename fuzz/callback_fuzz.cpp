@@ -1,4 +1,5 @@
-// libFuzzer target: the WeCom callback as the server reads it (bot/server.h): the POST envelope
+// libFuzzer target: the WeCom callback as the server reads it (bot/wecom/callback.h): the POST
+// envelope
 // {"encrypt": …}, decryption (base64, AES-256-CBC, padding, length, receiveid) and the message
 // JSON. Three views of each input: as a POST body, as the `encrypt` text itself, and as a
 // plaintext encrypted with the right key (so the JSON reader sees attacker-shaped messages that
@@ -8,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "bot/server.h"
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/callback.h"
+#include "bot/wecom/crypto.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const bot::WecomCrypto kCrypto("bangfuTestToken7",

@@ -19,7 +19,7 @@ struct SendResult {
 };
 
 /// Posts one message body (the JSON of a WeCom robot message) to the group. Implemented in bot/
-/// over HTTPS (bot/webhook_sender.h); tests record calls instead. Failures are values, never
+/// over HTTPS (bot/wecom/webhook_sender.h); tests record calls instead. Failures are values, never
 /// exceptions. Implementations say whether they are thread-safe; the outbox worker calls from one
 /// thread at a time.
 class Sender {

@@ -81,7 +81,7 @@ const std::vector<std::string>& Templates::reply_names() {
       // #12 已解决 …, 我的问题 (handlers/problem_commands)
       "problem", "my_problems",
       // 通报 / 点评 asked in the chat (handlers/dispatcher), and the HTTP endpoint's own answers:
-      // welcome, rate limit, non-text (bot/server)
+      // welcome, rate limit, non-text (bot/wecom/callback)
       "bulletin_reply", "service"};
   return kNames;
 }

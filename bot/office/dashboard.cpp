@@ -13,7 +13,7 @@
 #include <tuple>
 #include <variant>
 
-#include "bot/cmd_ledger.h"
+#include "bot/cli/cmd_ledger.h"
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"

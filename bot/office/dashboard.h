@@ -2,8 +2,8 @@
 
 // The office's read-only dashboard at /office/ (README "Office dashboard"), as one handler that
 // knows nothing of the HTTP server: the server turns its request into a Request, calls
-// Dashboard::handle and writes the Response back (bot/server.cpp holds today's thin adapter).
-// Sign-in, sessions, the wrong-password pause, the pages and the exports all live here.
+// Dashboard::handle and writes the Response back (bot/wecom/callback.cpp holds today's thin
+// adapter). Sign-in, sessions, the wrong-password pause, the pages and the exports all live here.
 
 #include <cstdint>
 #include <map>

@@ -1,7 +1,7 @@
 #pragma once
 
 // What bangfu does with the long connection's frames (issue 12 §1): helpers' messages are
-// answered exactly as the HTTP callback answers them (bot/server.h answer_message), with
+// answered exactly as the HTTP callback answers them (bot/wecom/callback.h answer_message), with
 // aibot_respond_msg on the frame's req_id; enter_chat gets the help text as the welcome.
 
 #include <nlohmann/json.hpp>
@@ -10,7 +10,7 @@
 
 #include "bot/config.h"
 #include "bot/log.h"
-#include "bot/server.h"
+#include "bot/wecom/callback.h"
 #include "bot/wecom/long_connection.h"
 #include "handlers/dispatcher.h"
 #include "handlers/templates.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "bot/cmd_ledger.h"
+#include "bot/cli/cmd_ledger.h"
 #include "tests/support/temp_dir.h"
 
 using storage::Date;

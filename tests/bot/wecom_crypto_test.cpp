@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/crypto.h"
 
 CATCH_REGISTER_ENUM(bot::CryptoError, bot::CryptoError::Ok, bot::CryptoError::ValidateSignature,
                     bot::CryptoError::ParseJson, bot::CryptoError::ComputeSignature,

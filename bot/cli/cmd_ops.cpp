@@ -1,4 +1,4 @@
-#include "bot/cmd_ops.h"
+#include "bot/cli/cmd_ops.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,7 +18,7 @@
 
 #include "bot/config.h"
 #include "bot/groups.h"
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/crypto.h"
 #include "charts/chart.h"
 #include "handlers/bulletin.h"
 #include "handlers/dispatcher.h"

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "bot/args.h"
+#include "bot/cli/args.h"
 
 namespace bot {
 

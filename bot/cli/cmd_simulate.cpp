@@ -1,4 +1,4 @@
-#include "bot/cmd_simulate.h"
+#include "bot/cli/cmd_simulate.h"
 
 #include <httplib.h>
 
@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "bot/config.h"
-#include "bot/server.h"
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/callback.h"
+#include "bot/wecom/crypto.h"
 #include "handlers/dispatcher.h"
 #include "handlers/templates.h"
 #include "handlers/understanding.h"

@@ -1,4 +1,4 @@
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/crypto.h"
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>

@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "bot/args.h"
+#include "bot/cli/args.h"
 
 namespace bot {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "bot/channel.h"
-#include "bot/webhook_sender.h"
+#include "bot/wecom/webhook_sender.h"
 #include "handlers/sender.h"
 
 namespace bot {

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "bot/args.h"
+#include "bot/cli/args.h"
 
 namespace bot {
 
@@ -12,7 +12,7 @@ namespace bot {
 ///     [--ledger L] [--format json|table]`
 ///  - `problem show --config F --id N`: the item and its history
 ///  - `problem set --config F --id N --status S --note TEXT`: recorded as office_actor()
-///    (bot/cmd_office.h)
+///    (bot/cli/cmd_office.h)
 /// Exit 0 on success, 2 on bad input (nothing changed). Writes go through the Store, so they
 /// work while `bangfu serve` runs on the same database.
 std::vector<CommandSpec> problem_commands();

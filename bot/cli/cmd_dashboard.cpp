@@ -1,4 +1,4 @@
-#include "bot/cmd_dashboard.h"
+#include "bot/cli/cmd_dashboard.h"
 
 #include <iostream>
 #include <nlohmann/json.hpp>

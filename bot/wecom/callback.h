@@ -15,7 +15,7 @@
 #include "bot/config.h"
 #include "bot/http/message.h"
 #include "bot/log.h"
-#include "bot/wecom_crypto.h"
+#include "bot/wecom/crypto.h"
 #include "handlers/dispatcher.h"
 #include "storage/store.h"
 

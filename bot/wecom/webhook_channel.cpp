@@ -1,4 +1,4 @@
-#include "bot/webhook_channel.h"
+#include "bot/wecom/webhook_channel.h"
 
 #include "bot/config.h"
 #include "bot/delivery.h"

@@ -1,4 +1,4 @@
-#include "bot/args.h"
+#include "bot/cli/args.h"
 
 namespace bot {
 

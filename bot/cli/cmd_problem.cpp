@@ -1,10 +1,10 @@
-#include "bot/cmd_problem.h"
+#include "bot/cli/cmd_problem.h"
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "bot/cmd_office.h"
+#include "bot/cli/cmd_office.h"
 #include "bot/config.h"
 #include "bot/delivery.h"
 #include "storage/problems.h"

@@ -1,4 +1,4 @@
-#include "bot/cli.h"
+#include "bot/cli/cli.h"
 
 #include <malloc.h>
 #include <signal.h>
@@ -17,23 +17,23 @@
 
 #include <httplib.h>
 
-#include "bot/args.h"
-#include "bot/cmd_bulletin.h"
-#include "bot/cmd_dashboard.h"
-#include "bot/cmd_ledger.h"
-#include "bot/cmd_office.h"
-#include "bot/cmd_ops.h"
-#include "bot/cmd_problem.h"
-#include "bot/cmd_simulate.h"
+#include "bot/cli/args.h"
+#include "bot/cli/cmd_bulletin.h"
+#include "bot/cli/cmd_dashboard.h"
+#include "bot/cli/cmd_ledger.h"
+#include "bot/cli/cmd_office.h"
+#include "bot/cli/cmd_ops.h"
+#include "bot/cli/cmd_problem.h"
+#include "bot/cli/cmd_simulate.h"
 #include "bot/config.h"
 #include "bot/log.h"
 #include "bot/office/dashboard.h"
-#include "bot/server.h"
 #include "bot/version.h"
+#include "bot/wecom/callback.h"
+#include "bot/wecom/crypto.h"
 #include "bot/wecom/long_connection.h"
 #include "bot/wecom/long_connection_bot.h"
 #include "bot/wecom/long_connection_channel.h"
-#include "bot/wecom_crypto.h"
 #include "charts/chart.h"
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"

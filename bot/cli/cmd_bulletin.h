@@ -3,8 +3,8 @@
 #include <memory>
 #include <vector>
 
-#include "bot/args.h"
 #include "bot/channel.h"
+#include "bot/cli/args.h"
 #include "bot/config.h"
 #include "bot/log.h"
 #include "handlers/templates.h"

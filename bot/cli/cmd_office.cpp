@@ -1,4 +1,4 @@
-#include "bot/cmd_office.h"
+#include "bot/cli/cmd_office.h"
 
 #include <locale.h>
 #include <pwd.h>

@@ -1,4 +1,4 @@
-#include "bot/cmd_ledger.h"
+#include "bot/cli/cmd_ledger.h"
 
 #include <xlsxwriter.h>
 
@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "bot/config.h"
-#include "bot/server.h"
+#include "bot/wecom/callback.h"
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"

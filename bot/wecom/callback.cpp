@@ -1,4 +1,4 @@
-#include "bot/server.h"
+#include "bot/wecom/callback.h"
 
 #include <algorithm>
 #include <cctype>

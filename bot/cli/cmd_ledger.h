@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "bot/args.h"
+#include "bot/cli/args.h"
 #include "storage/model.h"
 
 namespace bot {

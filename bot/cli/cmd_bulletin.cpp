@@ -1,4 +1,4 @@
-#include "bot/cmd_bulletin.h"
+#include "bot/cli/cmd_bulletin.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,8 +10,8 @@
 #include "bot/delivery.h"
 #include "bot/groups.h"
 #include "bot/scheduler.h"
-#include "bot/webhook_channel.h"
-#include "bot/webhook_sender.h"
+#include "bot/wecom/webhook_channel.h"
+#include "bot/wecom/webhook_sender.h"
 #include "charts/chart.h"
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"

@@ -1,4 +1,4 @@
-#include "bot/webhook_sender.h"
+#include "bot/wecom/webhook_sender.h"
 
 #include <httplib.h>
 
