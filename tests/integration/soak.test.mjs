@@ -2,12 +2,17 @@
 // README: run longer by hand), sampling the server's resident memory from /proc. Asserts that
 // memory stays flat and that every check-in the server acknowledged is in the ledger, once.
 //
-// Flat means: the largest sample of the last third is at most the largest of the first third
-// plus 3 MiB. What may legitimately still grow after the first third is SQLite's page cache,
-// which fills (up to its default 2 MiB) as the database grows, so a slow machine may reach that
-// cap late; the other 1 MiB is malloc slack. The replay map and the rate limiter's windows are
-// bounded by time and full within the first third. A leak of a few hundred bytes per request
-// exceeds the margin in a CI run; run longer by hand (SOAK_SECONDS=1800) to see smaller ones.
+// Flat means: the largest sample of the last third is at most the largest of the middle third
+// plus 3 MiB. The first third is the warm-up: `serve` lets each malloc arena keep up to 8 MiB of
+// freed memory (M_TRIM_THRESHOLD, bot/cli/cli.cpp: giving it back and faulting it in again cost
+// ~37 us per request), and at the soak's rate the arenas of the event-loop threads, the workers
+// and the writer reach their working set only in the first minute or two, as does the Store's
+// roster cache (one entry per helper who wrote). Two runs of 180 s: 20.8 MiB at the start,
+// 30.1 at 60 s, 33.7 from 120 s on; and 20.5, 26.9, 30.2 at 120 s, 30.5 at the end. What may
+// legitimately still grow after that is SQLite's page cache, which fills (up to its default
+// 2 MiB) as the database grows; the other 1 MiB is malloc slack. The replay map and the rate limiter's windows are bounded by
+// time and full within the first third. A leak of a few hundred bytes per request exceeds the
+// margin in a CI run; run longer by hand (SOAK_SECONDS=1800) to see smaller ones.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { getSignature, encrypt } from '@wecom/crypto';
@@ -129,15 +134,16 @@ test(`soak: ${SECONDS} s of mixed traffic, memory flat, every check-in stored`, 
 
   const third = Math.floor(samples.length / 3);
   const firstMax = Math.max(...samples.slice(0, third));
+  const middleMax = Math.max(...samples.slice(third, samples.length - third));
   const lastMax = Math.max(...samples.slice(-third));
   const margin = 3 * 1024;
   t.diagnostic(`${seq} requests in ${elapsed.toFixed(0)} s (${(seq / elapsed).toFixed(0)}/s): ${JSON.stringify(counts)}`);
-  t.diagnostic(`RSS KiB: first third max ${firstMax}, last third max ${lastMax}, margin ${margin}; samples ${samples.join(' ')}`);
-  console.log(`# soak ${JSON.stringify({ seconds: SECONDS, requests: seq, per_second: Math.round(seq / elapsed), counts, rss_first_max_kib: firstMax, rss_last_max_kib: lastMax })}`);
+  t.diagnostic(`RSS KiB: first third max ${firstMax}, middle third max ${middleMax}, last third max ${lastMax}, margin ${margin}; samples ${samples.join(' ')}`);
+  console.log(`# soak ${JSON.stringify({ seconds: SECONDS, requests: seq, per_second: Math.round(seq / elapsed), counts, rss_first_max_kib: firstMax, rss_middle_max_kib: middleMax, rss_last_max_kib: lastMax })}`);
 
   assert.ok(samples.length >= 6, 'enough memory samples');
   assert.deepEqual(unexpected.slice(0, 10), [], 'every answer as expected');
-  assert.ok(lastMax <= firstMax + margin, `RSS grew from ${firstMax} KiB to ${lastMax} KiB`);
+  assert.ok(lastMax <= middleMax + margin, `RSS grew from ${middleMax} KiB to ${lastMax} KiB after the warm-up`);
 
   const stored = new Map();
   for (const r of ledgerRows(d.config, shanghaiMonth())) stored.set(r.msgid, (stored.get(r.msgid) || 0) + 1);
