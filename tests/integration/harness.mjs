@@ -75,10 +75,21 @@ export function textMessage(msgid, userid, content) {
   };
 }
 
+// Sent once more when the request could not be sent at all: a kept-alive connection that the
+// server closed at its idle deadline (5 s) while this process was blocked in a spawnSync of the
+// CLI is still in fetch's pool, and the POST goes out on it ("fetch failed"). As WeCom does, the
+// same message is sent again; the server records a msgid once, so the retry is safe. A server
+// that is gone fails the second attempt too.
 export async function post(base, cb) {
-  return fetch(`${base}/wecom/callback?${cb.query}`, {
+  const send = () => fetch(`${base}/wecom/callback?${cb.query}`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: cb.body,
   });
+  try {
+    return await send();
+  } catch (e) {
+    if (!(e instanceof TypeError) || e.message !== 'fetch failed') throw e;
+    return send();
+  }
 }
 
 // Verifies and opens the encrypted passive reply; returns the plaintext object.
