@@ -251,14 +251,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const Server::Impl::Route* route = server_->find(req.method, req.path, path_known);
     if (route && route->async) return start_async(*route, std::move(req));
 
-    if (server_->queued.fetch_add(1) >= server_->options.max_queue) {
-      --server_->queued;
-      ++server_->counts.busy_503;
-      log_access(req, 503);
-      return refuse(503, "server busy\n", req.id);
-    }
-    ++server_->counts.requests;
-    busy_ = true;
+    if (!admit(req)) return;
     net::post(server_->pool, [self = shared_from_this(), req = std::move(req), route,
                               guard = net::make_work_guard(server_->ioc)]() mutable {
       --self->server_->queued;
@@ -271,19 +264,27 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Takes one of limits.max_queue places for `req` (given back when it is answered), or answers
+  // 503 and returns false when they are all taken.
+  bool admit(const Request& req) {
+    if (server_->queued.fetch_add(1) >= server_->options.max_queue) {
+      --server_->queued;
+      ++server_->counts.busy_503;
+      log_access(req, 503);
+      refuse(503, "server busy\n", req.id);
+      return false;
+    }
+    ++server_->counts.requests;
+    busy_ = true;
+    return true;
+  }
+
   // An async route: its handler runs here, on the connection's strand, and answers through a
   // Reply whenever its work is done (Reply::State below).
   void start_async(const Server::Impl::Route& route, Request req) {
     // Counted until answered: a request waiting for the Store's writer holds its memory and a
     // place in the writer's queue just as one waiting for a worker does.
-    if (server_->queued.fetch_add(1) >= server_->options.max_queue) {
-      --server_->queued;
-      ++server_->counts.busy_503;
-      log_access(req, 503);
-      return refuse(503, "server busy\n", req.id);
-    }
-    ++server_->counts.requests;
-    busy_ = true;
+    if (!admit(req)) return;
     auto state = std::make_shared<Reply::State>(shared_from_this(), req.id, req.method, req.path);
     try {
       route.async(req, Reply(state));
