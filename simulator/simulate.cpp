@@ -403,16 +403,6 @@ void add_district(SimRandom& r, int k, Date as_of, std::vector<Pairing>& cadre_r
   }
 }
 
-std::string csv_cell(const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::vector<Pairing> simulate_roster(const RosterOptions& options) {
@@ -452,7 +442,7 @@ std::string roster_csv(const std::vector<Pairing>& rows) {
                                  p.end_date ? p.end_date->iso() : std::string()};
     for (std::size_t i = 0; i < std::size(cells); ++i) {
       if (i) out += ',';
-      out += csv_cell(cells[i]);
+      out += storage::csv_quote(cells[i]);
     }
     out += '\n';
   }

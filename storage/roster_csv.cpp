@@ -559,4 +559,14 @@ RosterParse parse_roster_csv(std::string_view bytes) {
   return result;
 }
 
+std::string csv_quote(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 }  // namespace storage

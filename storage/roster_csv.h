@@ -26,4 +26,8 @@ struct RosterParse {
 /// A caller must import nothing if `errors` is non-empty.
 RosterParse parse_roster_csv(std::string_view bytes);
 
+/// One CSV field as the reader above reads it back (RFC 4180): as it is, or in double quotes with
+/// inner quotes doubled when it holds a comma, a quote or a line break. Pure.
+std::string csv_quote(const std::string& v);
+
 }  // namespace storage

@@ -13,22 +13,13 @@
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"
+#include "storage/roster_csv.h"
 #include "storage/store.h"
 
 namespace bot {
 namespace {
 
 using nlohmann::json;
-
-std::string csv_field(const std::string& v) {
-  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;
@@ -43,7 +34,7 @@ std::string csv_line(const std::vector<std::string>& cells) {
   std::string line;
   for (size_t i = 0; i < cells.size(); ++i) {
     if (i) line += ',';
-    line += csv_field(cells[i]);
+    line += storage::csv_quote(cells[i]);
   }
   return line + "\r\n";
 }
