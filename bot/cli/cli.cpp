@@ -120,7 +120,7 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
         log);
     server.set_health_check([&link] { return link->problem(); });
     // Bulletins and reminders go out over the same connection (aibot_send_msg).
-    link_channel = std::make_unique<wecom::LongConnectionChannel>(*link, log);
+    link_channel = std::make_unique<wecom::LongConnectionChannel>(*link);
   }
   const int port = server.bind(config.listen_host, config.listen_port);
   if (port < 0) {

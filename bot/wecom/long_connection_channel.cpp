@@ -70,9 +70,9 @@ PostResult long_connection_result(const RequestResult& r) {
   return p;
 }
 
-LongConnectionChannel::LongConnectionChannel(LongConnection& link, Logger& log,
+LongConnectionChannel::LongConnectionChannel(LongConnection& link,
                                              std::chrono::milliseconds ack_timeout)
-    : link_(link), log_(log), ack_timeout_(ack_timeout) {}
+    : link_(link), ack_timeout_(ack_timeout) {}
 
 PostResult LongConnectionChannel::post_markdown(const Target& target, std::string_view markdown) {
   if (target.chat_id.empty()) {

@@ -4,7 +4,6 @@
 #include <string>
 
 #include "bot/channel.h"
-#include "bot/log.h"
 #include "bot/wecom/long_connection.h"
 
 namespace bot::wecom {
@@ -26,8 +25,8 @@ PostResult long_connection_result(const RequestResult& r);
 class LongConnectionChannel : public OutboundChannel {
  public:
   /// `ack_timeout`: how long one request waits for its ack before it counts as unknown.
-  LongConnectionChannel(LongConnection& link, Logger& log,
-                        std::chrono::milliseconds ack_timeout = std::chrono::seconds(10));
+  explicit LongConnectionChannel(LongConnection& link,
+                                 std::chrono::milliseconds ack_timeout = std::chrono::seconds(10));
 
   PostResult post_markdown(const Target& target, std::string_view markdown) override;
   PostResult post_image(const Target& target, std::string_view png) override;
@@ -35,7 +34,6 @@ class LongConnectionChannel : public OutboundChannel {
 
  private:
   LongConnection& link_;
-  Logger& log_;
   std::chrono::milliseconds ack_timeout_;
 };
 

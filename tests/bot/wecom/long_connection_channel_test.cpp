@@ -113,7 +113,7 @@ TEST_CASE("Long connection channel: aibot_send_msg frames and what each ack mean
   bot::wecom::LongConnection link(
       o, [](const std::string&, const std::string&, const json&) { return std::nullopt; }, log);
   link.start();
-  bot::wecom::LongConnectionChannel channel(link, log, std::chrono::milliseconds(300));
+  bot::wecom::LongConnectionChannel channel(link, std::chrono::milliseconds(300));
   const bot::Target group{"高新扶贫", "wrkCHAT", ""};
   using S = bot::PostResult::Status;
 
