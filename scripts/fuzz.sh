@@ -5,11 +5,12 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]    SECONDS per target (default 20, as in CI)
 #
 # Longer by hand: `scripts/fuzz.sh 1800` (half an hour each). Builds in build-fuzz (or
-# $BOT_FUZZ_BUILD_DIR). The seed corpus fuzz/corpus/<target> is read, never written; what the
-# fuzzer finds is kept in build-fuzz/fuzz-corpus/<target> for the next run. A crash, leak or
-# hang (10 s per input) stops that target and fails the script, with the reproducer in
-# build-fuzz/fuzz-artifacts/<target>/: fix the bug, then copy the file into fuzz/corpus/<target>/
-# as a regression case (ctest's fuzz.<target> replays it in every sanitizer build).
+# $BOT_FUZZ_BUILD_DIR, used as it is when already configured for fuzzing). The seed corpus
+# fuzz/corpus/<target> is read, never written; what the fuzzer finds is kept in
+# <build>/fuzz-corpus/<target> for the next run. A crash, leak or hang (10 s per input) stops
+# that target and fails the script, with the reproducer in <build>/fuzz-artifacts/<target>/: fix
+# the bug, then copy the file into fuzz/corpus/<target>/ as a regression case (ctest's
+# fuzz.<target> replays it in every sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-20}"
@@ -19,8 +20,16 @@ targets=("$@")
 build="${BOT_FUZZ_BUILD_DIR:-build-fuzz}"
 jobs="$(nproc)"
 
-CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOT_BUILD_FUZZ=ON \
-  -DBOT_BUILD_TESTS=OFF -DBOT_SANITIZE=address,undefined >/dev/null
+# A build dir already configured for libFuzzer (clang, fuzz targets, ASan + UBSan) is used as it
+# is: CI points BOT_FUZZ_BUILD_DIR at scripts/sanitize.sh's build-asan, built moments before.
+cache="$build/CMakeCache.txt"
+if ! { [ -f "$cache" ] && grep -q '^CMAKE_CXX_COMPILER:.*clang' "$cache" &&
+       grep -q '^BOT_BUILD_FUZZ:BOOL=ON' "$cache" &&
+       grep -q '^BOT_SANITIZE:STRING=address,undefined' "$cache"; }; then
+  CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" -DBOT_BUILD_FUZZ=ON \
+    -DBOT_BUILD_TESTS=OFF -DBOT_SANITIZE=address,undefined >/dev/null
+fi
 if ! cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}" >"$build/fuzz-build.log" 2>&1; then
   tail -40 "$build/fuzz-build.log"
   exit 1

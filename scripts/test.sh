@@ -32,4 +32,5 @@ else
 fi
 [ "${BANGFU_QUICK:-0}" = 1 ] && exit 0
 bash scripts/sanitize.sh
-bash scripts/fuzz.sh 20
+# The fuzzers run from the ASan build just made (clang: its fuzz targets are libFuzzer binaries).
+BOT_FUZZ_BUILD_DIR=build-asan bash scripts/fuzz.sh 20
