@@ -25,11 +25,12 @@ const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {
   return nullptr;
 }
 
-// "12月3日 走访 王*英户": how the chat names one check-in.
+// "12月3日 走访 王*英户": how the chat names one check-in. A pairing no longer among the
+// sender's (ended since) is left unnamed: "12月3日 走访".
 std::string describe(const CheckinRecord& c, const SenderContext& sender, Date today) {
   const Pairing* p = find_pairing(sender.pairings, c.pairing_id);
-  return chinese_date(c.visit_date, today) + " " + std::string(mode_label(c.mode)) + " " +
-         (p ? masked_whom(*p) : std::string("该户"));
+  return chinese_date(c.visit_date, today) + " " + std::string(mode_label(c.mode)) +
+         (p ? " " + masked_whom(*p) : std::string());
 }
 
 // Sets `key` to the first five, newest first (a question in the chat stays short), and
