@@ -117,11 +117,13 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
     r.outcome = InboundOutcome::Corrected;
     r.recorded = true;
     const Pairing* p = find_pairing(sender.pairings, c->pairing_id);
-    // The replacement's problems become items as any check-in's do (the old one's untouched open
-    // items were closed by the trigger of migration 6, as 打卡已更正).
+    // The replacement's problems become items as any check-in's do, their numbers said in the
+    // answer (the old one's untouched open items were closed by the trigger of migration 6, as
+    // 打卡已更正).
     if (p && !fresh.problems.empty())
-      storage::Problems::record(tx, *fresh_id, *p, m.userid, fresh.visit_date, fresh.problems,
-                                fresh.policies, now.unix_seconds);
+      set_problem_items(
+          d, storage::Problems::record(tx, *fresh_id, *p, m.userid, fresh.visit_date,
+                                       fresh.problems, fresh.policies, now.unix_seconds));
     const Month visit_month = Month::of(c->visit_date);
     d.set("ok", true);
     d.set("old", describe(old, sender, today));

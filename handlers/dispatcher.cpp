@@ -456,18 +456,7 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
       d.set("whom", p ? masked_whom(*p) : mask_name(c->name));
       if (!c->occasions.empty()) d.set("occasions", join_labels(c->occasions, occasion_label));
       if (!c->policies.empty()) d.set("policies", join_labels(c->policies, policy_label));
-      if (const auto& items = items_of[i]; !items.empty()) {
-        data named{data::type::list};
-        for (size_t k = 0; k < items.size(); ++k) {
-          data item;
-          item.set("id", std::to_string(items[k].id));
-          item.set("category", category_text(items[k].category));
-          if (k + 1 < items.size()) item.set("more", true);
-          named << item;
-        }
-        d.set("problems", named);
-        d.set("first_problem", std::to_string(items.front().id));
-      }
+      set_problem_items(d, items_of[i]);
       if (c->mode == storage::Mode::Phone) d.set("phone", true);
       d.set("month", std::to_string(visit_month.month));
       if (p && !p->person.empty()) d.set("person", true);

@@ -337,6 +337,9 @@ TEST_CASE("a correction closes the old check-in's problem and records the new on
   f.say("zw", "走访 王秀英户 今天 房屋漏雨需要修缮");
   const auto fixed = f.say("zw", "更正 走访 王秀英户 昨天 应享未享低保");
   CHECK(fixed.recorded);
+  // The answer names the new item, as a check-in's answer does.
+  CHECK(fixed.reply.find("已记为问题 #2（") != std::string::npos);
+  CHECK(fixed.reply.find("问题解决后请发：#2 已解决") != std::string::npos);
   const auto old_item = storage::Problems::get(f.store, 1);
   CHECK(old_item->status == storage::ProblemStatus::NotAProblem);
   CHECK(old_item->history.back().note == "打卡已更正");
