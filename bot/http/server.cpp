@@ -106,7 +106,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {
+      : server_(std::move(server)), stream_(std::move(socket)) {
     error_code ec;
     const auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
@@ -396,8 +396,11 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.close();
   }
 
-  beast::tcp_stream stream_;
+  // Declared first, destroyed last: the last session may outlive the Server (its final reference
+  // dropped on the Store's writer thread at shutdown), and the stream's socket and strand must go
+  // while the io_context they belong to still exists.
   std::shared_ptr<Server::Impl> server_;
+  beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bh::request_parser<bh::string_body>> parser_;
   std::string remote_;
@@ -410,11 +413,11 @@ class Session : public std::enable_shared_from_this<Session> {
 // loop running until the request is answered.
 struct Reply::State {
   State(std::shared_ptr<Session> s, std::string rid, std::string m, std::string p)
-      : session(std::move(s)),
+      : work(net::make_work_guard(s->server().ioc)),
+        session(std::move(s)),
         id(std::move(rid)),
         method(std::move(m)),
-        path(std::move(p)),
-        work(net::make_work_guard(session->server().ioc)) {}
+        path(std::move(p)) {}
   ~State() {
     if (!claim()) return;
     // Every Reply is gone and none answered: a handler bug, but the client still gets an answer.
@@ -449,10 +452,11 @@ struct Reply::State {
     session->write_answer(std::move(res), id);
   }
 
+  // Released after the session is dropped: the event loop keeps running until then.
+  net::executor_work_guard<net::io_context::executor_type> work;
   std::shared_ptr<Session> session;
   const std::string id, method, path;
   std::atomic<bool> answered{false};
-  net::executor_work_guard<net::io_context::executor_type> work;
 };
 
 void Reply::send(Response res) const {
