@@ -37,6 +37,20 @@ std::string_view policy_label(std::string_view code) {
   return code;
 }
 
+std::string_view checkin_status_label(storage::CheckinStatus s) {
+  switch (s) {
+    case storage::CheckinStatus::Active:
+      return "有效";
+    case storage::CheckinStatus::Undone:
+      return "已撤销";
+    case storage::CheckinStatus::Corrected:
+      return "已更正";
+    case storage::CheckinStatus::Void:
+      return "已作废";
+  }
+  return "";
+}
+
 std::string join_labels(const std::vector<std::string>& codes,
                         std::string_view (*label)(std::string_view)) {
   std::string out;

@@ -16,6 +16,7 @@ namespace handlers {
 std::string_view mode_label(storage::Mode m);  // 走访, 家访, 校访, 上门服务, 电话联系
 std::string_view occasion_label(std::string_view code);  // 红白喜事, 升学考试, 生病住院, …
 std::string_view policy_label(std::string_view code);  // 医疗救助, 助学扶持, 住房改造, 低保兜底
+std::string_view checkin_status_label(storage::CheckinStatus s);  // 有效, 已撤销, 已更正, 已作废
 /// Joins the labels of `codes` with "、" using `label`.
 std::string join_labels(const std::vector<std::string>& codes,
                         std::string_view (*label)(std::string_view));

@@ -96,7 +96,8 @@ struct LedgerRow {
   std::vector<std::string> occasions, policies, problems;
   std::string note;
   int64_t received_at = 0;
-  bool undone = false;
+  bool undone = false;  // not active: undone, corrected or voided (`status` says which)
+  CheckinStatus status = CheckinStatus::Active;
 };
 
 }  // namespace storage

@@ -764,8 +764,8 @@ struct Store::Statements {
         ledger(db,
                "SELECT c.msgid, p.helper_id, p.helper_name, p.ledger, p.unit, p.household_id, "
                "p.household_head, p.person, p.village, c.visit_date, c.mode, c.occasions, "
-               "c.policies, c.problems, c.note, c.received_at, c.undone_at IS NOT NULL "
-               "FROM checkins c JOIN pairings p ON p.id = c.pairing_id "
+               "c.policies, c.problems, c.note, c.received_at, c.undone_at IS NOT NULL, "
+               "c.status FROM checkins c JOIN pairings p ON p.id = c.pairing_id "
                "WHERE c.visit_date BETWEEN ?1 AND ?2 AND (?3 IS NULL OR p.ledger = ?3) "
                "ORDER BY c.visit_date, c.id"),
         audit_insert(db,
@@ -1520,6 +1520,9 @@ std::vector<LedgerRow> Store::ledger(Month m, std::optional<Ledger> only) {
     r.note = s.getColumn(14).getString();
     r.received_at = s.getColumn(15).getInt64();
     r.undone = s.getColumn(16).getInt() != 0;
+    const auto status = checkin_status_from(s.getColumn(17).getString());
+    if (!status) throw SQLite::Exception("stored check-in status is unknown");
+    r.status = *status;
     out.push_back(std::move(r));
   }
   return out;

@@ -98,7 +98,7 @@ void write_sheet(lxw_workbook* wb, const char* name,
 const std::vector<std::string>& ledger_headers() {
   static const std::vector<std::string> kHeaders = {
       "消息ID",   "帮扶人ID", "帮扶人", "台账", "单位", "户编号", "户主",     "帮扶对象", "村居",
-      "走访日期", "方式",     "五必访", "政策", "问题", "备注",   "收到时间", "已撤销"};
+      "走访日期", "方式",     "五必访", "政策", "问题", "备注",   "收到时间", "已撤销",   "状态"};
   return kHeaders;
 }
 
@@ -122,7 +122,8 @@ std::vector<std::string> ledger_cells(const storage::LedgerRow& r, int utc_offse
           join(r.problems, "；"),
           r.note,
           storage::LocalTime{r.received_at, utc_offset_seconds}.iso(),
-          r.undone ? "是" : "否"};
+          r.undone ? "是" : "否",
+          std::string(handlers::checkin_status_label(r.status))};
 }
 
 std::string ledger_csv(const std::vector<storage::LedgerRow>& rows, int utc_offset_seconds) {
@@ -211,7 +212,8 @@ int cmd_ledger_export(const Args& a, std::ostream& out, std::ostream&) {
                      {"problems", r.problems},
                      {"note", r.note},
                      {"received_at", storage::LocalTime{r.received_at, offset}.iso()},
-                     {"undone", r.undone}});
+                     {"undone", r.undone},
+                     {"status", std::string(storage::checkin_status_code(r.status))}});
     }
     text = arr.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   } else {

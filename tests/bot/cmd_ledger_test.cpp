@@ -52,9 +52,10 @@ std::string head_bytes(const std::string& path, size_t n) {
 
 TEST_CASE("Ledger cells follow the headers, in Chinese", "[bot]") {
   const auto& headers = bot::ledger_headers();
-  REQUIRE(headers.size() == 17);
+  REQUIRE(headers.size() == 18);
   CHECK(headers.front() == "消息ID");
-  CHECK(headers.back() == "已撤销");
+  CHECK(headers[16] == "已撤销");
+  CHECK(headers.back() == "状态");
   const auto cells = bot::ledger_cells(row(Ledger::Health, "m1"), 8 * 3600);
   REQUIRE(cells.size() == headers.size());
   CHECK(cells[0] == "m1");
@@ -67,6 +68,14 @@ TEST_CASE("Ledger cells follow the headers, in Chinese", "[bot]") {
   CHECK(cells[13] == "腿疼；屋顶漏水");
   CHECK(cells[15] == storage::LocalTime{1'795'000'000, 8 * 3600}.iso());
   CHECK(cells[16] == "否");
+  CHECK(cells[17] == "有效");
+  // A record replaced by 更正 is flagged as not counted, and says why.
+  LedgerRow corrected = row(Ledger::Health, "m2");
+  corrected.undone = true;
+  corrected.status = storage::CheckinStatus::Corrected;
+  const auto flagged = bot::ledger_cells(corrected, 8 * 3600);
+  CHECK(flagged[16] == "是");
+  CHECK(flagged[17] == "已更正");
 }
 
 TEST_CASE("The ledger workbook is written as an xlsx file", "[bot]") {
