@@ -427,7 +427,7 @@ bool name_char_at(std::string_view s, std::size_t i) {
 
 // Words that start with a surname character but name a relative or a thing.
 constexpr std::string_view kNotNames[] = {"孙子", "孙女", "孙辈", "高中", "房子", "车子",
-                                          "叶子", "金子", "高龄", "程序", "曾孙"};
+                                          "叶子", "金子", "高龄", "程序", "曾孙", "方式"};
 
 // 周一 … 周日, 周天 (and 星期X, 礼拜X, whose first characters are no surnames): a date.
 bool is_weekday_word(std::string_view w) {
@@ -484,12 +484,17 @@ std::optional<std::string_view> name_before(std::string_view s, std::size_t m) {
 
 constexpr std::string_view kNameMarkers[] = {"帮扶对象", "户主", "学生", "患者", "病人"};
 constexpr std::string_view kSeeMarkers[] = {"看望", "探望"};
+// Verbs whose object is the person visited (走访周建国): a name right after one that is not among
+// the sender's pairings is said back as such, instead of asking whom the visit was for.
+constexpr std::string_view kVisitMarkers[] = {"入户走访", "走访了", "走访",   "家访了", "家访",
+                                              "校访了",   "校访",   "随访了", "随访"};
 
 std::optional<std::string_view> find_unpaired_name(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
     const std::string_view rest = s.substr(i);
     std::string_view marker = longest_prefix(rest, kNameMarkers);
     if (marker.empty()) marker = longest_prefix(rest, kSeeMarkers);
+    if (marker.empty()) marker = longest_prefix(rest, kVisitMarkers);
     if (!marker.empty()) {
       std::size_t k = i + marker.size();
       if (s.substr(k).starts_with("了")) k += 3;
@@ -501,6 +506,44 @@ std::optional<std::string_view> find_unpaired_name(std::string_view s) {
     // 入户 is a way of visiting (周四入户走访), not somebody's household.
     if ((c == U'户' && !s.substr(0, i).ends_with("入")) || c == U'家') {
       if (auto name = name_before(s, i)) return name;
+    }
+  }
+  return std::nullopt;
+}
+
+// A name written after these is the person the helper met or called (探望周建国, 电话联系周建国).
+// Only looked for when the sender has one pairing and the text names none of theirs: without it
+// the visit would be put down to that one pairing.
+constexpr std::string_view kMeetVerbs[] = {"见了", "见到", "看了", "去看", "看望",
+                                           "探望", "慰问", "上门", "入户", "联系",
+                                           "电话", "走访", "家访", "校访", "随访"};
+// After these a name counts only when a verb or 那/家 follows it (给周建国打了电话, 和周建国聊了,
+// 到周建国那里): 给米面油 and 送去米面油 name nobody.
+constexpr std::string_view kWithWords[] = {"给", "和", "跟", "帮", "陪", "到", "去"};
+constexpr std::string_view kAfterPerson = "打通做量办送聊看说讲谈问那家去交签填";
+
+std::optional<std::string_view> person_after_verb(std::string_view s) {
+  for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
+    std::string_view verb = longest_prefix(s.substr(i), kMeetVerbs);
+    const bool loose = !verb.empty();
+    if (verb.empty()) verb = longest_prefix(s.substr(i), kWithWords);
+    if (verb.empty()) continue;
+    const std::size_t k = i + verb.size();
+    std::size_t ends[3];
+    std::size_t e = k;
+    int n = 0;
+    while (n < 3 && e < s.size() && name_char_at(s, e)) {
+      e += utf8_len(s, e);
+      ends[n++] = e;
+    }
+    for (int len = n; len >= 2; --len) {
+      const std::size_t end = ends[len - 1];
+      // 到石桥村, 去张庄镇: a place, not a person.
+      if (starts_with_any(s.substr(end), kPlaceSuffixes)) continue;
+      const bool followed = end < s.size() && (is_one_of(kAfterPerson, s, end) ||
+                                               starts_with_any(s.substr(end), kHonorifics));
+      const bool ends_here = loose ? followed || name_ends_at(s, end) : followed;
+      if (ends_here && plausible_name(s, k, end)) return s.substr(k, end - k);
     }
   }
   return std::nullopt;
@@ -1456,7 +1499,18 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       if (example) f["example"] = *example;
       return error("ambiguous", std::move(f), std::move(names));
     } else {
-      // The one pairing of today (or, back-dated, of that day).
+      // The one pairing of today (or, back-dated, of that day) — unless the text names somebody
+      // else as the one met (今天给周建国打了电话): then it is not theirs, and said so.
+      if (auto other = person_after_verb(text)) {
+        if (const std::size_t k = one_off(*other, pairings); k != std::string::npos)
+          return question("did_you_mean", {{"said", mask_name(std::string(*other))},
+                                           {"whom", masked_whom(pairings[k])},
+                                           {"village", pairings[k].village},
+                                           {"example", example_with(&pairings[k], "今天")}});
+        return error("not_paired",
+                     {{"reason", "stranger"}, {"said", mask_name(std::string(*other))}},
+                     closest_names(*other, sender.pairings));
+      }
       chosen.push_back(live.empty() ? 0 : live.front());
     }
   }
