@@ -488,14 +488,20 @@ constexpr std::string_view kVagueWords[] = {
     "上礼拜", "这周",   "这个星期", "本周",     "年底",     "年初",   "过几天", "改天",
 };
 
-// Several days joined: 12月1日至3日, 周一到周三, 11月30日、12月1日. Returns the end of the
-// range (0 when no other day follows `e`).
+// Several days joined: 12月1日至3日, 周一到周三, 11月30日、12月1日, 1号和3号, 昨天和今天. Returns
+// the end of the range (0 when no other day follows `e`).
 std::size_t range_follows(std::string_view s, std::size_t e, Date today) {
   while (e < s.size() && s[e] == ' ') ++e;
-  if (e >= s.size() || !is_range_mark(utf8_at(s, e))) return 0;
+  if (e >= s.size()) return 0;
+  const char32_t mark = utf8_at(s, e);
+  // 和/与/及/跟 join two days as well as a day and a person (今天和村干部一起): only a day
+  // written right after makes it several days.
+  const bool joiner = mark == U'和' || mark == U'与' || mark == U'及' || mark == U'跟';
+  if (!is_range_mark(mark) && !joiner) return 0;
   std::size_t k = e + utf8_len(s, e);
   while (k < s.size() && s[k] == ' ') ++k;
   if (const auto w = weekday_at(s, k, today)) return w->end;
+  if (const auto r = relative_at(s, k, today)) return r->end;
   const auto n = read_number(s, k);
   if (!n) return 0;
   const char32_t c = cp_at(s, n->end);
