@@ -31,7 +31,7 @@ struct StatusWord {
 };
 
 // Longer words first where one starts another.
-constexpr std::array<StatusWord, 9> kStatusWords = {{
+constexpr std::array<StatusWord, 13> kStatusWords = {{
     {"已经解决", storage::ProblemStatus::Resolved},
     {"已解决", storage::ProblemStatus::Resolved},
     {"解决了", storage::ProblemStatus::Resolved},
@@ -41,7 +41,22 @@ constexpr std::array<StatusWord, 9> kStatusWords = {{
     {"正在跟进", storage::ProblemStatus::InProgress},
     {"在跟进", storage::ProblemStatus::InProgress},
     {"处理中", storage::ProblemStatus::InProgress},
+    {"正在处理", storage::ProblemStatus::InProgress},
+    {"正在办理", storage::ProblemStatus::InProgress},
+    {"办理中", storage::ProblemStatus::InProgress},
+    {"在办理", storage::ProblemStatus::InProgress},
 }};
+
+// 我的问题 as people ask it: the whole message, nothing else in it.
+constexpr std::string_view kMineQuestions[] = {"我的问题",
+                                               "查问题",
+                                               "查我的问题",
+                                               "查看我的问题",
+                                               "我有哪些问题",
+                                               "我还有哪些问题",
+                                               "我还有哪些问题没解决",
+                                               "我有哪些问题没解决",
+                                               "我还有什么问题没解决"};
 
 }  // namespace
 
@@ -49,9 +64,10 @@ std::optional<ProblemCommand> parse_problem_command(std::string_view text) {
   std::string_view s = text;
   skip_spaces(s);
   {
-    std::string_view t = s;
-    if (eat(t, "我的问题") || eat(t, "查问题")) {
-      eat(t, "清单");
+    for (std::string_view q : kMineQuestions) {
+      std::string_view t = s;
+      if (!eat(t, q)) continue;
+      if (!eat(t, "清单")) eat(t, "列表");
       skip_separators(t);
       for (std::string_view end : {"。", "?", "？", "!", "！"}) eat(t, end);
       skip_spaces(t);
@@ -77,7 +93,8 @@ std::optional<ProblemCommand> parse_problem_command(std::string_view text) {
   if (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') return std::nullopt;
   s.remove_prefix(digits);
   bool word_after = false;
-  if (eat(s, "号")) {
+  // 12号问题, 第3个问题, 第3项问题.
+  if (eat(s, "号") || eat(s, "个") || eat(s, "项")) {
     skip_spaces(s);
     word_after = eat(s, "问题");
   } else if (!hash && !word_before) {

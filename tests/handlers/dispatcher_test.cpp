@@ -237,6 +237,9 @@ TEST_CASE("problem commands are told apart from check-ins", "[dispatcher]") {
           Row{"12号问题已解决", 12, ProblemStatus::Resolved, ""},
           Row{"第3号问题 跟进中，已报民政局", 3, ProblemStatus::InProgress, "已报民政局"},
           Row{"#12 跟进中 已报民政局", 12, ProblemStatus::InProgress, "已报民政局"},
+          Row{"第2个问题已经解决", 2, ProblemStatus::Resolved, ""},
+          Row{"#2 正在办理", 2, ProblemStatus::InProgress, ""},
+          Row{"问题5 办理中，材料已交乡里", 5, ProblemStatus::InProgress, "材料已交乡里"},
           Row{"#12", 12, std::nullopt, ""},
           Row{"#12 办好了", 12, std::nullopt, "办好了"},
       }));
@@ -251,12 +254,16 @@ TEST_CASE("problem commands are told apart from check-ins", "[dispatcher]") {
 
 TEST_CASE("check-ins and other text are not problem commands", "[dispatcher]") {
   for (std::string text : {"#家访 学生王某 11.20 辅导数学", "走访 王秀英户 12号 送米",
-                           "12号 走访 王秀英户", "问题不大", "我的问题是什么时候通报"}) {
+                           "12号 走访 王秀英户", "问题不大", "我的问题是什么时候通报",
+                           "第2个走访的是王秀英户", "我还有哪些问题没解决要向村里反映"}) {
     CAPTURE(text);
     CHECK_FALSE(handlers::parse_problem_command(text));
   }
-  REQUIRE(handlers::parse_problem_command("我的问题"));
-  CHECK(handlers::parse_problem_command("我的问题")->kind == handlers::ProblemCommand::Kind::Mine);
+  for (std::string text : {"我的问题", "我的问题清单", "我还有哪些问题没解决？", "查看我的问题"}) {
+    CAPTURE(text);
+    REQUIRE(handlers::parse_problem_command(text));
+    CHECK(handlers::parse_problem_command(text)->kind == handlers::ProblemCommand::Kind::Mine);
+  }
 }
 
 TEST_CASE("a problem is resolved in the chat by its reporter, others of the household or admins",
