@@ -71,6 +71,18 @@ constexpr CommandPhrase kCommands[] = {
     {"怎么打卡", Command::Help, false},
     {"使用说明", Command::Help, false},
     {"用法", Command::Help, false},
+    // "That was wrong", with no word of what to do: the help's 写错了 line says how (撤销, 更正);
+    // undoing or correcting on a guess would change the ledger without being asked to.
+    {"发错了", Command::Help, false},
+    {"写错了", Command::Help, false},
+    {"打错了", Command::Help, false},
+    {"填错了", Command::Help, false},
+    {"刚才发错了", Command::Help, false},
+    {"刚才写错了", Command::Help, false},
+    {"刚才那条发错了", Command::Help, false},
+    {"刚才那条写错了", Command::Help, false},
+    {"上一条发错了", Command::Help, false},
+    {"上一条写错了", Command::Help, false},
     {"我的结对", Command::MyPairings, true},
     {"我的结对情况", Command::MyPairings, false},
     {"我的结对户", Command::MyPairings, false},
