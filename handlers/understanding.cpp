@@ -438,8 +438,11 @@ bool name_char_at(std::string_view s, std::size_t i) {
 }
 
 // Words that start with a surname character but name a relative or a thing.
-constexpr std::string_view kNotNames[] = {"孙子", "孙女", "孙辈", "高中", "房子", "车子",
-                                          "叶子", "金子", "高龄", "程序", "曾孙", "方式"};
+constexpr std::string_view kNotNames[] = {
+    "孙子", "孙女", "孙辈", "高中", "房子", "车子", "叶子", "金子", "高龄", "程序", "曾孙",
+    "方式", "申请", "安排", "安全", "农村", "农户", "农业", "项目", "成绩", "康复", "易地",
+    "查看", "文件", "高兴", "方便", "任务", "温暖", "严重", "费用", "卫生", "简单", "符合",
+    "尚未", "包括", "范围", "施工", "常规", "金额", "查询", "宣传", "华侨", "龙头"};
 
 // 周一 … 周日, 周天 (and 星期X, 礼拜X, whose first characters are no surnames): a date.
 bool is_weekday_word(std::string_view w) {
@@ -501,12 +504,39 @@ constexpr std::string_view kSeeMarkers[] = {"看望", "探望"};
 constexpr std::string_view kVisitMarkers[] = {"入户走访", "走访了", "走访",   "家访了", "家访",
                                               "校访了",   "校访",   "随访了", "随访"};
 
+// Where a name after a verb may end: the text's end, punctuation or a space, a character that is
+// never in a name (了, 家, 那 …), or a title (周建国老人). Not before a keyword: 家访申请雨露计划
+// is no visit to 申请.
+bool clearly_ends_at(std::string_view s, std::size_t i) {
+  return i >= s.size() || !is_han(utf8_at(s, i)) || is_one_of(kNotInName, s, i) ||
+         starts_with_any(s.substr(i), kHonorifics);
+}
+
+// A name right after a visiting verb (走访周建国): two or three name characters that clearly end.
+std::optional<std::string_view> name_after_verb(std::string_view s, std::size_t k) {
+  std::size_t ends[3];
+  std::size_t e = k;
+  int n = 0;
+  while (n < 3 && e < s.size() && name_char_at(s, e)) {
+    e += utf8_len(s, e);
+    ends[n++] = e;
+  }
+  for (int len = n; len >= 2; --len) {
+    const std::size_t end = ends[len - 1];
+    if (starts_with_any(s.substr(end), kPlaceSuffixes)) continue;  // 走访石桥村: a place
+    if (clearly_ends_at(s, end) && plausible_name(s, k, end)) return s.substr(k, end - k);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string_view> find_unpaired_name(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
     const std::string_view rest = s.substr(i);
+    if (const std::string_view verb = longest_prefix(rest, kVisitMarkers); !verb.empty()) {
+      if (auto name = name_after_verb(s, i + verb.size())) return name;
+    }
     std::string_view marker = longest_prefix(rest, kNameMarkers);
     if (marker.empty()) marker = longest_prefix(rest, kSeeMarkers);
-    if (marker.empty()) marker = longest_prefix(rest, kVisitMarkers);
     if (!marker.empty()) {
       std::size_t k = i + marker.size();
       if (s.substr(k).starts_with("了")) k += 3;
@@ -537,8 +567,11 @@ constexpr std::string_view kAfterPerson = "打通做量办送聊看说讲谈问�
 std::optional<std::string_view> person_after_verb(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
     std::string_view verb = longest_prefix(s.substr(i), kMeetVerbs);
-    const bool loose = !verb.empty();
-    if (verb.empty()) verb = longest_prefix(s.substr(i), kWithWords);
+    if (!verb.empty()) {
+      if (auto name = name_after_verb(s, i + verb.size())) return name;
+      continue;
+    }
+    verb = longest_prefix(s.substr(i), kWithWords);
     if (verb.empty()) continue;
     const std::size_t k = i + verb.size();
     std::size_t ends[3];
@@ -550,12 +583,10 @@ std::optional<std::string_view> person_after_verb(std::string_view s) {
     }
     for (int len = n; len >= 2; --len) {
       const std::size_t end = ends[len - 1];
-      // 到石桥村, 去张庄镇: a place, not a person.
       if (starts_with_any(s.substr(end), kPlaceSuffixes)) continue;
       const bool followed = end < s.size() && (is_one_of(kAfterPerson, s, end) ||
                                                starts_with_any(s.substr(end), kHonorifics));
-      const bool ends_here = loose ? followed || name_ends_at(s, end) : followed;
-      if (ends_here && plausible_name(s, k, end)) return s.substr(k, end - k);
+      if (followed && plausible_name(s, k, end)) return s.substr(k, end - k);
     }
   }
   return std::nullopt;
