@@ -896,6 +896,22 @@ bool other_event_day(std::string_view lettered, std::size_t at) {
   return !scan(clause).any_mode_word();
 }
 
+// Whether a clause tells of a visit or contact: a word of one, or a completed going or seeing.
+constexpr std::string_view kContactDone[] = {"去过", "去了", "看了", "看过", "见了", "见过",
+                                             "来过", "到过", "看望", "探望", "去看"};
+bool says_contact(std::string_view clause) {
+  return scan(clause).any_mode_word() || contains_any(clause, kContactDone);
+}
+
+// The clause of `lettered` that holds byte `at`.
+std::string_view clause_at(std::string_view lettered, std::size_t at) {
+  std::size_t cb = 0, ce = lettered.size();
+  for_each_clause(lettered, [&](std::size_t b, std::size_t e) {
+    if (b <= at && at < e) cb = b, ce = e;
+  });
+  return lettered.substr(cb, ce - cb);
+}
+
 // A bare 去 (or 出发, 路上) with a word of intent, said before the fact: 今天要去王某家, 一会去,
 // 等会儿去, 马上出发去, 晚点去, 回头去, 这就去, 正在去…的路上, 下午去王某家. A plan unless the
 // clause has a completion word (了, 过, 已, 刚, 完) or the message is dated before today.
@@ -1431,6 +1447,39 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
     uni_date = d;
     uni = universe_for(sender, d, today);
   }
+  // A second day in another clause. When the first day's clause tells of another event and
+  // not of a visit (昨天黄淑芬住院了，今天去医院看她; 前天摔了一跤，今天去看了看), the visit's day
+  // is the second. When both clauses tell of a visit or contact (今天走访王某，李某昨天去过了), one
+  // check-in cannot hold them: asked back as a range is.
+  std::optional<std::string> two_days;
+  if (date && date->status == DateToken::Status::Ok) {
+    std::string rest = masked;
+    std::fill(rest.begin() + date->begin, rest.begin() + date->end, ' ');
+    std::string lettered_now = text;
+    for (const Occurrence& o : found_names.kept)
+      std::fill(lettered_now.begin() + o.begin, lettered_now.begin() + o.end, 'x');
+    const std::string_view first_clause = clause_at(lettered_now, date->begin);
+    const bool first_event = !says_contact(first_clause) && contains_any(first_clause, kEventWords);
+    while (const auto second = find_date(rest, today)) {
+      std::fill(rest.begin() + second->begin, rest.begin() + second->end, ' ');
+      if (second->status != DateToken::Status::Ok || second->date == date->date) continue;
+      const std::string_view second_clause = clause_at(lettered_now, second->begin);
+      if (second_clause.data() == first_clause.data()) continue;
+      if (contains_any(second_clause, kEventWords) && !says_contact(second_clause)) continue;
+      if (first_event) {
+        date = second;
+        break;
+      }
+      if (says_contact(second_clause)) {
+        two_days = text.substr(date->begin, date->end - date->begin) + "、" +
+                   text.substr(second->begin, second->end - second->begin);
+        date->status = DateToken::Status::Range;
+        break;
+      }
+    }
+    if (date->status == DateToken::Status::Ok && date->date != uni_date)
+      uni = universe_for(sender, date->date, today);
+  }
   const std::vector<Pairing>& pairings = uni.pairings;
   const std::vector<Occurrence>& occ = found_names.kept;
   const Findings found = scan(masked);
@@ -1561,7 +1610,8 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
   if (not_done_answer && ((date && date->status != DateToken::Status::Ok) || chosen.size() < 2))
     return *not_done_answer;
   if (date) {
-    const std::string said = text.substr(date->begin, date->end - date->begin);
+    const std::string said =
+        two_days ? *two_days : text.substr(date->begin, date->end - date->begin);
     const Pairing* p = chosen.empty() ? first_named : &pairings[chosen.front()];
     if (date->status == DateToken::Status::Vague) {
       const std::string when =
