@@ -847,7 +847,13 @@ Response Dashboard::handle(const Request& req, int64_t now) {
         handlers::SenderContext sender{m.userid, !name->second.empty(),
                                        name->second.empty() ? std::vector<storage::Pairing>{}
                                                             : store_.pairings_of(m.userid, sent)};
-        set_reason(ed, handlers::understand(m.text, sender, sent, config_.bot_name));
+        // Off the roster, nothing is handled (a command neither): that is the reason.
+        if (!sender.known) {
+          ed.set("r_unknown_sender", true);
+          ed.set("code", std::string("unknown_sender"));
+        } else {
+          set_reason(ed, handlers::understand(m.text, sender, sent, config_.bot_name));
+        }
       }
       ed.set("st_" + e.status, true);  // st_not_understood, st_rate_limited, st_failed
       ed.set("error", e.error);
