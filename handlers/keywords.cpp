@@ -28,6 +28,16 @@ constexpr Keyword kKeywordList[] = {
     {"未发现问题", K::Ignore, 0},
     {"没有发现问题", K::Ignore, 0},
     {"问题不大", K::Ignore, 0},
+    // No difficulty said is no problem (一切都好，没什么困难).
+    {"没什么困难", K::Ignore, 0},
+    {"没有什么困难", K::Ignore, 0},
+    {"没啥困难", K::Ignore, 0},
+    {"没有困难", K::Ignore, 0},
+    {"没困难", K::Ignore, 0},
+    {"无困难", K::Ignore, 0},
+    {"暂无困难", K::Ignore, 0},
+    {"不困难", K::Ignore, 0},
+    {"困难不大", K::Ignore, 0},
     {"不需要", K::Ignore, 0},
     {"没去医院", K::Ignore, 0},
     {"没有去医院", K::Ignore, 0},
@@ -135,6 +145,9 @@ constexpr Keyword kKeywordList[] = {
     {"都不在家", K::Missed, 0},
     {"锁门", K::Missed, 0},
     {"锁着门", K::Missed, 0},
+    {"门锁着", K::Missed, 0},
+    {"大门锁着", K::Missed, 0},
+    {"铁将军把门", K::Missed, 0},
     {"大门紧锁", K::Missed, 0},
     {"没见到人", K::Missed, 0},
     {"没见着人", K::Missed, 0},
@@ -381,6 +394,10 @@ constexpr Keyword kKeywordList[] = {
     {"未发放", K::Problem, 0},
     {"没发放", K::Problem, 0},
     {"急需", K::Problem, 0},
+    // An entitlement stopped or still not paid (低保断了三个月, 报销还没下来).
+    {"断了", K::Problem, 0},
+    {"还没下来", K::Problem, 0},
+    {"没批下来", K::Problem, 0},
     {"缺", K::Problem, 0},
 };
 
