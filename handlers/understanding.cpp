@@ -512,8 +512,14 @@ bool clearly_ends_at(std::string_view s, std::size_t i) {
          starts_with_any(s.substr(i), kHonorifics);
 }
 
-// A name right after a visiting verb (走访周建国): two or three name characters that clearly end.
-std::optional<std::string_view> name_after_verb(std::string_view s, std::size_t k) {
+// What may follow a name written after 给/和/跟/帮/陪/到/去: a verb, or 那/家 (给周建国打了电话,
+// 和周建国聊了, 到周建国那里).
+constexpr std::string_view kAfterPerson = "打通做量办送聊看说讲谈问那家去交签填";
+
+// A name right after a verb (走访周建国): two or three name characters that clearly end, or, when
+// `followed_only`, that are followed by one of kAfterPerson or a title (给米面油 names nobody).
+std::optional<std::string_view> name_after_verb(std::string_view s, std::size_t k,
+                                                bool followed_only = false) {
   std::size_t ends[3];
   std::size_t e = k;
   int n = 0;
@@ -524,7 +530,11 @@ std::optional<std::string_view> name_after_verb(std::string_view s, std::size_t 
   for (int len = n; len >= 2; --len) {
     const std::size_t end = ends[len - 1];
     if (starts_with_any(s.substr(end), kPlaceSuffixes)) continue;  // 走访石桥村: a place
-    if (clearly_ends_at(s, end) && plausible_name(s, k, end)) return s.substr(k, end - k);
+    const bool ends_here = followed_only
+                               ? end < s.size() && (is_one_of(kAfterPerson, s, end) ||
+                                                    starts_with_any(s.substr(end), kHonorifics))
+                               : clearly_ends_at(s, end);
+    if (ends_here && plausible_name(s, k, end)) return s.substr(k, end - k);
   }
   return std::nullopt;
 }
@@ -559,34 +569,16 @@ std::optional<std::string_view> find_unpaired_name(std::string_view s) {
 constexpr std::string_view kMeetVerbs[] = {"见了", "见到", "看了", "去看", "看望",
                                            "探望", "慰问", "上门", "入户", "联系",
                                            "电话", "走访", "家访", "校访", "随访"};
-// After these a name counts only when a verb or 那/家 follows it (给周建国打了电话, 和周建国聊了,
-// 到周建国那里): 给米面油 and 送去米面油 name nobody.
+// After these a name counts only when a verb or 那/家 follows it (kAfterPerson).
 constexpr std::string_view kWithWords[] = {"给", "和", "跟", "帮", "陪", "到", "去"};
-constexpr std::string_view kAfterPerson = "打通做量办送聊看说讲谈问那家去交签填";
 
 std::optional<std::string_view> person_after_verb(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
-    std::string_view verb = longest_prefix(s.substr(i), kMeetVerbs);
-    if (!verb.empty()) {
+    if (const std::string_view verb = longest_prefix(s.substr(i), kMeetVerbs); !verb.empty()) {
       if (auto name = name_after_verb(s, i + verb.size())) return name;
-      continue;
-    }
-    verb = longest_prefix(s.substr(i), kWithWords);
-    if (verb.empty()) continue;
-    const std::size_t k = i + verb.size();
-    std::size_t ends[3];
-    std::size_t e = k;
-    int n = 0;
-    while (n < 3 && e < s.size() && name_char_at(s, e)) {
-      e += utf8_len(s, e);
-      ends[n++] = e;
-    }
-    for (int len = n; len >= 2; --len) {
-      const std::size_t end = ends[len - 1];
-      if (starts_with_any(s.substr(end), kPlaceSuffixes)) continue;
-      const bool followed = end < s.size() && (is_one_of(kAfterPerson, s, end) ||
-                                               starts_with_any(s.substr(end), kHonorifics));
-      if (followed && plausible_name(s, k, end)) return s.substr(k, end - k);
+    } else if (const std::string_view with = longest_prefix(s.substr(i), kWithWords);
+               !with.empty()) {
+      if (auto name = name_after_verb(s, i + with.size(), true)) return name;
     }
   }
   return std::nullopt;
@@ -1449,8 +1441,9 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
   }
   // A second day in another clause. When the first day's clause tells of another event and
   // not of a visit (昨天黄淑芬住院了，今天去医院看她; 前天摔了一跤，今天去看了看), the visit's day
-  // is the second. When both clauses tell of a visit or contact (今天走访王某，李某昨天去过了), one
-  // check-in cannot hold them: asked back as a range is.
+  // is the second. Otherwise, when the second day's clause tells of a visit or contact (今天走访
+  // 王某，李某昨天去过了; 昨天去王某家，今天又去了一趟), one check-in cannot hold both days: asked
+  // back as a range is.
   std::optional<std::string> two_days;
   if (date && date->status == DateToken::Status::Ok) {
     std::string rest = masked;
