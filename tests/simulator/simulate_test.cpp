@@ -227,8 +227,10 @@ TEST_CASE("the message mix falls inside the stated bands", "[simulate]") {
     CHECK(mix.undone > 0);
     // Every kind of mistake and command occurs.
     for (const char* code : {"not_paired", "ambiguous", "future_date", "invalid_date",
-                             "unknown_sender", "not_understood"})
+                             "unknown_sender", "not_understood"}) {
+      CAPTURE(code);
       CHECK(mix.errors.count(code) == 1);
+    }
     for (const char* cmd : {"help", "my_pairings", "progress", "undo"})
       CHECK(mix.commands_by.count(cmd) == 1);
     // And every way of writing a date and a name.
