@@ -463,23 +463,6 @@ bool name_ends_at(std::string_view s, std::size_t i) {
   return i >= s.size() || !name_char_at(s, i) || keyword_at(s, i) != nullptr;
 }
 
-// A name written after a marker (户主李德明): two or three name characters followed by
-// something that cannot continue a name.
-std::optional<std::string_view> name_after(std::string_view s, std::size_t k) {
-  std::size_t ends[3];
-  std::size_t e = k;
-  int n = 0;
-  while (n < 3 && e < s.size() && name_char_at(s, e)) {
-    e += utf8_len(s, e);
-    ends[n++] = e;
-  }
-  for (int len = n; len >= 2; --len) {
-    if (name_ends_at(s, ends[len - 1]) && plausible_name(s, k, ends[len - 1]))
-      return s.substr(k, ends[len - 1] - k);
-  }
-  return std::nullopt;
-}
-
 // A name written before 户 or 家 at byte `m` (孙大海家, 王秀英户).
 std::optional<std::string_view> name_before(std::string_view s, std::size_t m) {
   std::size_t starts[3];
@@ -516,10 +499,24 @@ bool clearly_ends_at(std::string_view s, std::size_t i) {
 // 和周建国聊了, 到周建国那里).
 constexpr std::string_view kAfterPerson = "打通做量办送聊看说讲谈问那家去交签填";
 
-// A name right after a verb (走访周建国): two or three name characters that clearly end, or, when
-// `followed_only`, that are followed by one of kAfterPerson or a title (给米面油 names nobody).
-std::optional<std::string_view> name_after_verb(std::string_view s, std::size_t k,
-                                                bool followed_only = false) {
+// How a name read after a word must end:
+//  - Boundary, after a marker (户主李德明): at anything that cannot continue a name;
+//  - Clear, after a verb (走访周建国): clearly (clearly_ends_at), and not as a place (石桥村);
+//  - Followed, after 给/和/跟 …: followed by one of kAfterPerson or a title, not a place
+//    (给米面油 names nobody).
+enum class NameEnd { Boundary, Clear, Followed };
+
+bool name_ends(std::string_view s, std::size_t end, NameEnd how) {
+  if (how == NameEnd::Boundary) return name_ends_at(s, end);
+  if (starts_with_any(s.substr(end), kPlaceSuffixes)) return false;
+  if (how == NameEnd::Clear) return clearly_ends_at(s, end);
+  return end < s.size() &&
+         (is_one_of(kAfterPerson, s, end) || starts_with_any(s.substr(end), kHonorifics));
+}
+
+// A name written at byte `k`: two or three name characters that end as `how` says.
+std::optional<std::string_view> name_after(std::string_view s, std::size_t k,
+                                           NameEnd how = NameEnd::Boundary) {
   std::size_t ends[3];
   std::size_t e = k;
   int n = 0;
@@ -528,13 +525,8 @@ std::optional<std::string_view> name_after_verb(std::string_view s, std::size_t 
     ends[n++] = e;
   }
   for (int len = n; len >= 2; --len) {
-    const std::size_t end = ends[len - 1];
-    if (starts_with_any(s.substr(end), kPlaceSuffixes)) continue;  // 走访石桥村: a place
-    const bool ends_here = followed_only
-                               ? end < s.size() && (is_one_of(kAfterPerson, s, end) ||
-                                                    starts_with_any(s.substr(end), kHonorifics))
-                               : clearly_ends_at(s, end);
-    if (ends_here && plausible_name(s, k, end)) return s.substr(k, end - k);
+    if (name_ends(s, ends[len - 1], how) && plausible_name(s, k, ends[len - 1]))
+      return s.substr(k, ends[len - 1] - k);
   }
   return std::nullopt;
 }
@@ -543,7 +535,7 @@ std::optional<std::string_view> find_unpaired_name(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
     const std::string_view rest = s.substr(i);
     if (const std::string_view verb = longest_prefix(rest, kVisitMarkers); !verb.empty()) {
-      if (auto name = name_after_verb(s, i + verb.size())) return name;
+      if (auto name = name_after(s, i + verb.size(), NameEnd::Clear)) return name;
     }
     std::string_view marker = longest_prefix(rest, kNameMarkers);
     if (marker.empty()) marker = longest_prefix(rest, kSeeMarkers);
@@ -569,16 +561,16 @@ std::optional<std::string_view> find_unpaired_name(std::string_view s) {
 constexpr std::string_view kMeetVerbs[] = {"见了", "见到", "看了", "去看", "看望",
                                            "探望", "慰问", "上门", "入户", "联系",
                                            "电话", "走访", "家访", "校访", "随访"};
-// After these a name counts only when a verb or 那/家 follows it (kAfterPerson).
+// After these a name counts only when a verb or 那/家 follows it (NameEnd::Followed).
 constexpr std::string_view kWithWords[] = {"给", "和", "跟", "帮", "陪", "到", "去"};
 
 std::optional<std::string_view> person_after_verb(std::string_view s) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
     if (const std::string_view verb = longest_prefix(s.substr(i), kMeetVerbs); !verb.empty()) {
-      if (auto name = name_after_verb(s, i + verb.size())) return name;
+      if (auto name = name_after(s, i + verb.size(), NameEnd::Clear)) return name;
     } else if (const std::string_view with = longest_prefix(s.substr(i), kWithWords);
                !with.empty()) {
-      if (auto name = name_after_verb(s, i + with.size(), true)) return name;
+      if (auto name = name_after(s, i + with.size(), NameEnd::Followed)) return name;
     }
   }
   return std::nullopt;
@@ -1405,6 +1397,39 @@ bool names_several(const std::vector<Occurrence>& occ) {
   return false;
 }
 
+// A second day in another clause of `masked` (names blanked) / `lettered` (names as 'x'). When
+// the first day's clause tells of another event and not of a visit (昨天黄淑芬住院了，今天去医院
+// 看她; 前天摔了一跤，今天去看了看), the visit's day is the second. Otherwise, when the second
+// day's clause tells of a visit or contact (今天走访王某，李某昨天去过了; 昨天去王某家，今天又去了
+// 一趟), one check-in cannot hold both days: `date` becomes a range and `two_days` says both.
+void settle_second_day(const std::string& text, const std::string& masked,
+                       const std::string& lettered, Date today, std::optional<DateToken>& date,
+                       std::optional<std::string>& two_days) {
+  two_days.reset();
+  if (!date || date->status != DateToken::Status::Ok) return;
+  std::string rest = masked;
+  std::fill(rest.begin() + date->begin, rest.begin() + date->end, ' ');
+  const std::string_view first_clause = clause_at(lettered, date->begin);
+  const bool first_event = !says_contact(first_clause) && contains_any(first_clause, kEventWords);
+  while (const auto second = find_date(rest, today)) {
+    std::fill(rest.begin() + second->begin, rest.begin() + second->end, ' ');
+    if (second->status != DateToken::Status::Ok || second->date == date->date) continue;
+    const std::string_view second_clause = clause_at(lettered, second->begin);
+    if (second_clause.data() == first_clause.data()) continue;
+    if (contains_any(second_clause, kEventWords) && !says_contact(second_clause)) continue;
+    if (first_event) {
+      date = second;
+      return;
+    }
+    if (says_contact(second_clause)) {
+      two_days = text.substr(date->begin, date->end - date->begin) + "、" +
+                 text.substr(second->begin, second->end - second->begin);
+      date->status = DateToken::Status::Range;
+      return;
+    }
+  }
+}
+
 Understanding understand_checkin(const std::string& text, const SenderContext& sender, Date today) {
   // Names and date depend on each other (a name is masked before the date is read; the
   // pairings to look for depend on the date): settle them in at most three rounds.
@@ -1414,64 +1439,34 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
   std::string masked;
   std::optional<DateToken> date;
   std::optional<std::string> event_day;
+  std::optional<std::string> two_days;
+  // Names masked with letters, not spaces, so a clause does not end at a name.
+  std::string lettered;
   for (int round = 0; round < 3; ++round) {
     found_names = find_occurrences(text, uni.pairings);
     masked = text;
     for (const Occurrence& o : found_names.kept)
       std::fill(masked.begin() + o.begin, masked.begin() + o.end, ' ');
-    std::string lettered_now = text;
+    lettered = text;
     for (const Occurrence& o : found_names.kept)
-      std::fill(lettered_now.begin() + o.begin, lettered_now.begin() + o.end, 'x');
+      std::fill(lettered.begin() + o.begin, lettered.begin() + o.end, 'x');
     date = find_date(masked, today);
     // A day of another event is no visit day: look past it. An exact one is kept to ask
     // about (never taken as the visit's day); a vague one (月初, 前几天) says nothing of the
     // visit, so the message reads as if it had no date.
     event_day.reset();
-    while (date && other_event_day(lettered_now, date->begin)) {
+    while (date && other_event_day(lettered, date->begin)) {
       if (date->status != DateToken::Status::Vague && !event_day)
         event_day = text.substr(date->begin, date->end - date->begin);
       std::fill(masked.begin() + date->begin, masked.begin() + date->end, ' ');
       date = find_date(masked, today);
     }
+    settle_second_day(text, masked, lettered, today, date, two_days);
     const std::optional<Date> d =
         date && date->status == DateToken::Status::Ok ? std::optional(date->date) : std::nullopt;
     if (round > 0 && d == uni_date) break;
     uni_date = d;
     uni = universe_for(sender, d, today);
-  }
-  // A second day in another clause. When the first day's clause tells of another event and
-  // not of a visit (昨天黄淑芬住院了，今天去医院看她; 前天摔了一跤，今天去看了看), the visit's day
-  // is the second. Otherwise, when the second day's clause tells of a visit or contact (今天走访
-  // 王某，李某昨天去过了; 昨天去王某家，今天又去了一趟), one check-in cannot hold both days: asked
-  // back as a range is.
-  std::optional<std::string> two_days;
-  if (date && date->status == DateToken::Status::Ok) {
-    std::string rest = masked;
-    std::fill(rest.begin() + date->begin, rest.begin() + date->end, ' ');
-    std::string lettered_now = text;
-    for (const Occurrence& o : found_names.kept)
-      std::fill(lettered_now.begin() + o.begin, lettered_now.begin() + o.end, 'x');
-    const std::string_view first_clause = clause_at(lettered_now, date->begin);
-    const bool first_event = !says_contact(first_clause) && contains_any(first_clause, kEventWords);
-    while (const auto second = find_date(rest, today)) {
-      std::fill(rest.begin() + second->begin, rest.begin() + second->end, ' ');
-      if (second->status != DateToken::Status::Ok || second->date == date->date) continue;
-      const std::string_view second_clause = clause_at(lettered_now, second->begin);
-      if (second_clause.data() == first_clause.data()) continue;
-      if (contains_any(second_clause, kEventWords) && !says_contact(second_clause)) continue;
-      if (first_event) {
-        date = second;
-        break;
-      }
-      if (says_contact(second_clause)) {
-        two_days = text.substr(date->begin, date->end - date->begin) + "、" +
-                   text.substr(second->begin, second->end - second->begin);
-        date->status = DateToken::Status::Range;
-        break;
-      }
-    }
-    if (date->status == DateToken::Status::Ok && date->date != uni_date)
-      uni = universe_for(sender, date->date, today);
   }
   const std::vector<Pairing>& pairings = uni.pairings;
   const std::vector<Occurrence>& occ = found_names.kept;
@@ -1483,10 +1478,6 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
 
   // A question is never a report (这个月走访了几户, 何某家去过了吗？).
   if ((occ.empty() && found.question) || asks(text, !occ.empty())) return not_understood();
-  // Names masked with letters, not spaces, so a clause does not end at a name.
-  std::string lettered = text;
-  for (const Occurrence& o : occ)
-    std::fill(lettered.begin() + o.begin, lettered.begin() + o.end, 'x');
   const bool past_dated = date && date->status == DateToken::Status::Ok && date->date < today;
   const Happened happen = happened(lettered, past_dated);
   if (occ.empty() && !stranger && !date && !found.any_mode_word() && happen == Happened::Yes)
