@@ -96,8 +96,9 @@ struct LedgerRow {
   std::vector<std::string> occasions, policies, problems;
   std::string note;
   int64_t received_at = 0;
-  bool undone = false;  // not active: undone, corrected or voided (`status` says which)
   CheckinStatus status = CheckinStatus::Active;
+  /// No longer counted: undone, corrected or voided (`status` says which).
+  bool undone() const { return status != CheckinStatus::Active; }
 };
 
 }  // namespace storage

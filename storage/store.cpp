@@ -447,6 +447,12 @@ void bind_date(SQLite::Statement& s, int i, const std::optional<Date>& d) {
     s.bind(i);
 }
 
+CheckinStatus status_col(const SQLite::Column& c) {
+  auto st = checkin_status_from(c.getString());
+  if (!st) throw SQLite::Exception("stored check-in status is unknown: " + c.getString());
+  return *st;
+}
+
 Mode mode_col(const SQLite::Column& c) {
   auto m = mode_from(c.getString());
   if (!m) throw SQLite::Exception("stored mode is unknown: " + c.getString());
@@ -507,9 +513,7 @@ CheckinRecord read_checkin(SQLite::Statement& s) {
   c.received_at = s.getColumn(10).getInt64();
   if (!s.getColumn(11).isNull()) c.undone_at = s.getColumn(11).getInt64();
   c.undone_by = s.getColumn(12).getString();
-  const auto status = checkin_status_from(s.getColumn(13).getString());
-  if (!status) throw SQLite::Exception("stored check-in status is unknown");
-  c.status = *status;
+  c.status = status_col(s.getColumn(13));
   if (!s.getColumn(14).isNull()) c.corrected_by = s.getColumn(14).getInt64();
   c.entered_by = s.getColumn(15).getString();
   return c;
@@ -764,8 +768,8 @@ struct Store::Statements {
         ledger(db,
                "SELECT c.msgid, p.helper_id, p.helper_name, p.ledger, p.unit, p.household_id, "
                "p.household_head, p.person, p.village, c.visit_date, c.mode, c.occasions, "
-               "c.policies, c.problems, c.note, c.received_at, c.undone_at IS NOT NULL, "
-               "c.status FROM checkins c JOIN pairings p ON p.id = c.pairing_id "
+               "c.policies, c.problems, c.note, c.received_at, c.status "
+               "FROM checkins c JOIN pairings p ON p.id = c.pairing_id "
                "WHERE c.visit_date BETWEEN ?1 AND ?2 AND (?3 IS NULL OR p.ledger = ?3) "
                "ORDER BY c.visit_date, c.id"),
         audit_insert(db,
@@ -1519,10 +1523,7 @@ std::vector<LedgerRow> Store::ledger(Month m, std::optional<Ledger> only) {
     r.problems = json_array_col(s.getColumn(13));
     r.note = s.getColumn(14).getString();
     r.received_at = s.getColumn(15).getInt64();
-    r.undone = s.getColumn(16).getInt() != 0;
-    const auto status = checkin_status_from(s.getColumn(17).getString());
-    if (!status) throw SQLite::Exception("stored check-in status is unknown");
-    r.status = *status;
+    r.status = status_col(s.getColumn(16));
     out.push_back(std::move(r));
   }
   return out;

@@ -122,7 +122,7 @@ std::vector<std::string> ledger_cells(const storage::LedgerRow& r, int utc_offse
           join(r.problems, "；"),
           r.note,
           storage::LocalTime{r.received_at, utc_offset_seconds}.iso(),
-          r.undone ? "是" : "否",
+          r.undone() ? "是" : "否",
           std::string(handlers::checkin_status_label(r.status))};
 }
 
@@ -212,7 +212,7 @@ int cmd_ledger_export(const Args& a, std::ostream& out, std::ostream&) {
                      {"problems", r.problems},
                      {"note", r.note},
                      {"received_at", storage::LocalTime{r.received_at, offset}.iso()},
-                     {"undone", r.undone},
+                     {"undone", r.undone()},
                      {"status", std::string(storage::checkin_status_code(r.status))}});
     }
     text = arr.dump(2, ' ', false, json::error_handler_t::replace) + "\n";

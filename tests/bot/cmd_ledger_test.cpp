@@ -71,7 +71,6 @@ TEST_CASE("Ledger cells follow the headers, in Chinese", "[bot]") {
   CHECK(cells[17] == "有效");
   // A record replaced by 更正 is flagged as not counted, and says why.
   LedgerRow corrected = row(Ledger::Health, "m2");
-  corrected.undone = true;
   corrected.status = storage::CheckinStatus::Corrected;
   const auto flagged = bot::ledger_cells(corrected, 8 * 3600);
   CHECK(flagged[16] == "是");

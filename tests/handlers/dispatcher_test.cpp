@@ -172,7 +172,7 @@ TEST_CASE("undo marks the last check-in undone within 24 hours", "[dispatcher]")
   CHECK(undo.reply.find("已撤销：11月28日 走访 王*英户") != std::string::npos);
   const auto rows = f.store.ledger({2026, 11}, std::nullopt);
   REQUIRE(rows.size() == 1);
-  CHECK(rows[0].undone);
+  CHECK(rows[0].undone());
   auto again = f.say("zw", "撤销", "2026-11-28T11:05:00+08:00");
   CHECK(again.reply.find("没有可撤销的打卡") != std::string::npos);
 

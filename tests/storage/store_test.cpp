@@ -543,9 +543,9 @@ TEST_CASE("The ledger lists the month's check-ins by visit date, optionally one 
   CHECK(all[0].village == "张庄村");
   CHECK(all[0].mode == Mode::Service);
   CHECK(all[0].visit_date == Date{2026, 11, 2});
-  CHECK_FALSE(all[0].undone);
+  CHECK_FALSE(all[0].undone());
   CHECK(all[0].status == storage::CheckinStatus::Active);
-  CHECK(all[2].undone);
+  CHECK(all[2].undone());
   CHECK(all[2].status == storage::CheckinStatus::Undone);
 
   auto [only, expected] = GENERATE(table<Ledger, std::vector<std::string>>({
