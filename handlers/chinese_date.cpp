@@ -76,13 +76,13 @@ constexpr std::string_view kPlaces[] = {"楼", "房", "床", "院", "门", "线"
 template <std::size_t N>
 bool starts_with_any(std::string_view s, const std::string_view (&words)[N]) {
   return std::any_of(std::begin(words), std::end(words),
-                     [&](std::string_view w) { return s.starts_with(w); });
+                     [&](std::string_view w) { return has_prefix(s, w); });
 }
 
 template <std::size_t N>
 bool ends_with_any(std::string_view s, const std::string_view (&words)[N]) {
   return std::any_of(std::begin(words), std::end(words),
-                     [&](std::string_view w) { return s.ends_with(w); });
+                     [&](std::string_view w) { return has_suffix(s, w); });
 }
 
 int cn_digit(char32_t c) {
@@ -372,7 +372,7 @@ std::optional<DateToken> numeric_date(std::string_view s, std::size_t b, const N
 std::optional<DateToken> relative_at(std::string_view s, std::size_t i, Date today) {
   const std::string_view rest = s.substr(i);
   for (const auto& r : kRelative) {
-    if (!rest.starts_with(r.word)) continue;
+    if (!has_prefix(rest, r.word)) continue;
     if ((r.word == "前天" || r.word == "后天" || r.word == "前日" || r.word == "前儿") &&
         ends_with_any(s.substr(0, i), kBeforeAfterWords))
       return std::nullopt;
@@ -384,7 +384,7 @@ std::optional<DateToken> relative_at(std::string_view s, std::size_t i, Date tod
 std::optional<DateToken> weekday_at(std::string_view s, std::size_t i, Date today) {
   const std::string_view rest = s.substr(i);
   for (const auto& p : kWeekPrefixes) {
-    if (!rest.starts_with(p.word)) continue;
+    if (!has_prefix(rest, p.word)) continue;
     const std::size_t k = i + p.word.size();
     const char32_t c = cp_at(s, k);
     int wd = -1;
@@ -457,7 +457,7 @@ constexpr MonthWord kMonthWords[] = {
 std::optional<DateToken> month_relative_at(std::string_view s, std::size_t i, Date today) {
   const std::string_view rest = s.substr(i);
   for (const auto& w : kMonthWords) {
-    if (!rest.starts_with(w.word)) continue;
+    if (!has_prefix(rest, w.word)) continue;
     storage::Month m = storage::Month::of(today);
     for (int k = 0; k < -w.offset; ++k) m = m.prev();
     std::size_t k = i + w.word.size();
@@ -472,7 +472,7 @@ std::optional<DateToken> month_relative_at(std::string_view s, std::size_t i, Da
     }
     const std::string_view tail = s.substr(k);
     for (std::string_view part : {"底", "末", "初", "中旬", "上旬", "下旬", "中"}) {
-      if (tail.starts_with(part)) return marked(i, k + part.size(), Status::Vague, m.year, m.month);
+      if (has_prefix(tail, part)) return marked(i, k + part.size(), Status::Vague, m.year, m.month);
     }
     if (w.alone_is_vague) return marked(i, i + w.word.size(), Status::Vague, m.year, m.month);
     return std::nullopt;
@@ -487,6 +487,8 @@ constexpr std::string_view kVagueWords[] = {
     "上旬",   "中旬",   "下旬",     "上周末",   "这周末",   "周末",   "上周",   "上星期",
     "上礼拜", "这周",   "这个星期", "本周",     "年底",     "年初",   "过几天", "改天",
 };
+
+constexpr CharSet kVagueFirst = CharSet::first_chars_of(kVagueWords);
 
 // Several days joined: 12月1日至3日, 周一到周三, 11月30日、12月1日, 1号和3号, 昨天和今天. Returns
 // the end of the range (0 when no other day follows `e`).
@@ -579,9 +581,9 @@ std::optional<DateToken> find_date(std::string_view s, Date today) {
         continue;
       }
     }
-    if (!vague) {
+    if (!vague && kVagueFirst.contains(c)) {
       for (std::string_view w : kVagueWords) {
-        if (s.substr(i).starts_with(w)) {
+        if (has_prefix(s.substr(i), w)) {
           vague = marked(i, i + w.size(), Status::Vague);
           break;
         }

@@ -450,7 +450,7 @@ const Keyword* keyword_at(std::string_view text, std::size_t pos) {
   for (auto i = static_cast<std::size_t>(lo - kFirst.begin());
        i < static_cast<std::size_t>(hi - kFirst.begin()); ++i) {
     const Keyword& k = kKeywords[i];
-    if ((!best || k.text.size() > best->text.size()) && rest.starts_with(k.text)) best = &k;
+    if ((!best || k.text.size() > best->text.size()) && has_prefix(rest, k.text)) best = &k;
   }
   return best;
 }

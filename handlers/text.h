@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <string_view>
 
@@ -7,7 +9,7 @@ namespace handlers {
 
 /// Byte length of the UTF-8 sequence at s[i] (i < s.size()). An invalid or truncated sequence
 /// counts as one byte, so loops that advance by it always terminate and never read past the end.
-inline std::size_t utf8_len(std::string_view s, std::size_t i) {
+constexpr std::size_t utf8_len(std::string_view s, std::size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
   if (c < 0x80) return 1;
   const std::size_t n = (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
@@ -18,7 +20,7 @@ inline std::size_t utf8_len(std::string_view s, std::size_t i) {
 }
 
 /// The code point at s[i]; an invalid byte decodes to itself.
-inline char32_t utf8_at(std::string_view s, std::size_t i) {
+constexpr char32_t utf8_at(std::string_view s, std::size_t i) {
   const std::size_t n = utf8_len(s, i);
   const auto b = [&](std::size_t k) {
     return static_cast<char32_t>(static_cast<unsigned char>(s[i + k]));
@@ -34,6 +36,61 @@ inline char32_t utf8_at(std::string_view s, std::size_t i) {
       return b(0);
   }
 }
+
+/// s.starts_with(w), byte by byte. The word tables are tried at every character of a message
+/// and nearly every try fails on the first or second byte; std::string_view would call memcmp
+/// for each (the length is not known at compile time), which was most of the parser's time.
+constexpr bool has_prefix(std::string_view s, std::string_view w) noexcept {
+  if (s.size() < w.size()) return false;
+  for (std::size_t k = 0; k < w.size(); ++k)
+    if (s[k] != w[k]) return false;
+  return true;
+}
+
+/// s.ends_with(w), the same way.
+constexpr bool has_suffix(std::string_view s, std::string_view w) noexcept {
+  return s.size() >= w.size() && has_prefix(s.substr(s.size() - w.size()), w);
+}
+
+/// s.find(w) != npos, the same way.
+constexpr bool has_word(std::string_view s, std::string_view w) noexcept {
+  if (w.empty()) return true;
+  for (std::size_t i = 0; i + w.size() <= s.size(); ++i)
+    if (s[i] == w[0] && has_prefix(s.substr(i), w)) return true;
+  return false;
+}
+
+/// A set of characters given as a UTF-8 string ("王李张…"), decoded and sorted at compile time:
+/// a lookup is a binary search over code points, not a search through the string's bytes.
+class CharSet {
+ public:
+  static constexpr std::size_t kMax = 512;
+  consteval explicit CharSet(std::string_view chars) {
+    for (std::size_t i = 0; i < chars.size(); i += utf8_len(chars, i)) {
+      if (n_ == kMax) throw "CharSet: too many characters";  // a compile error, being consteval
+      cps_[n_++] = utf8_at(chars, i);
+    }
+    std::sort(cps_.begin(), cps_.begin() + n_);
+  }
+  /// The first characters of `words`.
+  template <std::size_t N>
+  static consteval CharSet first_chars_of(const std::string_view (&words)[N]) {
+    CharSet set("");
+    for (std::string_view w : words) {
+      if (set.n_ == kMax) throw "CharSet: too many characters";
+      set.cps_[set.n_++] = utf8_at(w, 0);
+    }
+    std::sort(set.cps_.begin(), set.cps_.begin() + set.n_);
+    return set;
+  }
+  constexpr bool contains(char32_t c) const {
+    return std::binary_search(cps_.begin(), cps_.begin() + n_, c);
+  }
+
+ private:
+  std::array<char32_t, kMax> cps_{};
+  std::size_t n_ = 0;
+};
 
 /// Start of the code point before byte i (i > 0).
 inline std::size_t utf8_prev(std::string_view s, std::size_t i) {

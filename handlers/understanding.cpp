@@ -24,7 +24,7 @@ using storage::Pairing;
 template <std::size_t N>
 bool starts_with_any(std::string_view s, const std::string_view (&words)[N]) {
   return std::any_of(std::begin(words), std::end(words),
-                     [&](std::string_view w) { return s.starts_with(w); });
+                     [&](std::string_view w) { return has_prefix(s, w); });
 }
 
 // The longest of `words` that `s` starts with ("" when none).
@@ -32,7 +32,7 @@ template <std::size_t N>
 std::string_view longest_prefix(std::string_view s, const std::string_view (&words)[N]) {
   std::string_view best;
   for (std::string_view w : words)
-    if (w.size() > best.size() && s.starts_with(w)) best = w;
+    if (w.size() > best.size() && has_prefix(s, w)) best = w;
   return best;
 }
 
@@ -41,7 +41,7 @@ template <std::size_t N>
 std::string_view longest_suffix(std::string_view s, const std::string_view (&words)[N]) {
   std::string_view best;
   for (std::string_view w : words)
-    if (w.size() > best.size() && s.ends_with(w)) best = w;
+    if (w.size() > best.size() && has_suffix(s, w)) best = w;
   return best;
 }
 
@@ -428,8 +428,10 @@ std::vector<std::size_t> candidates(std::string_view text, const std::vector<Occ
   return agreed;
 }
 
+constexpr CharSet kSurnameSet(kSurnames);
+
 bool surname_at(std::string_view s, std::size_t i) {
-  return kSurnames.find(s.substr(i, utf8_len(s, i))) != std::string_view::npos;
+  return utf8_len(s, i) > 1 && kSurnameSet.contains(utf8_at(s, i));
 }
 
 bool name_char_at(std::string_view s, std::size_t i) {
@@ -842,7 +844,7 @@ constexpr std::string_view kDoneWords[] = {
 
 bool contains_any(std::string_view s, const auto& words) {
   return std::any_of(std::begin(words), std::end(words),
-                     [&](std::string_view w) { return s.find(w) != std::string_view::npos; });
+                     [&](std::string_view w) { return has_word(s, w); });
 }
 
 // Whether `text` asks something: it ends with 吗 or a question mark, or asks a count of visits
@@ -923,7 +925,7 @@ bool says_intent(std::string_view clause) {
          at = clause.find(w, at + 1)) {
       const std::string_view head = clause.substr(0, at);
       if (std::any_of(std::begin(kNotIntentHeads), std::end(kNotIntentHeads),
-                      [&](std::string_view h) { return head.ends_with(h); }))
+                      [&](std::string_view h) { return has_suffix(head, h); }))
         continue;
       return true;
     }

@@ -7,6 +7,7 @@
 #include "handlers/chinese_date.h"
 #include "handlers/dispatcher.h"
 #include "handlers/templates.h"
+#include "handlers/text.h"
 #include "handlers/understanding.h"
 
 using handlers::Checkin;
@@ -503,6 +504,34 @@ TEST_CASE("an ambiguous message never suggests text that is ambiguous again", "[
     break;
   }
   CHECK(tried);
+}
+
+TEST_CASE("the word-table helpers agree with std::string_view", "[handlers]") {
+  // has_prefix / has_suffix / has_word replace starts_with / ends_with / find in the parser's
+  // hot loops; they must answer exactly as the standard ones on every pair.
+  const std::vector<std::string_view> texts = {
+      "", "前几天", "前几天去了王秀英家", "王", "a前", "\xE5\x89", "走访了前天", "前前几天几"};
+  const std::vector<std::string_view> words = {
+      "", "前", "前几天", "几天", "前天", "王秀英家", "\xE5", "\x89\x8D", "走访了前天走"};
+  for (std::string_view t : texts) {
+    for (std::string_view w : words) {
+      CAPTURE(t, w);
+      CHECK(handlers::has_prefix(t, w) == t.starts_with(w));
+      CHECK(handlers::has_suffix(t, w) == t.ends_with(w));
+      CHECK(handlers::has_word(t, w) == (t.find(w) != std::string_view::npos));
+    }
+  }
+  constexpr std::string_view kChars = "王李张z刘";
+  constexpr handlers::CharSet set(kChars);
+  for (std::string_view c : {"王", "李", "张", "刘", "z", "赵", "a", "周"}) {
+    CAPTURE(c);
+    CHECK(set.contains(handlers::utf8_at(c, 0)) == (kChars.find(c) != std::string_view::npos));
+  }
+  constexpr std::string_view kWords[] = {"前几天", "月初", "上周"};
+  constexpr auto first = handlers::CharSet::first_chars_of(kWords);
+  CHECK(first.contains(U'前'));
+  CHECK(first.contains(U'上'));
+  CHECK_FALSE(first.contains(U'几'));
 }
 
 TEST_CASE("normalize strips mentions and folds widths", "[handlers]") {
