@@ -286,7 +286,7 @@ std::vector<PostedBulletin> PublishedBulletins::before(Store& store, std::string
 LateChanges PublishedBulletins::changes_since(Store& store, Date from, Date to,
                                               std::optional<Ledger> only, int64_t since) {
   std::lock_guard lock(store.mu_);
-  // From checkins_changes alone (plus the pairing's ledger by its key). A check-in that
+  // From checkins_visit_cover alone (plus the pairing's ledger by its key). A check-in that
   // replaced a corrected one is the correction, not a late report.
   SQLite::Statement s(*store.db_,
                       "SELECT CASE WHEN c.received_at > ?4 THEN 'late' ELSE c.status END, count(*) "

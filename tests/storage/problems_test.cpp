@@ -175,14 +175,18 @@ TEST_CASE("migration 6 turns the problems of a v5 database into open items", "[s
     SQLite::Database raw(path, SQLite::OPEN_READWRITE);
     raw.exec(
         "DROP TRIGGER checkin_stops_closes_problems; DROP TABLE problem_history; "
-        "DROP TABLE problems; DROP TABLE bulletin_records; DROP INDEX checkins_changes; "
-        "DROP INDEX checkins_corrected_by; DELETE FROM sqlite_sequence; "
+        "DROP TABLE problems; DROP TABLE bulletin_records; DROP INDEX checkins_corrected_by; "
+        "DELETE FROM sqlite_sequence; "
+        // (version 10 merged version 6's checkins_changes into checkins_visit_cover: back to
+        // the narrower index version 4 made)
+        "DROP INDEX checkins_visit_cover; "
+        "CREATE INDEX checkins_visit_cover ON checkins (visit_date, pairing_id, mode, undone_at); "
         // … and before migration 8 (inbound.outcome), which runs after 6 again.
         "DROP INDEX inbound_not_recorded; ALTER TABLE inbound DROP COLUMN outcome; "
         "PRAGMA user_version = 5;");
   }
   Store store(path);
-  CHECK(store.schema_version() == 9);
+  CHECK(store.schema_version() == 10);
   const auto items = Problems::list(store, std::nullopt, std::nullopt);
   REQUIRE(items.size() == 3);  // the undone check-in's problem is not carried over
   CHECK(items[0].text == "应享未享");

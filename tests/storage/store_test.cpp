@@ -93,13 +93,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 9);
+    CHECK(store.schema_version() == 10);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 9);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 10);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -107,13 +107,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 9);
+  CHECK(again.schema_version() == 10);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 9);
+  CHECK(store.schema_version() == 10);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
