@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config
       time  # /usr/bin/time: wall and peak RSS in bench/bulletins.sh
       clang libclang-rt-14-dev  # clang and its runtimes: libFuzzer (scripts/fuzz.sh)
       libboost1.81-dev  # Beast and Asio: the HTTP core (bot/http)
+      libgoogle-perftools-dev  # tcmalloc_minimal, the service's allocator (BOT_TCMALLOC)
       clang-format git  # the formatting check in scripts/test.sh
       # scripts/package-test.sh and integration.nginx: cpack's Depends (dpkg-shlibdeps), the
       # package's postinst, `systemd-analyze verify`, nginx and a self-signed certificate

@@ -78,7 +78,8 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   // glibc hands a thread arena's free top back to the kernel (madvise) as soon as it passes
   // 128 KiB, and the next requests fault the same pages in again: under load that was ~12% of
-  // the server's CPU (BENCHMARKS.md §9). Keep up to 8 MiB per arena instead.
+  // the server's CPU (BENCHMARKS.md §9). Keep up to 8 MiB per arena instead. (For a build with
+  // BOT_TCMALLOC=OFF or sanitizers: tcmalloc, the default, keeps its own caches and ignores it.)
   mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 
   StreamLogger log(err);
