@@ -34,7 +34,8 @@ USER = [  # (bucket, regex on "dso symbol"), first match wins
     ("templates (mustache)", r"mustache"),
     ("HTTP parsing and I/O code (httplib / Beast / Asio)", r"httplib|beast|asio"),
     ("logging", r"Logger|ostream|ostream_insert|locale"),
-    ("malloc / free / memcpy / strings (libc, libstdc++)", r"libc\.so|libstdc\+\+|malloc|free|memcpy|memmove|strlen"),
+    ("malloc / free / memcpy / strings (tcmalloc, libc, libstdc++)",
+     r"libtcmalloc|libc\.so|libstdc\+\+|malloc|free|memcpy|memmove|strlen"),
 ]
 KERNEL = [  # (bucket, syscall entry), inclusive
     ("kernel: fsync (group commit)", "__x64_sys_fdatasync"),
