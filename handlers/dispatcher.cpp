@@ -503,9 +503,8 @@ std::string Dispatcher::handle_locked(storage::Store::Tx& tx, const storage::Inb
       outcome = storage::InboundOutcome::Answered;
     } else if (cmd->command == Command::Undo) {
       data d;
-      auto last = tx.last_active_checkin(m.userid);
-      if (last && last->received_at >= now.unix_seconds - 24 * 3600 &&
-          tx.mark_undone(last->id, m.userid, now.unix_seconds)) {
+      auto last = tx.last_active_checkin(m.userid, now.unix_seconds - 24 * 3600);
+      if (last && tx.mark_undone(last->id, m.userid, now.unix_seconds)) {
         const Pairing* p = find_pairing(sender.pairings, last->pairing_id);
         d.set("ok", true);
         d.set("date", chinese_date(last->visit_date, today));

@@ -266,10 +266,12 @@ class Store::Tx {
   /// Inserts the check-in; returns its id.
   int64_t add_checkin(const CheckinRecord& c);
   /// The helper's most recent (by received_at, then id) check-in from a message (not an office
-  /// entry) that still counts.
-  std::optional<CheckinRecord> last_active_checkin(const std::string& helper_id);
+  /// entry) that still counts, received at or after `since` (unix seconds). The lookup reads
+  /// back from the newest check-in of all helpers, so `since` must be a short window.
+  std::optional<CheckinRecord> last_active_checkin(const std::string& helper_id, int64_t since);
   /// The helper's active check-ins that came from messages received at or after `since`
-  /// (office entries excluded), newest first (received_at, then id).
+  /// (office entries excluded), newest first (received_at, then id). Reads every helper's
+  /// check-ins since then: a short window.
   std::vector<CheckinRecord> active_checkins_since(const std::string& helper_id, int64_t since);
   /// One check-in by id.
   std::optional<CheckinRecord> checkin(int64_t id);

@@ -120,7 +120,7 @@ TEST_CASE("The window lists a helper's active check-ins from messages, newest fi
   REQUIRE(recent.size() == 1);  // a is too old, c undone, the office entry has no message
   CHECK(recent[0].id == b);
   // Plain 撤销 cannot take back what the office entered either.
-  CHECK(store.transaction([&](Store::Tx& tx) { return tx.last_active_checkin("zw")->id; }) == b);
+  CHECK(store.transaction([&](Store::Tx& tx) { return tx.last_active_checkin("zw", 0)->id; }) == b);
   const auto all =
       store.transaction([&](Store::Tx& tx) { return tx.active_checkins_since("zw", 0); });
   REQUIRE(all.size() == 2);

@@ -93,13 +93,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 10);
+    CHECK(store.schema_version() == 11);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 10);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 11);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -107,13 +107,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 10);
+  CHECK(again.schema_version() == 11);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 10);
+  CHECK(store.schema_version() == 11);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
@@ -443,7 +443,7 @@ TEST_CASE("Undo marks a check-in once and last_active_checkin skips it", "[stora
   add(store, ps[1], "m4", Date{2026, 11, 3}, Mode::Visit, 300);                     // other helper
 
   store.transaction([&](Store::Tx& tx) {
-    auto last = tx.last_active_checkin("u1");
+    auto last = tx.last_active_checkin("u1", 0);
     REQUIRE(last);
     CHECK(last->id == c3);  // received_at ties are broken by id
     CHECK(last->msgid == "m3");
@@ -452,12 +452,15 @@ TEST_CASE("Undo marks a check-in once and last_active_checkin skips it", "[stora
 
     CHECK(tx.mark_undone(c3, "u1", 500));
     CHECK_FALSE(tx.mark_undone(c3, "u1", 600));
-    CHECK(tx.last_active_checkin("u1")->id == c2);
+    CHECK(tx.last_active_checkin("u1", 0)->id == c2);
     CHECK(tx.mark_undone(c2, "u1", 700));
-    CHECK(tx.last_active_checkin("u1")->id == c1);
+    CHECK(tx.last_active_checkin("u1", 0)->id == c1);
     CHECK(tx.mark_undone(c1, "u1", 800));
-    CHECK_FALSE(tx.last_active_checkin("u1"));
-    CHECK(tx.last_active_checkin("u2")->msgid == "m4");
+    CHECK_FALSE(tx.last_active_checkin("u1", 0));
+    CHECK(tx.last_active_checkin("u2", 0)->msgid == "m4");
+    // Only what came in since the window's start.
+    CHECK(tx.last_active_checkin("u2", 300)->msgid == "m4");
+    CHECK_FALSE(tx.last_active_checkin("u2", 301));
   });
 
   auto rows = store.checkins_between(Date{2026, 11, 1}, Date{2026, 11, 1});
