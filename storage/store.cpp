@@ -429,7 +429,7 @@ DROP INDEX checkins_visit_cover;
 CREATE INDEX checkins_visit_cover
   ON checkins (visit_date, pairing_id, mode, undone_at, received_at, status);
 )sql"},
-    // The same count: checkins_helper_received (helper_id first) put each check-in at its
+    // Counted the same way: checkins_helper_received (helper_id first) put each check-in at its
     // helper's place, 0.93 pages per message. Its two readers look back over a bounded window
     // (撤销: the last 24 hours; 更正: the last 7 days), so an index led by received_at serves
     // them: a new check-in goes at its end, with the others of its group.
