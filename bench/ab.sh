@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Two bangfu binaries on the load of bench/compare.sh, in alternating rounds, to see what one
+# change does (BENCHMARKS.md §9, "Less work per message"). Each round: a fresh database with
+# the scale-1 roster, the shipped config (only listen, database, secrets, webhook_url "" and
+# limits.per_sender_per_minute 0 changed), 2 s of warm-up, 10 s measured by wrk over 32
+# keep-alive connections. Per round it prints requests/s, p99, the server's CPU per request
+# (/proc/PID/stat), KiB written and read and write calls per request (/proc/PID/io: the WAL,
+# the database and the sockets), the CPU ticks of each busy thread (/proc/PID/task/*/stat: the
+# Store's writer is the largest), peak RSS and the group commits of the `stopped` log line;
+# then the median CPU per request of each binary and their ratio.
+#
+#   bench/ab.sh OLD_BINARY NEW_BINARY        # ROUNDS=3 CONNECTIONS=32 SECONDS_MEASURED=10
+#
+# A binary finds its templates next to itself as usual (a copy of build/bangfu kept in build/
+# works). Rounds far apart in time do not compare on a shared machine: only the alternating
+# pairs of one run do. Needs wrk, node (npm ci in bench/peer), a POSIX /proc.
+set -euo pipefail
+[ $# -eq 2 ] || { echo "usage: bench/ab.sh OLD_BINARY NEW_BINARY" >&2; exit 2; }
+A=$(realpath "$1")
+B=$(realpath "$2")
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-32}
+WARMUP=${WARMUP:-2}
+SECONDS_MEASURED=${SECONDS_MEASURED:-10}
+[ -d bench/peer/node_modules ] || (cd bench/peer && npm ci --no-audit --no-fund >/dev/null)
+
+export WECOM_TOKEN=benchCompareToken
+export WECOM_AES_KEY=jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C
+export BANGFU_WECOM_TOKEN=$WECOM_TOKEN BANGFU_WECOM_AES_KEY=$WECOM_AES_KEY
+
+WORK=$(mktemp -d /tmp/bangfu-ab.XXXXXX)
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+today=$(TZ=Asia/Shanghai date +%F)
+"$A" simulate roster --scale 1 --seed 1 --as-of "$today" --out "$WORK/roster.csv" >/dev/null
+"$A" simulate traffic --roster "$WORK/roster.csv" --from "$(date -d "$today -6 months" +%F)" \
+  --to "$(date -d "$today -1 day" +%F)" --seed 1 --out "$WORK/traffic.jsonl" >/dev/null
+
+io() { awk -v k="$2" '$1 == k ":" {print $2}' "/proc/$1/io"; }
+thread_ticks() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+
+# One round of binary $1 labelled $2; appends "label us_per_req" to $WORK/results.
+round() {
+  local bin=$1 label=$2 dir="$WORK/$2"
+  mkdir -p "$dir"
+  # Signed now: the server refuses timestamps outside its replay window.
+  node bench/peer/gen.mjs "$WORK/traffic.jsonl" 30000 "w$label" "$dir/warm.tsv"
+  node bench/peer/gen.mjs "$WORK/traffic.jsonl" 150000 "m$label" "$dir/main.tsv"
+  node -e '
+    const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    c.listen = "127.0.0.1:0"; c.database = process.argv[2];
+    c.wecom.webhook_url = ""; c.limits = { ...(c.limits || {}), per_sender_per_minute: 0 };
+    process.stdout.write(JSON.stringify(c, null, 2));' config.example.json "$dir/bangfu.db" >"$dir/config.json"
+  "$bin" roster import --config "$dir/config.json" "$WORK/roster.csv" >/dev/null
+  "$bin" serve --config "$dir/config.json" >"$dir/serve.out" 2>"$dir/serve.log" &
+  pid=$!
+  local port=""
+  for _ in $(seq 100); do
+    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://' || true)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { echo "$label did not start"; cat "$dir/serve.log"; exit 1; }
+  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua "http://127.0.0.1:$port" \
+    -- "$dir/warm.tsv" 2 "$dir/warm-replies" >/dev/null
+  local c0 w0 r0 s0 c1 w1 r1 s1
+  c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  w0=$(io "$pid" wchar) r0=$(io "$pid" rchar) s0=$(io "$pid" syscw)
+  thread_ticks "$pid" >"$dir/ticks0"
+  wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
+    "http://127.0.0.1:$port" -- "$dir/main.tsv" 2 "$dir/replies" >"$dir/wrk.txt" 2>&1
+  c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  w1=$(io "$pid" wchar) r1=$(io "$pid" rchar) s1=$(io "$pid" syscw)
+  thread_ticks "$pid" >"$dir/ticks1"
+  local hwm
+  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"
+  wait "$pid" || true
+  pid=""
+  local line n p99 groups threads
+  line=$(grep '^wrk:' "$dir/wrk.txt")
+  n=$(echo "$line" | sed 's/.*requests \([0-9]*\) in.*/\1/')
+  p99=$(echo "$line" | sed 's/.*p99 \([0-9.]*\) ms.*/\1/')
+  groups=$(grep -o 'commit_groups=[0-9]* commit_units=[0-9]*' "$dir/serve.log" || echo "-")
+  threads=$(join "$dir/ticks0" "$dir/ticks1" | awk '{ d = $3 - $2; if (d > 20) printf "%d ", d }')
+  awk -v l="$label" -v n="$n" -v s="$SECONDS_MEASURED" -v p99="$p99" -v hz="$(getconf CLK_TCK)" \
+      -v c=$((c1 - c0)) -v w=$((w1 - w0)) -v r=$((r1 - r0)) -v sc=$((s1 - s0)) -v hwm="$hwm" \
+      -v g="$groups" -v th="$threads" 'BEGIN {
+    us = c / hz * 1e6 / n
+    printf "%-5s %6.0f req/s  p99 %5.1f ms  %6.1f us/req  written %5.1f KiB/req  read %5.1f KiB/req  %4.1f writes/req  peak RSS %3.0f MiB  %s  thread ticks %s\n",
+      l, n / s, p99, us, w / 1024 / n, r / 1024 / n, sc / n, hwm / 1024, g, th
+    printf "%s %f\n", substr(l, 1, 1), us >> "/dev/stderr"
+  }' 2>>"$WORK/results"
+  rm -rf "$dir"
+}
+
+echo "== $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== A $A"
+echo "== B $B"
+for r in $(seq "$ROUNDS"); do
+  round "$A" "A$r"
+  round "$B" "B$r"
+done
+echo "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+median() {
+  awk -v k="$1" '$1 == k { print $2 }' "$WORK/results" | sort -n |
+    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+a=$(median A)
+b=$(median B)
+awk -v a="$a" -v b="$b" 'BEGIN {
+  printf "median CPU per request: A %.1f us, B %.1f us; B / A = %.3f\n", a, b, b / a }'
