@@ -516,16 +516,22 @@ bool name_ends(std::string_view s, std::size_t end, NameEnd how) {
          (is_one_of(kAfterPerson, s, end) || starts_with_any(s.substr(end), kHonorifics));
 }
 
-// A name written at byte `k`: two or three name characters that end as `how` says.
-std::optional<std::string_view> name_after(std::string_view s, std::size_t k,
-                                           NameEnd how = NameEnd::Boundary) {
-  std::size_t ends[3];
+// Where the first one, two and three name characters from byte `k` end (ends[0..n-1]); n.
+int name_char_ends(std::string_view s, std::size_t k, std::size_t (&ends)[3]) {
   std::size_t e = k;
   int n = 0;
   while (n < 3 && e < s.size() && name_char_at(s, e)) {
     e += utf8_len(s, e);
     ends[n++] = e;
   }
+  return n;
+}
+
+// A name written at byte `k`: two or three name characters that end as `how` says.
+std::optional<std::string_view> name_after(std::string_view s, std::size_t k,
+                                           NameEnd how = NameEnd::Boundary) {
+  std::size_t ends[3];
+  const int n = name_char_ends(s, k, ends);
   for (int len = n; len >= 2; --len) {
     if (name_ends(s, ends[len - 1], how) && plausible_name(s, k, ends[len - 1]))
       return s.substr(k, ends[len - 1] - k);
@@ -1238,11 +1244,9 @@ std::optional<std::pair<std::string_view, std::size_t>> one_off_anywhere(
     std::string_view s, const std::vector<Pairing>& ps) {
   for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i)) {
     if (!surname_at(s, i)) continue;
-    std::size_t e = i;
-    int n = 0;
-    while (n < 3 && e < s.size() && name_char_at(s, e)) e += utf8_len(s, e), ++n;
-    if (n != 3) continue;
-    const std::string_view w = s.substr(i, e - i);
+    std::size_t ends[3];
+    if (name_char_ends(s, i, ends) != 3) continue;
+    const std::string_view w = s.substr(i, ends[2] - i);
     if (const std::size_t k = one_off(w, ps); k != std::string::npos) return std::pair(w, k);
   }
   return std::nullopt;
@@ -1262,12 +1266,7 @@ std::optional<std::string_view> listed_stranger(std::string_view s,
     if (after < s.size() && is_one_of(kListMarks, s, after)) {
       const std::size_t k = after + utf8_len(s, after);
       std::size_t ends[3];
-      std::size_t e = k;
-      int n = 0;
-      while (n < 3 && e < s.size() && name_char_at(s, e)) {
-        e += utf8_len(s, e);
-        ends[n++] = e;
-      }
+      const int n = name_char_ends(s, k, ends);
       for (int len = n; len >= 2; --len) {
         if (!plausible_name(s, k, ends[len - 1])) continue;
         if (!named_at(k, ends[len - 1])) return s.substr(k, ends[len - 1] - k);
