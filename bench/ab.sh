@@ -19,15 +19,14 @@ set -euo pipefail
 A=$(realpath "$1")
 B=$(realpath "$2")
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2}
 SECONDS_MEASURED=${SECONDS_MEASURED:-10}
 [ -d bench/peer/node_modules ] || (cd bench/peer && npm ci --no-audit --no-fund >/dev/null)
 
-export WECOM_TOKEN=benchCompareToken
-export WECOM_AES_KEY=jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C
-export BANGFU_WECOM_TOKEN=$WECOM_TOKEN BANGFU_WECOM_AES_KEY=$WECOM_AES_KEY
+bench_export_secrets
 
 WORK=$(mktemp -d /tmp/bangfu-ab.XXXXXX)
 pid=""
@@ -37,10 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-today=$(TZ=Asia/Shanghai date +%F)
-"$A" simulate roster --scale 1 --seed 1 --as-of "$today" --out "$WORK/roster.csv" >/dev/null
-"$A" simulate traffic --roster "$WORK/roster.csv" --from "$(date -d "$today -6 months" +%F)" \
-  --to "$(date -d "$today -1 day" +%F)" --seed 1 --out "$WORK/traffic.jsonl" >/dev/null
+bench_prepare_load "$A" "$WORK"
 
 io() { awk -v k="$2" '$1 == k ":" {print $2}' "/proc/$1/io"; }
 thread_ticks() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
@@ -52,21 +48,12 @@ round() {
   # Signed now: the server refuses timestamps outside its replay window.
   node bench/peer/gen.mjs "$WORK/traffic.jsonl" 30000 "w$label" "$dir/warm.tsv"
   node bench/peer/gen.mjs "$WORK/traffic.jsonl" 150000 "m$label" "$dir/main.tsv"
-  node -e '
-    const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    c.listen = "127.0.0.1:0"; c.database = process.argv[2];
-    c.wecom.webhook_url = ""; c.limits = { ...(c.limits || {}), per_sender_per_minute: 0 };
-    process.stdout.write(JSON.stringify(c, null, 2));' config.example.json "$dir/bangfu.db" >"$dir/config.json"
+  bench_config "$dir/bangfu.db" >"$dir/config.json"
   "$bin" roster import --config "$dir/config.json" "$WORK/roster.csv" >/dev/null
   "$bin" serve --config "$dir/config.json" >"$dir/serve.out" 2>"$dir/serve.log" &
   pid=$!
-  local port=""
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://' || true)
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { echo "$label did not start"; cat "$dir/serve.log"; exit 1; }
+  local port
+  port=$(bench_wait_port "$dir/serve.out" "$dir/serve.log" "$label")
   wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua "http://127.0.0.1:$port" \
     -- "$dir/warm.tsv" 2 "$dir/warm-replies" >/dev/null
   local c0 w0 r0 s0 c1 w1 r1 s1

@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2}
@@ -30,9 +31,7 @@ if [ -z "${BIN:-}" ]; then
 fi
 [ -d bench/peer/node_modules ] || (cd bench/peer && npm ci --no-audit --no-fund >/dev/null)
 
-export WECOM_TOKEN=benchCompareToken
-export WECOM_AES_KEY=jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C
-export BANGFU_WECOM_TOKEN=$WECOM_TOKEN BANGFU_WECOM_AES_KEY=$WECOM_AES_KEY
+bench_export_secrets
 
 WORK=$(mktemp -d /tmp/bangfu-compare.XXXXXX)
 pid=""
@@ -42,10 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-today=$(TZ=Asia/Shanghai date +%F)
-"$BIN" simulate roster --scale 1 --seed 1 --as-of "$today" --out "$WORK/roster.csv" >/dev/null
-"$BIN" simulate traffic --roster "$WORK/roster.csv" --from "$(date -d "$today -6 months" +%F)" \
-  --to "$(date -d "$today -1 day" +%F)" --seed 1 --out "$WORK/traffic.jsonl" >/dev/null
+bench_prepare_load "$BIN" "$WORK"
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -58,24 +54,15 @@ round() {
   node bench/peer/gen.mjs "$WORK/traffic.jsonl" $((n / 5)) "w$r$server" "$dir/warm.tsv"
   node bench/peer/gen.mjs "$WORK/traffic.jsonl" "$n" "m$r$server" "$dir/main.tsv"
   if [ "$server" = bangfu ]; then
-    node -e '
-      const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-      c.listen = "127.0.0.1:0"; c.database = process.argv[2];
-      c.wecom.webhook_url = ""; c.limits = { ...(c.limits || {}), per_sender_per_minute: 0 };
-      process.stdout.write(JSON.stringify(c, null, 2));' config.example.json "$dir/bangfu.db" >"$dir/config.json"
+    bench_config "$dir/bangfu.db" >"$dir/config.json"
     "$BIN" roster import --config "$dir/config.json" "$WORK/roster.csv" >/dev/null
     "$BIN" serve --config "$dir/config.json" >"$dir/serve.out" 2>"$dir/serve.log" &
   else
     node bench/peer/server.mjs "$dir/peer.db" >"$dir/serve.out" 2>"$dir/serve.log" &
   fi
   pid=$!
-  local port=""
-  for _ in $(seq 100); do
-    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://' || true)
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { echo "$server did not start"; cat "$dir/serve.log"; exit 1; }
+  local port
+  port=$(bench_wait_port "$dir/serve.out" "$dir/serve.log" "$server")
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua \
     "http://127.0.0.1:$port" -- "$dir/warm.tsv" "$WRK_THREADS" "$dir/warm-replies" >/dev/null
   local perf_pid=""

@@ -14,6 +14,7 @@
 # on disk, or if any request failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-$((CONNECTIONS + 8))}
@@ -75,13 +76,7 @@ echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d
 env ${SERVE_PRELOAD:+LD_PRELOAD="$SERVE_PRELOAD"} "$BIN" serve --config "$work/config.json" \
   >"$work/serve.out" 2>"$work/serve.log" &
 server_pid=$!
-port=""
-for _ in $(seq 100); do
-  port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/serve.out" 2>/dev/null | sed 's/.*://' || true)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "server did not start:"; cat "$work/serve.log"; exit 1; }
+port=$(bench_wait_port "$work/serve.out" "$work/serve.log" server)
 echo "== server pid $server_pid on port $port, $THREADS worker threads; traffic $from .. $to, $CONNECTIONS connections"
 
 ticks=$(getconf CLK_TCK)
