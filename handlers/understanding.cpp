@@ -1295,6 +1295,14 @@ std::string example_with(const Pairing* p, std::string_view when) {
   return e.substr(0, e.size() - std::string_view("今天").size()) + std::string(when);
 }
 
+// "Did you mean <p>?" for a name `said` one character off the pairing `p`'s.
+ParseError did_you_mean(std::string_view said, const Pairing& p) {
+  return question("did_you_mean", {{"said", mask_name(std::string(said))},
+                                   {"whom", masked_whom(p)},
+                                   {"village", p.village},
+                                   {"example", example_with(&p, "今天")}});
+}
+
 // The pairings named by each group of same-span occurrences, when the text names several
 // people (王秀英、李德明两户). Returns the pairings in text order, or the ambiguous group.
 struct Resolved {
@@ -1522,23 +1530,14 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       chosen = std::move(r.chosen);
     }
     if (auto other = listed_stranger(text, occ)) {
-      if (const std::size_t k = one_off(*other, pairings); k != std::string::npos) {
-        return question("did_you_mean", {{"said", mask_name(std::string(*other))},
-                                         {"whom", masked_whom(pairings[k])},
-                                         {"village", pairings[k].village},
-                                         {"example", example_with(&pairings[k], "今天")}});
-      }
+      if (const std::size_t k = one_off(*other, pairings); k != std::string::npos)
+        return did_you_mean(*other, pairings[k]);
       return question("unmatched", {{"said", mask_name(std::string(*other))},
                                     {"others", masked_names(chosen, pairings)}});
     }
     // 给赵某测血压，给钱小三做康复: a second name one character off a pairing's is a typo.
-    if (auto near = one_off_anywhere(masked, pairings)) {
-      const Pairing& p = pairings[near->second];
-      return question("did_you_mean", {{"said", mask_name(std::string(near->first))},
-                                       {"whom", masked_whom(p)},
-                                       {"village", p.village},
-                                       {"example", example_with(&p, "今天")}});
-    }
+    if (auto near = one_off_anywhere(masked, pairings))
+      return did_you_mean(near->first, pairings[near->second]);
   } else {
     std::optional<std::pair<std::string_view, std::size_t>> near;
     if (stranger) {
@@ -1547,13 +1546,7 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
     } else {
       near = one_off_anywhere(text, pairings);
     }
-    if (near) {
-      const Pairing& p = pairings[near->second];
-      return question("did_you_mean", {{"said", mask_name(std::string(near->first))},
-                                       {"whom", masked_whom(p)},
-                                       {"village", p.village},
-                                       {"example", example_with(&p, "今天")}});
-    }
+    if (near) return did_you_mean(near->first, pairings[near->second]);
     std::vector<std::size_t> live;
     for (std::size_t i = 0; i < pairings.size(); ++i)
       if (uni.in_force[i]) live.push_back(i);
@@ -1580,10 +1573,7 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
       // else as the one met (今天给周建国打了电话): then it is not theirs, and said so.
       if (auto other = person_after_verb(text)) {
         if (const std::size_t k = one_off(*other, pairings); k != std::string::npos)
-          return question("did_you_mean", {{"said", mask_name(std::string(*other))},
-                                           {"whom", masked_whom(pairings[k])},
-                                           {"village", pairings[k].village},
-                                           {"example", example_with(&pairings[k], "今天")}});
+          return did_you_mean(*other, pairings[k]);
         return error("not_paired",
                      {{"reason", "stranger"}, {"said", mask_name(std::string(*other))}},
                      closest_names(*other, sender.pairings));
