@@ -39,7 +39,7 @@ trap cleanup EXIT
 bench_prepare_load "$A" "$WORK"
 
 io() { awk -v k="$2" '$1 == k ":" {print $2}' "/proc/$1/io"; }
-thread_ticks() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat")"; done | sort; }
+thread_ticks() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(bench_ticks "$t/stat")"; done | sort; }
 
 # One round of binary $1 labelled $2; appends "label us_per_req" to $WORK/results.
 round() {
@@ -57,12 +57,12 @@ round() {
   wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua "http://127.0.0.1:$port" \
     -- "$dir/warm.tsv" 2 "$dir/warm-replies" >/dev/null
   local c0 w0 r0 s0 c1 w1 r1 s1
-  c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  c0=$(bench_ticks "/proc/$pid/stat")
   w0=$(io "$pid" wchar) r0=$(io "$pid" rchar) s0=$(io "$pid" syscw)
   thread_ticks "$pid" >"$dir/ticks0"
   wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
     "http://127.0.0.1:$port" -- "$dir/main.tsv" 2 "$dir/replies" >"$dir/wrk.txt" 2>&1
-  c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  c1=$(bench_ticks "/proc/$pid/stat")
   w1=$(io "$pid" wchar) r1=$(io "$pid" rchar) s1=$(io "$pid" syscw)
   thread_ticks "$pid" >"$dir/ticks1"
   local hwm

@@ -44,7 +44,6 @@ trap cleanup EXIT
 bench_prepare_load "$BIN" "$WORK"
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One round: SERVER (bangfu|peer) and the number of requests to prepare for it. Appends a line
 # "server rps p50 p99 cores us_per_req rss_mib acked checkins" to $WORK/results.
@@ -71,11 +70,11 @@ round() {
     perf_pid=$!
   fi
   local c0 t0 c1 t1
-  c0=$(cpu_ticks "$pid")
+  c0=$(bench_ticks "/proc/$pid/stat")
   t0=$(date +%s.%N)
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
     "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" "$dir/replies" >"$dir/wrk.txt" 2>&1
-  c1=$(cpu_ticks "$pid")
+  c1=$(bench_ticks "/proc/$pid/stat")
   t1=$(date +%s.%N)
   [ -z "$perf_pid" ] || wait "$perf_pid" || true
   local hwm

@@ -80,8 +80,7 @@ port=$(bench_wait_port "$work/serve.out" "$work/serve.log" server)
 echo "== server pid $server_pid on port $port, $THREADS worker threads; traffic $from .. $to, $CONNECTIONS connections"
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
-cpu0=$(cpu_ticks)
+cpu0=$(bench_ticks "/proc/$server_pid/stat")
 t0=$(date +%s.%N)
 set +e
 TIMEFORMAT='%U %S'
@@ -93,7 +92,7 @@ set -e
 cat "$work/post.txt"
 client_cpu=$(tail -1 "$work/client.time" | awk '{print $1 + $2}')
 t1=$(date +%s.%N)
-cpu1=$(cpu_ticks)
+cpu1=$(bench_ticks "/proc/$server_pid/stat")
 hwm_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 kill -TERM "$server_pid"
 wait "$server_pid" || true

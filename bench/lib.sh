@@ -30,6 +30,9 @@ bench_config() {
     process.stdout.write(JSON.stringify(c, null, 2));' config.example.json "$1"
 }
 
+# STAT: the user + system CPU ticks in a /proc stat file (/proc/PID/stat, /proc/PID/task/TID/stat).
+bench_ticks() { awk '{print $14 + $15}' "$1"; }
+
 # OUT LOG NAME: the port a server just started prints to OUT ("listening on http://127.0.0.1:P"),
 # waited for up to 10 s; otherwise says NAME did not start, shows LOG and exits.
 bench_wait_port() {
