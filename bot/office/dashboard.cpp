@@ -848,12 +848,9 @@ Response Dashboard::handle(const Request& req, int64_t now) {
                                        name->second.empty() ? std::vector<storage::Pairing>{}
                                                             : store_.pairings_of(m.userid, sent)};
         // Off the roster, nothing is handled (a command neither): that is the reason.
-        if (!sender.known) {
-          ed.set("r_unknown_sender", true);
-          ed.set("code", std::string("unknown_sender"));
-        } else {
-          set_reason(ed, handlers::understand(m.text, sender, sent, config_.bot_name));
-        }
+        set_reason(ed, sender.known
+                           ? handlers::understand(m.text, sender, sent, config_.bot_name)
+                           : handlers::Understanding{handlers::ParseError{"unknown_sender", {}}});
       }
       ed.set("st_" + e.status, true);  // st_not_understood, st_rate_limited, st_failed
       ed.set("error", e.error);
