@@ -835,6 +835,8 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   // opens; later calls are refused (SQLITE_MISUSE) and change nothing.
   static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)memstatus_off;
+  static const int stmtjrnl = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
+  (void)stmtjrnl;
   db_ =
       std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
   if (path != ":memory:" && !path.empty()) {
