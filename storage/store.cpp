@@ -13,6 +13,7 @@
 
 #include "storage/columns.h"
 #include "storage/problem_category.h"
+#include "storage/wal_gather.h"
 
 namespace storage {
 namespace {
@@ -837,9 +838,13 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   (void)memstatus_off;
   static const int stmtjrnl = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
   (void)stmtjrnl;
-  db_ =
-      std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
-  if (path != ":memory:" && !path.empty()) {
+  const bool file = path != ":memory:" && !path.empty();
+  // Its WAL writes gathered into one call per commit: see storage/wal_gather.h. Correct with
+  // any synchronous setting; FULL below.
+  if (file) wal_gather_ = std::make_unique<WalWriteGather>();
+  db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000,
+                                           file ? wal_gather_->name() : std::string());
+  if (file) {
     const std::string mode = db_->execAndGet("PRAGMA journal_mode = WAL").getString();
     if (mode != "wal")
       throw SQLite::Exception("cannot switch " + path + " to WAL journal mode (got " + mode + ")");
@@ -850,7 +855,7 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   register_functions(*db_);
   migrate(*db_);
   st_ = std::make_unique<Statements>(*db_);
-  if (path != ":memory:" && !path.empty())
+  if (file)
     for (size_t i = 0; i < kReaders; ++i) readers_.push_back(std::make_unique<Reader>(path));
   writer_ = std::thread([this] { writer_loop(); });
 }

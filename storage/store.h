@@ -23,6 +23,8 @@ class Statement;
 
 namespace storage {
 
+class WalWriteGather;
+
 /// One ledger's share of a roster import.
 struct LedgerImport {
   int inserted = 0, updated = 0, unchanged = 0;
@@ -230,6 +232,8 @@ class Store {
   void rollback_locked();
 
   std::mutex mu_;  // guards the connection and prepared statements
+  // db_'s VFS (null for ":memory:"): declared first, so it outlives the connection.
+  std::unique_ptr<WalWriteGather> wal_gather_;
   std::unique_ptr<SQLite::Database> db_;
   struct Statements;
   std::unique_ptr<Statements> st_;
