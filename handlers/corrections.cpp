@@ -93,12 +93,12 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
   const Date today = now.date();
   CorrectionResult r;
   data d;
-  const auto recent =
-      tx.active_checkins_since(m.userid, now.unix_seconds - kCorrectionWindowSeconds);
+  // Only the latest is corrected (or shown): read it alone.
+  const auto last = tx.last_active_checkin(m.userid, now.unix_seconds - kCorrectionWindowSeconds);
   const auto* c = std::get_if<Checkin>(&line);
   if (line_text.empty()) {
     d.set("usage", true);
-  } else if (recent.empty()) {
+  } else if (!last) {
     d.set("none", true);
   } else if (!c) {
     // The line after 更正 is not a check-in: say why, as for any check-in, and keep the old one.
@@ -108,9 +108,9 @@ CorrectionResult apply_correction(storage::Store::Tx& tx, const Templates& templ
       d.set("message", render_question(templates, *e));
     else
       d.set("not_a_checkin", true);
-    d.set("last", describe(recent.front(), sender, today));
+    d.set("last", describe(*last, sender, today));
   } else {
-    const CheckinRecord& old = recent.front();
+    const CheckinRecord& old = *last;
     const CheckinRecord fresh = record_of(*c, m, now);
     const auto fresh_id = tx.correct_checkin(old.id, fresh, m.userid, now.unix_seconds);
     if (!fresh_id) throw std::runtime_error("the check-in to correct changed under the write unit");
