@@ -93,13 +93,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 11);
+    CHECK(store.schema_version() == 12);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 11);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 12);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -107,15 +107,53 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 11);
+  CHECK(again.schema_version() == 12);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 11);
+  CHECK(store.schema_version() == 12);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
+}
+
+TEST_CASE("Migration 12: a helper's latest check-in is one seek again", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("v11.db");
+  int64_t last = 0;
+  {
+    Store store(path);
+    auto ps = seed(store, {pairing("u1", "H1"), pairing("u2", "H2")});
+    add(store, ps[0], "m1", Date{2026, 11, 1}, Mode::Visit, 100);
+    last = add(store, ps[0], "m2", Date{2026, 11, 2}, Mode::Visit, 200);
+    add(store, ps[1], "m3", Date{2026, 11, 2}, Mode::Visit, 300);
+  }
+  {
+    // Back to what version 11 left: the index led by received_at.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec(
+        "DROP INDEX checkins_helper_received; "
+        "CREATE INDEX checkins_received ON checkins (received_at, helper_id); "
+        "PRAGMA user_version = 11;");
+  }
+  Store store(path);
+  CHECK(store.schema_version() == 12);
+  CHECK(store.transaction([](Store::Tx& tx) { return tx.last_active_checkin("u1", 0)->id; }) ==
+        last);
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  CHECK_FALSE(raw.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'checkins_received'")
+                  .getInt());
+  // 撤销 and 更正 seek the helper's rows instead of reading everyone's since the helper's last.
+  SQLite::Statement plan(raw,
+                         "EXPLAIN QUERY PLAN SELECT id FROM checkins WHERE helper_id = 'u1' "
+                         "AND received_at >= 0 AND undone_at IS NULL AND msgid IS NOT NULL "
+                         "ORDER BY received_at DESC, id DESC LIMIT 1");
+  std::string steps;
+  while (plan.executeStep()) steps += plan.getColumn(3).getString() + "\n";
+  CHECK(steps ==
+        "SEARCH checkins USING INDEX checkins_helper_received (helper_id=? AND "
+        "received_at>?)\n");
 }
 
 TEST_CASE("Store refuses a database from a newer schema", "[storage]") {
