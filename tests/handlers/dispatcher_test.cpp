@@ -1,10 +1,12 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -201,6 +203,38 @@ TEST_CASE("templates: a broken template names its file and line", "[dispatcher]"
   CHECK(handlers::mask_name("王秀英") == "王*英");
   CHECK(handlers::mask_name("李明") == "李*");
   CHECK(handlers::mask_name("欧阳小明") == "欧**明");
+}
+
+TEST_CASE("templates: renders at once and one after another each show only their own data",
+          "[dispatcher]") {
+  const auto t = Templates::from_strings(
+      {{"one", "{{#ok}}好了：{{name}}{{/ok}}{{^ok}}没有{{/ok}}\n{{#items}}- {{.}}\n{{/items}}"}});
+  auto data_for = [](int i) {
+    kainjow::mustache::data d;
+    if (i % 2 == 0) d.set("ok", true);
+    d.set("name", "第" + std::to_string(i) + "个");
+    kainjow::mustache::data items{kainjow::mustache::data::type::list};
+    for (int k = 0; k < i % 3; ++k) items << kainjow::mustache::data(std::to_string(k));
+    d.set("items", items);
+    return d;
+  };
+  auto expected = [](int i) {
+    std::string out = i % 2 == 0 ? "好了：第" + std::to_string(i) + "个\n" : "没有\n";
+    for (int k = 0; k < i % 3; ++k) out += "- " + std::to_string(k) + "\n";
+    return out;
+  };
+  // One after another: a copy kept from the last render carries nothing over.
+  for (int i = 0; i < 6; ++i) CHECK(t.render("one", data_for(i)) == expected(i));
+  // From four threads at once (TSan runs this too).
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int n = 0; n < 4; ++n)
+    threads.emplace_back([&, n] {
+      for (int i = n; i < 400; i += 4)
+        if (t.render("one", data_for(i)) != expected(i)) ++wrong;
+    });
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
 }
 
 TEST_CASE("通报 and 点评 in the chat: admins get the bulletin, others a polite no",
