@@ -11,6 +11,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "storage/checkpointer.h"
 #include "storage/columns.h"
 #include "storage/problem_category.h"
 #include "storage/wal_gather.h"
@@ -863,6 +864,7 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   register_functions(*db_);
   migrate(*db_);
   st_ = std::make_unique<Statements>(*db_);
+  if (file) checkpointer_ = std::make_unique<Checkpointer>(path, *db_);
   if (file)
     for (size_t i = 0; i < kReaders; ++i) readers_.push_back(std::make_unique<Reader>(path));
   writer_ = std::thread([this] { writer_loop(); });
@@ -875,6 +877,7 @@ Store::~Store() {
   }
   writer_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  checkpointer_.reset();  // unhooks db_ and stops its thread while db_ is open
 }
 
 bool Store::healthy() {
@@ -1275,8 +1278,17 @@ void Store::run_group(std::vector<Job>& jobs) {
 }
 
 Store::CommitStats Store::commit_stats() {
-  std::lock_guard lock(queue_mu_);
-  return stats_;
+  CommitStats out;
+  {
+    std::lock_guard lock(queue_mu_);
+    out = stats_;
+  }
+  if (checkpointer_) {
+    const auto c = checkpointer_->counts();
+    out.checkpoints_background = static_cast<uint64_t>(c.background);
+    out.checkpoints_tail = static_cast<uint64_t>(c.tail);
+  }
+  return out;
 }
 
 void Store::Tx::savepoint() {

@@ -23,6 +23,7 @@ class Statement;
 
 namespace storage {
 
+class Checkpointer;
 class WalWriteGather;
 
 /// One ledger's share of a roster import.
@@ -189,6 +190,10 @@ class Store {
   struct CommitStats {
     uint64_t groups = 0;
     uint64_t units = 0;
+    // WAL checkpoints (storage/checkpointer.h): passes off the writer thread, and inside a
+    // commit (one per restart of the WAL under continuous writes).
+    uint64_t checkpoints_background = 0;
+    uint64_t checkpoints_tail = 0;
   };
   CommitStats commit_stats();
 
@@ -235,6 +240,7 @@ class Store {
   // db_'s VFS (null for ":memory:"): declared first, so it outlives the connection.
   std::unique_ptr<WalWriteGather> wal_gather_;
   std::unique_ptr<SQLite::Database> db_;
+  std::unique_ptr<Checkpointer> checkpointer_;  // db_'s WAL copied back off the writer thread
   struct Statements;
   std::unique_ptr<Statements> st_;
 

@@ -154,7 +154,9 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   // How many check-ins shared each fsync while this server ran (BENCHMARKS.md §9).
   const auto commits = store.commit_stats();
   log.info("stopped", {{"commit_groups", std::to_string(commits.groups)},
-                       {"commit_units", std::to_string(commits.units)}});
+                       {"commit_units", std::to_string(commits.units)},
+                       {"checkpoints_background", std::to_string(commits.checkpoints_background)},
+                       {"checkpoints_tail", std::to_string(commits.checkpoints_tail)}});
   return ok ? 0 : 1;
 }
 

@@ -1,0 +1,73 @@
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+struct sqlite3;
+
+namespace SQLite {
+class Database;
+}
+
+namespace storage {
+
+/// Copies a connection's WAL back into the database file on a thread of its own, so that the
+/// connection's commits do not wait for it.
+///
+/// SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages:
+/// the Store's writer thread copied those pages into the database file and fsynced it (a
+/// thousand scattered pages, its longest wait) while every message of the next group waited.
+/// Here the commit only wakes this thread, which copies what is in the WAL (PASSIVE: it never
+/// blocks the writer or a reader) on its own connection, as many times as the WAL keeps
+/// growing. SQLite starts the WAL over only when a writer finds it wholly copied, which under
+/// continuous writes the thread alone rarely achieves; so once the WAL reaches tail_frames the
+/// committing connection copies the little the thread has not (its last pass's newcomers) and
+/// the next transaction starts the WAL over. The WAL thus stays under about tail_frames pages.
+///
+/// Checkpoints decide nothing about durability: every commit has synced its WAL frames before
+/// returning. Construct after the writer connection is open and in WAL mode; destroy before it
+/// closes, with no transaction running on it.
+class Checkpointer {
+ public:
+  /// `path`: the database `writer` has open. Frames are counted as SQLite's wal_hook gives them
+  /// (pages in the WAL after a commit).
+  Checkpointer(const std::string& path, SQLite::Database& writer, int background_frames = 1000,
+               int tail_frames = 8000);
+  ~Checkpointer();
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  struct Counts {
+    long background = 0;  // passes by the thread
+    long tail = 0;        // passes inside a commit
+  };
+  Counts counts();
+
+ private:
+  static int on_commit(void* self, sqlite3* db, const char* schema, int frames);
+  void run();
+
+  sqlite3* writer_;
+  std::unique_ptr<SQLite::Database> own_;
+  const int background_frames_;
+  const int tail_frames_;
+
+  std::mutex mu_;  // guards the flags and counts below
+  std::condition_variable cv_;
+  // Normal: the thread copies every background_frames new pages. Closing (the WAL reached
+  // tail_frames): the thread makes one pass at once. Tail: the next commit copies the rest.
+  enum class Phase { Normal, Closing, Tail };
+  Phase phase_ = Phase::Normal;
+  bool wanted_ = false;   // the thread has a pass to make
+  bool running_ = false;  // a pass is under way (the thread's or a commit's)
+  bool stopping_ = false;
+  int last_frames_ = 0;  // the WAL's pages after the last commit
+  int next_at_;          // the WAL's pages at which the next pass is due
+  Counts counts_;
+  std::thread thread_;  // last: started when everything above is ready
+};
+
+}  // namespace storage
