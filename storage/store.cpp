@@ -845,8 +845,11 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   // opens; later calls are refused (SQLITE_MISUSE) and change nothing.
   static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   (void)memstatus_off;
-  static const int stmtjrnl = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
-  (void)stmtjrnl;
+  // Each unit's SAVEPOINT journal stays in memory, however long: by default past 64 KiB it
+  // went to a temporary file, 3.7 pwrite calls per message under load (BENCHMARKS.md §9). A
+  // group, and so the journal, is bounded by the connections waiting.
+  static const int stmtjrnl_in_memory = sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, -1);
+  (void)stmtjrnl_in_memory;
   const bool file = path != ":memory:" && !path.empty();
   // Its WAL writes gathered into one call per commit: see storage/wal_gather.h. Correct with
   // any synchronous setting; FULL below.
@@ -864,9 +867,10 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   register_functions(*db_);
   migrate(*db_);
   st_ = std::make_unique<Statements>(*db_);
-  if (file) checkpointer_ = std::make_unique<Checkpointer>(path, *db_);
-  if (file)
+  if (file) {
+    checkpointer_ = std::make_unique<Checkpointer>(path, *db_);
     for (size_t i = 0; i < kReaders; ++i) readers_.push_back(std::make_unique<Reader>(path));
+  }
   writer_ = std::thread([this] { writer_loop(); });
 }
 
