@@ -20,12 +20,14 @@ namespace storage {
 /// SQLite's automatic checkpoint runs inside the commit that takes the WAL past 1,000 pages:
 /// the Store's writer thread copied those pages into the database file and fsynced it (a
 /// thousand scattered pages, its longest wait) while every message of the next group waited.
-/// Here the commit only wakes this thread, which copies what is in the WAL (PASSIVE: it never
-/// blocks the writer or a reader) on its own connection, as many times as the WAL keeps
-/// growing. SQLite starts the WAL over only when a writer finds it wholly copied, which under
-/// continuous writes the thread alone rarely achieves; so once the WAL reaches tail_frames the
-/// committing connection copies the little the thread has not (its last pass's newcomers) and
-/// the next transaction starts the WAL over. The WAL thus stays under about tail_frames pages.
+/// Here a commit only wakes this thread, every background_frames new pages, and the thread
+/// copies what is in the WAL (PASSIVE: it never blocks the writer or a reader) on its own
+/// connection. SQLite starts the WAL over only when a writer finds it wholly copied, which
+/// under continuous writes the thread alone rarely achieves; so once the WAL reaches
+/// tail_frames the thread makes one more pass at once, and the first commit after it copies
+/// the little that pass has not (the pages committed while it ran), after which the next
+/// transaction starts the WAL over. The WAL thus stays near tail_frames pages plus one pass's
+/// worth.
 ///
 /// Checkpoints decide nothing about durability: every commit has synced its WAL frames before
 /// returning. Construct after the writer connection is open and in WAL mode; destroy before it
