@@ -31,7 +31,7 @@ bench_export_secrets
 WORK=$(mktemp -d /tmp/bangfu-ab.XXXXXX)
 pid=""
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
+  bench_stop_server "$pid"
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -45,3 +45,12 @@ bench_wait_port() {
   [ -n "$port" ] || { echo "$name did not start:" >&2; cat "$log" >&2; exit 1; }
   echo "$port"
 }
+
+# PID: stops a server this shell started, if it still runs (an exit trap's cleanup): SIGTERM,
+# then waits for it to finish.
+bench_stop_server() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
