@@ -1,6 +1,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,8 +44,8 @@ class Checkpointer {
   Checkpointer& operator=(const Checkpointer&) = delete;
 
   struct Counts {
-    long background = 0;  // passes by the thread
-    long tail = 0;        // passes inside a commit
+    uint64_t background = 0;  // passes by the thread
+    uint64_t tail = 0;        // passes inside a commit
   };
   Counts counts();
 

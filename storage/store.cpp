@@ -1289,8 +1289,8 @@ Store::CommitStats Store::commit_stats() {
   }
   if (checkpointer_) {
     const auto c = checkpointer_->counts();
-    out.checkpoints_background = static_cast<uint64_t>(c.background);
-    out.checkpoints_tail = static_cast<uint64_t>(c.tail);
+    out.checkpoints_background = c.background;
+    out.checkpoints_tail = c.tail;
   }
   return out;
 }
