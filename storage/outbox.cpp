@@ -1,7 +1,9 @@
 #include "storage/outbox.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <SQLiteCpp/VariadicBind.h>
 
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 
@@ -282,70 +284,48 @@ ClaimResult Outbox::claim(int64_t id, int64_t now, int max_per_window, int64_t w
   return r;
 }
 
-bool Outbox::finish_sent(int64_t id, int64_t claim_id, int64_t now) {
+namespace {
+// Runs a part's UPDATE with `args` bound in order; whether it changed the row (the part still
+// carries the claim).
+template <class... Args>
+bool matched(SQLite::Statement& update, const Args&... args) {
+  Use use(update);
+  SQLite::bind(update, args...);
+  return update.exec() > 0;
+}
+}  // namespace
+
+bool Outbox::finish(int64_t claim_id, int64_t now, const std::string& outcome,
+                    const std::function<bool(Statements&)>& update) {
   std::lock_guard lock(store_.mu_);
   Statements& st = *st_;
   SQLite::Transaction tx(*store_.db_, SQLite::TransactionBehavior::IMMEDIATE);
-  {
-    Use use(st.finish_sent);
-    st.finish_sent.bind(1, id);
-    st.finish_sent.bind(2, claim_id);
-    st.finish_sent.bind(3, now);
-    if (st.finish_sent.exec() == 0) return false;
-  }
-  st.close_attempt(claim_id, now, "sent");
+  if (!update(st)) return false;
+  st.close_attempt(claim_id, now, outcome);
   tx.commit();
   return true;
+}
+
+bool Outbox::finish_sent(int64_t id, int64_t claim_id, int64_t now) {
+  return finish(claim_id, now, "sent",
+                [&](Statements& st) { return matched(st.finish_sent, id, claim_id, now); });
 }
 
 bool Outbox::finish_retry(int64_t id, int64_t claim_id, int64_t next_attempt_at,
                           const std::string& error, int64_t now) {
-  std::lock_guard lock(store_.mu_);
-  Statements& st = *st_;
-  SQLite::Transaction tx(*store_.db_, SQLite::TransactionBehavior::IMMEDIATE);
-  {
-    Use use(st.finish_retry);
-    st.finish_retry.bind(1, id);
-    st.finish_retry.bind(2, claim_id);
-    st.finish_retry.bind(3, next_attempt_at);
-    st.finish_retry.bind(4, error);
-    if (st.finish_retry.exec() == 0) return false;
-  }
-  st.close_attempt(claim_id, now, "retry: " + error);
-  tx.commit();
-  return true;
+  return finish(claim_id, now, "retry: " + error, [&](Statements& st) {
+    return matched(st.finish_retry, id, claim_id, next_attempt_at, error);
+  });
 }
 
 bool Outbox::finish_failed(int64_t id, int64_t claim_id, const std::string& error, int64_t now) {
-  std::lock_guard lock(store_.mu_);
-  Statements& st = *st_;
-  SQLite::Transaction tx(*store_.db_, SQLite::TransactionBehavior::IMMEDIATE);
-  {
-    Use use(st.finish_failed);
-    st.finish_failed.bind(1, id);
-    st.finish_failed.bind(2, claim_id);
-    st.finish_failed.bind(3, error);
-    if (st.finish_failed.exec() == 0) return false;
-  }
-  st.close_attempt(claim_id, now, "failed: " + error);
-  tx.commit();
-  return true;
+  return finish(claim_id, now, "failed: " + error,
+                [&](Statements& st) { return matched(st.finish_failed, id, claim_id, error); });
 }
 
 bool Outbox::finish_unknown(int64_t id, int64_t claim_id, const std::string& reason, int64_t now) {
-  std::lock_guard lock(store_.mu_);
-  Statements& st = *st_;
-  SQLite::Transaction tx(*store_.db_, SQLite::TransactionBehavior::IMMEDIATE);
-  {
-    Use use(st.finish_unknown);
-    st.finish_unknown.bind(1, id);
-    st.finish_unknown.bind(2, claim_id);
-    st.finish_unknown.bind(3, reason);
-    if (st.finish_unknown.exec() == 0) return false;
-  }
-  st.close_attempt(claim_id, now, "unknown: " + reason);
-  tx.commit();
-  return true;
+  return finish(claim_id, now, "unknown: " + reason,
+                [&](Statements& st) { return matched(st.finish_unknown, id, claim_id, reason); });
 }
 
 std::vector<OutboxPart> Outbox::expire_claims(int64_t claimed_before, int64_t now) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -130,6 +131,10 @@ class Outbox {
 
  private:
   struct Statements;
+  /// One finish_*: `update` (the part's row, false if it no longer carries the claim) and the
+  /// attempt closed with `outcome`, in one transaction.
+  bool finish(int64_t claim_id, int64_t now, const std::string& outcome,
+              const std::function<bool(Statements&)>& update);
   Store& store_;
   std::unique_ptr<Statements> st_;
 };
