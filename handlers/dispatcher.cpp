@@ -10,6 +10,7 @@
 #include "handlers/corrections.h"
 #include "handlers/labels.h"
 #include "handlers/problem_commands.h"
+#include "handlers/text.h"
 #include "handlers/understanding.h"
 #include "storage/problems.h"
 
@@ -29,15 +30,6 @@ const char* relative_day(Date d, Date today) {
   if (diff == 1) return "yesterday";
   if (diff == 2) return "day_before";
   return "";
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
 }
 
 const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {

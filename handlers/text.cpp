@@ -184,4 +184,13 @@ std::string normalize(std::string_view text, std::string_view bot_name) {
   return out;
 }
 
+std::string join(const std::vector<std::string>& items, std::string_view sep) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += sep;
+    out += item;
+  }
+  return out;
+}
+
 }  // namespace handlers

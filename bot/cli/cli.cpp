@@ -38,6 +38,7 @@
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"
 #include "handlers/templates.h"
+#include "handlers/text.h"
 #include "handlers/understanding.h"
 #include "storage/roster_csv.h"
 #include "storage/store.h"
@@ -45,6 +46,7 @@
 namespace bot {
 namespace {
 
+using handlers::join;
 using nlohmann::json;
 
 std::string read_file(const std::string& path) {
@@ -57,15 +59,6 @@ std::string read_file(const std::string& path) {
 
 storage::LocalTime now_in(const Config& c) {
   return storage::LocalTime{system_clock_seconds(), c.utc_offset_seconds};
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
 }
 
 int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {

@@ -13,22 +13,15 @@
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
 #include "handlers/labels.h"
+#include "handlers/text.h"
 #include "storage/roster_csv.h"
 #include "storage/store.h"
 
 namespace bot {
 namespace {
 
+using handlers::join;
 using nlohmann::json;
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (const auto& s : v) {
-    if (!out.empty()) out += sep;
-    out += s;
-  }
-  return out;
-}
 
 std::string csv_line(const std::vector<std::string>& cells) {
   std::string line;

@@ -506,6 +506,14 @@ TEST_CASE("an ambiguous message never suggests text that is ambiguous again", "[
   CHECK(tried);
 }
 
+TEST_CASE("join puts the separator only between items", "[handlers]") {
+  // Used for the names in a question, the occasions of a ledger row and the CLI's words.
+  CHECK(handlers::join({}, "、").empty());
+  CHECK(handlers::join({"王秀英"}, "、") == "王秀英");
+  CHECK(handlers::join({"王秀英", "李建国", "张桂兰"}, "、") == "王秀英、李建国、张桂兰");
+  CHECK(handlers::join({"走访", "电话"}, "") == "走访电话");
+}
+
 TEST_CASE("the word-table helpers agree with std::string_view", "[handlers]") {
   // has_prefix / has_suffix / has_word replace starts_with / ends_with / find in the parser's
   // hot loops; they must answer exactly as the standard ones on every pair.
