@@ -10,6 +10,10 @@
 # webhook_url ("" : no deliveries) and limits.per_sender_per_minute (0: a guard for people, off
 # for a synthetic load) are changed.
 #
+# Each round's line also gives the client's CPU (wrk's, loading its prepared requests included)
+# and how much of the machine stayed idle (idle and I/O wait in /proc/stat): on two cores the
+# client and the server share them.
+#
 # Knobs (environment): ROUNDS=3 CONNECTIONS=32 WARMUP=2 SECONDS_MEASURED=10 WRK_THREADS=2
 # BIN=path/to/bangfu (default: a Release build in build-release) PERF=1 (perf record -g the
 # bangfu server during its first measured run; report in $WORK/perf.txt) KEEP=1.
@@ -69,13 +73,23 @@ round() {
     perf record -g -o "$WORK/perf.data" -p "$pid" -- sleep "$SECONDS_MEASURED" 2>/dev/null &
     perf_pid=$!
   fi
-  local c0 t0 c1 t1
+  local c0 t0 c1 t1 m0 m1
   c0=$(bench_ticks "/proc/$pid/stat")
+  m0=$(bench_machine_ticks)
   t0=$(date +%s.%N)
+  times >"$dir/times0"
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
     "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" "$dir/replies" >"$dir/wrk.txt" 2>&1
+  times >"$dir/times1"
   c1=$(bench_ticks "/proc/$pid/stat")
+  m1=$(bench_machine_ticks)
   t1=$(date +%s.%N)
+  # The client's own CPU (wrk, its loading of the prepared requests included) and how much of
+  # the machine stayed idle: on two cores the client competes with the server.
+  local client idle
+  client=$(echo "$(bench_children_seconds "$dir/times1") $(bench_children_seconds "$dir/times0")" |
+    awk '{print $1 - $2}')
+  idle=$(echo "$m0 $m1" | awk '{printf "%.0f", ($3 - $1) * 100 / ($4 - $2)}')
   [ -z "$perf_pid" ] || wait "$perf_pid" || true
   local hwm
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
@@ -95,10 +109,10 @@ round() {
   grep -q 'ran out of requests' "$dir/wrk.txt" && ran_out=" (ran out of prepared requests: raise N)"
   awk -v s="$server" -v req="$requests" -v p50="$p50" -v p99="$p99" -v c0="$c0" -v c1="$c1" \
       -v hz="$ticks" -v t0="$t0" -v t1="$t1" -v hwm="$hwm" -v secs="$SECONDS_MEASURED" \
-      -v ver="$(tail -1 "$dir/verify.txt")" -v note="$ran_out" 'BEGIN {
+      -v ver="$(tail -1 "$dir/verify.txt")" -v note="$ran_out" -v client="$client" -v idle="$idle" 'BEGIN {
     cpu = (c1 - c0) / hz; wall = t1 - t0
-    printf "%-7s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  CPU %.2f cores  %6.1f us/req  peak RSS %6.1f MiB | %s%s\n",
-      s, req / secs, p50, p99, cpu / wall, cpu * 1e6 / req, hwm / 1024, ver, note
+    printf "%-7s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  CPU %.2f cores  %6.1f us/req  peak RSS %6.1f MiB  (client %.2f cores, machine idle %d%%) | %s%s\n",
+      s, req / secs, p50, p99, cpu / wall, cpu * 1e6 / req, hwm / 1024, client / wall, idle, ver, note
     printf "%s %f %s %s %f %f %f\n", s, req / secs, p50, p99, cpu / wall, cpu * 1e6 / req, hwm / 1024 >> "/dev/stderr"
   }' 2>>"$WORK/results"
 }

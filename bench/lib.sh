@@ -33,6 +33,16 @@ bench_config() {
 # STAT: the user + system CPU ticks in a /proc stat file (/proc/PID/stat, /proc/PID/task/TID/stat).
 bench_ticks() { awk '{print $14 + $15}' "$1"; }
 
+# The machine's idle and I/O-wait ticks, then its total ticks, all cores (/proc/stat).
+bench_machine_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t}' /proc/stat; }
+
+# FILE: the user + system seconds of the shell's finished children, from the `times` builtin's
+# output saved in FILE (its second line, e.g. "0m1.250s 0m0.375s"). Run `times >FILE` in the
+# shell itself (not in $(…)) before and after a command to get that command's CPU.
+bench_children_seconds() {
+  sed -n 2p "$1" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /m|s/); s += a[1] * 60 + a[2] } print s }'
+}
+
 # OUT LOG NAME: the port a server just started prints to OUT ("listening on http://127.0.0.1:P"),
 # waited for up to 10 s; otherwise says NAME did not start, shows LOG and exits.
 bench_wait_port() {
