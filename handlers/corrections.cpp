@@ -5,6 +5,7 @@
 #include "handlers/chinese_date.h"
 #include "handlers/dispatcher.h"
 #include "handlers/labels.h"
+#include "handlers/problem_commands.h"
 #include "handlers/text.h"
 #include "storage/problems.h"
 

@@ -4,11 +4,8 @@
 #include <string_view>
 #include <vector>
 
-#include <kainjow/mustache.hpp>
-
 #include "storage/date.h"
 #include "storage/model.h"
-#include "storage/problems.h"
 
 namespace handlers {
 
@@ -26,8 +23,5 @@ std::string chinese_date(storage::Date d, storage::Date today);
 std::string chinese_month(storage::Month m, storage::Date today);
 /// How the chat names a pairing without revealing the beneficiary: 王*英户, or 刘* for a person.
 std::string masked_whom(const storage::Pairing& p);
-/// The problem items a check-in opened, for a reply's template: `problems` (each `id`, `category`,
-/// `more` but the last) and `first_problem` (its id). Sets nothing when `items` is empty.
-void set_problem_items(kainjow::mustache::data& d, const std::vector<storage::Problem>& items);
 
 }  // namespace handlers

@@ -117,4 +117,18 @@ std::optional<ProblemCommand> parse_problem_command(std::string_view text) {
   return cmd;
 }
 
+void set_problem_items(kainjow::mustache::data& d, const std::vector<storage::Problem>& items) {
+  if (items.empty()) return;
+  kainjow::mustache::data named{kainjow::mustache::data::type::list};
+  for (size_t k = 0; k < items.size(); ++k) {
+    kainjow::mustache::data item;
+    item.set("id", std::to_string(items[k].id));
+    item.set("category", storage::category_text(items[k].category));
+    if (k + 1 < items.size()) item.set("more", true);
+    named << item;
+  }
+  d.set("problems", named);
+  d.set("first_problem", std::to_string(items.front().id));
+}
+
 }  // namespace handlers

@@ -4,6 +4,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <kainjow/mustache.hpp>
 
 #include "storage/problems.h"
 
@@ -27,5 +30,9 @@ struct ProblemCommand {
 
 /// Parses normalised text (handlers::normalize). nullopt: not a problem command. Pure.
 std::optional<ProblemCommand> parse_problem_command(std::string_view text);
+
+/// The problem items a check-in opened, for a reply's template: `problems` (each `id`, `category`,
+/// `more` but the last) and `first_problem` (its id). Sets nothing when `items` is empty.
+void set_problem_items(kainjow::mustache::data& d, const std::vector<storage::Problem>& items);
 
 }  // namespace handlers
