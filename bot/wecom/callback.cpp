@@ -83,6 +83,30 @@ http::Response plain(int status, std::string body) {
   return http::Response::with(status, std::move(body));
 }
 
+// The raw message as stored: the text, or "[image]" etc. for what has none.
+storage::InboundMessage inbound_of(const CallbackMessage& msg, int64_t now) {
+  storage::InboundMessage in;
+  in.msgid = msg.msgid;
+  in.platform = "wecom";
+  in.userid = msg.userid;
+  in.chatid = msg.chatid;
+  in.chattype = msg.chattype;
+  in.received_at = now;
+  in.text = msg.text ? *msg.text : "[" + msg.msgtype + "]";
+  return in;
+}
+
+// A sender over the limit: the raw message is kept and `answer` stored as its reply, so a
+// redelivery gets the same one; a message answered before keeps its earlier answer, which is
+// returned instead. Runs inside a write unit.
+std::string keep_rate_limited(storage::Store::Tx& tx, const storage::InboundMessage& in,
+                              const std::string& answer) {
+  if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
+    if (auto r = tx.reply_for(in.msgid)) return *r;
+  tx.set_reply(in.msgid, answer, storage::InboundOutcome::RateLimited);
+  return answer;
+}
+
 std::string stream_reply(const std::string& id, const std::string& content) {
   json j = {{"msgtype", "stream"},
             {"stream", {{"id", id}, {"finish", true}, {"content", content}}}};
@@ -388,14 +412,7 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
   if (msg.msgid.empty() || msg.msgid.size() > 256 || msg.userid.empty())
     return reject(400, "payload");
 
-  storage::InboundMessage in;
-  in.msgid = msg.msgid;
-  in.platform = "wecom";
-  in.userid = msg.userid;
-  in.chatid = std::move(msg.chatid);
-  in.chattype = std::move(msg.chattype);
-  in.received_at = now;
-  in.text = msg.text ? std::move(*msg.text) : "[" + msg.msgtype + "]";
+  const storage::InboundMessage in = inbound_of(msg, now);
 
   if (!limiter_.allow(msg.userid, now)) {
     // Over the limit: keep the raw message and answer politely, record nothing else. The
@@ -405,11 +422,7 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
         "rate_limited", {{"per_minute", std::to_string(config_.limits.per_sender_per_minute)}}));
     log_.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});
     store_.submit_async(
-        [in, answer](storage::Store::Tx& tx) {
-          if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
-            if (auto r = tx.reply_for(in.msgid)) return void(*answer = *r);
-          tx.set_reply(in.msgid, *answer, storage::InboundOutcome::RateLimited);
-        },
+        [in, answer](storage::Store::Tx& tx) { *answer = keep_rate_limited(tx, in, *answer); },
         [reply, envelope, failed, answer, id = msg.msgid](std::exception_ptr error) {
           if (error)
             return reply.send_from([failed, error = std::move(error)] { return failed(error); });
@@ -456,25 +469,14 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
 std::string answer_message(const CallbackMessage& msg, int64_t now, const std::string& rid,
                            const Config& config, handlers::Dispatcher& dispatcher,
                            storage::Store& store, SenderRateLimiter& limiter, Logger& log) {
-  storage::InboundMessage in;
-  in.msgid = msg.msgid;
-  in.platform = "wecom";
-  in.userid = msg.userid;
-  in.chatid = msg.chatid;
-  in.chattype = msg.chattype;
-  in.received_at = now;
-  in.text = msg.text ? *msg.text : "[" + msg.msgtype + "]";
+  const storage::InboundMessage in = inbound_of(msg, now);
 
   if (!limiter.allow(msg.userid, now)) {
     // As in post_callback: kept, answered politely, the answer stored for a redelivery.
     const std::string slow_down = dispatcher.service_answer(
         "rate_limited", {{"per_minute", std::to_string(config.limits.per_sender_per_minute)}});
-    const std::string answer = store.transaction([&](storage::Store::Tx& tx) -> std::string {
-      if (tx.save_inbound(in) == storage::SaveInbound::Duplicate)
-        if (auto r = tx.reply_for(in.msgid)) return *r;
-      tx.set_reply(in.msgid, slow_down, storage::InboundOutcome::RateLimited);
-      return slow_down;
-    });
+    const std::string answer = store.transaction(
+        [&](storage::Store::Tx& tx) { return keep_rate_limited(tx, in, slow_down); });
     log.warn("rate_limited", {{"rid", rid}, {"msgid", msg.msgid}, {"from", msg.userid}});
     return answer;
   }
