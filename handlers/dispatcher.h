@@ -33,6 +33,13 @@ std::string mask_names(std::string text, const std::vector<storage::Pairing>& pa
 /// written in full again (王*英 → 王秀英), except a masked form two of them share. Pure.
 std::string unmask_names(std::string text, const std::vector<storage::Pairing>& pairings);
 
+/// What the Dispatcher made of `text` from `sender` on `today`, for showing why a message was not
+/// understood (the office's inbox): understand()'s answer, except that nothing from a sender off
+/// the roster is handled, commands neither (帮助 aside, which is answered), so that is then
+/// the unknown_sender error. Pure.
+Understanding as_handled(std::string_view text, const SenderContext& sender, storage::Date today,
+                         std::string_view bot_name);
+
 /// The answer to a message that is not recorded: a question back (is_question_code) from
 /// templates/ask.mustache, unknown_sender from unknown_sender.mustache, any other code from
 /// error.mustache. Names in it are as the parser gave them (the Dispatcher masks the whole reply).

@@ -16,6 +16,7 @@
 #include "bot/cli/cmd_ledger.h"
 #include "handlers/bulletin.h"
 #include "handlers/bulletin_stats.h"
+#include "handlers/dispatcher.h"
 #include "handlers/labels.h"
 #include "handlers/templates.h"
 #include "handlers/understanding.h"
@@ -847,10 +848,7 @@ Response Dashboard::handle(const Request& req, int64_t now) {
         handlers::SenderContext sender{m.userid, !name->second.empty(),
                                        name->second.empty() ? std::vector<storage::Pairing>{}
                                                             : store_.pairings_of(m.userid, sent)};
-        // Off the roster, nothing is handled (a command neither): that is the reason.
-        set_reason(ed, sender.known
-                           ? handlers::understand(m.text, sender, sent, config_.bot_name)
-                           : handlers::Understanding{handlers::ParseError{"unknown_sender", {}}});
+        set_reason(ed, handlers::as_handled(m.text, sender, sent, config_.bot_name));
       }
       ed.set("st_" + e.status, true);  // st_not_understood, st_rate_limited, st_failed
       ed.set("error", e.error);

@@ -197,6 +197,27 @@ TEST_CASE("my pairings and progress list this month's status", "[dispatcher]") {
   CHECK(help.reply.find("走访后发一句话就行") != std::string::npos);
 }
 
+TEST_CASE("as_handled gives the reason the inbox shows: off the roster, commands are not handled",
+          "[dispatcher]") {
+  Fixture f;
+  const Date today = Date::parse_iso("2026-11-28").value();
+  // The dispatcher answers a command from off the roster with unknown_sender ...
+  const auto mine = f.say("stranger", "我的结对");
+  CHECK(mine.reply == f.templates.render_trimmed("unknown_sender", {}));
+  // ... and as_handled says so, where understand() alone sees the command.
+  const handlers::SenderContext stranger{"stranger", false, {}};
+  CHECK(std::holds_alternative<handlers::CommandMsg>(
+      handlers::understand("我的结对", stranger, today, "帮扶助手")));
+  const auto why = handlers::as_handled("我的结对", stranger, today, "帮扶助手");
+  REQUIRE(std::holds_alternative<handlers::ParseError>(why));
+  CHECK(std::get<handlers::ParseError>(why).code == "unknown_sender");
+  // From the roster it is what understand() makes of the text.
+  const handlers::SenderContext zw{"zw", true, {pairing("zw", "张伟", "H1", "王秀英")}};
+  const auto asked = handlers::as_handled("走访 今天", zw, today, "帮扶助手");
+  CHECK(handlers::to_json(asked) ==
+        handlers::to_json(handlers::understand("走访 今天", zw, today, "帮扶助手")));
+}
+
 TEST_CASE("templates: a broken template names its file and line", "[dispatcher]") {
   CHECK_THROWS_WITH(Templates::from_strings({{"bad", "第一行\n第二行 {{#open}}\n"}}),
                     Catch::Contains("bad:2:"));
