@@ -4,21 +4,17 @@
 // file of unix seconds that the test rewrites, so months pass in seconds.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { promisify } from 'node:util';
-import { BIN, TOKEN, AES_KEY } from './harness.mjs';
+import { BIN, TOKEN, AES_KEY, fakeClock, shanghai as at, sleep, startServer } from './harness.mjs';
 
 const run = promisify(execFile);
 const KEY = 'SECRETKEY0123456789';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Unix seconds of a Shanghai (+08:00) wall-clock time.
-const at = (y, mo, d, h = 0, mi = 0, s = 0) => Date.UTC(y, mo - 1, d, h - 8, mi, s) / 1000;
 
 // --- a district big enough that the cadre bulletin needs several parts ----------------------------
 
@@ -122,37 +118,13 @@ function fakeRobot() {
 
 let dir;
 let config;
-let clockFile;
+let clock;
 let roster;
 let robot;
 let service = null;
-let now = 0;
-
-// Written whole (rename), so the service never reads a half-written file.
-function setClock(t) {
-  now = t;
-  writeFileSync(`${clockFile}.tmp`, `${t}\n`);
-  renameSync(`${clockFile}.tmp`, clockFile);
-}
 
 async function startService() {
-  const child = spawn(BIN, ['serve', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BANGFU_FAKE_CLOCK_FILE: clockFile },
-  });
-  let log = '';
-  child.stderr.on('data', (d) => { log += d; });
-  await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`service did not start: ${log}`)), 10000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (/listening on http:\/\/127\.0\.0\.1:\d+/.test(out)) { clearTimeout(timer); resolve(); }
-    });
-    child.on('exit', (code) => reject(new Error(`service exited ${code}: ${log}`)));
-  });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  service = { child, log: () => log, exited };
+  service = await startServer(config, { env: { BANGFU_FAKE_CLOCK_FILE: clock.file } });
   return service;
 }
 
@@ -175,15 +147,7 @@ async function outbox() {
 }
 
 // Moves the clock forward `step` seconds every few milliseconds until `done()` holds.
-async function advanceUntil(done, { step = 30, limit = 20000, what = 'condition' } = {}) {
-  const deadline = Date.now() + limit;
-  for (;;) {
-    if (await done()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log:\n${service?.log()}`);
-    setClock(now + step);
-    await sleep(25);
-  }
-}
+const advanceUntil = (done, opts = {}) => clock.advanceUntil(done, { log: () => service?.log(), ...opts });
 
 // Until rows matching `match` exist and none is pending or sending. The scheduler queues a
 // moment's ledgers one after the other (each drawn with its chart first), so match the last one.
@@ -259,7 +223,7 @@ function noDuplicates(messages) {
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bangfu-delivery-'));
   config = join(dir, 'config.json');
-  clockFile = join(dir, 'clock');
+  clock = fakeClock(join(dir, 'clock'));
   roster = makeRoster();
   robot = fakeRobot();
   await robot.start();
@@ -275,7 +239,7 @@ before(async () => {
   }));
   writeFileSync(join(dir, 'roster.csv'), roster.csv);
   execFileSync(BIN, ['roster', 'import', '--config', config, join(dir, 'roster.csv')]);
-  setClock(at(2027, 1, 15, 10));
+  clock.set(at(2027, 1, 15, 10));
 });
 
 after(async () => {
@@ -286,14 +250,14 @@ after(async () => {
 test('a new deployment posts nothing for periods before it existed', async () => {
   // Mid-January: December's bulletin (Jan 1) and Q4's review (Jan 3) predate the service.
   await startService();
-  const until = now + 3 * 3600;
-  await advanceUntil(() => now >= until, { step: 120, what: 'three hours' });
+  const until = clock.now + 3 * 3600;
+  await advanceUntil(() => clock.now >= until, { step: 120, what: 'three hours' });
   assert.equal(robot.requests.length, 0);
   assert.deepEqual(await outbox(), []);
 });
 
 test('the reminder on the 20th mentions every helper with unvisited pairings, once', async () => {
-  setClock(at(2027, 1, 20, 15, 59));
+  clock.set(at(2027, 1, 20, 15, 59));
   await untilDelivered((r) => r.kind === 'reminder', 'the reminder');
   const rows = (await outbox()).filter((r) => r.kind === 'reminder');
   assert.ok(rows.every((r) => r.period === '2027-01-20' && r.status === 'sent'), JSON.stringify(rows));
@@ -318,7 +282,7 @@ test('the reminder on the 20th mentions every helper with unvisited pairings, on
 
 test('the monthly bulletins: each part once, in order, within 4096 bytes, masked', async () => {
   const before = robot.requests.length;
-  setClock(at(2027, 2, 1, 8, 59));
+  clock.set(at(2027, 2, 1, 8, 59));
   await untilDelivered((r) => r.kind === 'monthly' && r.period === '2027-01' && r.ledger === 'education',
     'January bulletins');
   const posted = robot.accepted().filter((m) => m.n >= before);
@@ -339,7 +303,7 @@ test('a restart in the middle of sending resumes and posts nothing twice', async
   const before = robot.requests.length;
   // The robot never answers part 2 of February's cadre bulletin; the service is killed then.
   robot.hang = (m) => /2027年2月.*区直台账（2\//.test(m.content.split('\n')[0]);
-  setClock(at(2027, 3, 1, 8, 59));
+  clock.set(at(2027, 3, 1, 8, 59));
   await advanceUntil(() => robot.requests.some((m) => m.answer === 'hang'), { what: 'part 2' });
   await stopService('SIGKILL');
   robot.hang = null;
@@ -370,11 +334,11 @@ test('a restart in the middle of sending resumes and posts nothing twice', async
 });
 
 test('after downtime the missed bulletins are caught up once; stale reminders are not', async () => {
-  setClock(at(2027, 3, 2, 10));
+  clock.set(at(2027, 3, 2, 10));
   await stopService('SIGTERM');
   const before = robot.requests.length;
   // Down through March 20 and 29 (reminders), April 1 (March bulletin), April 3 (Q1 review).
-  setClock(at(2027, 4, 4, 10));
+  clock.set(at(2027, 4, 4, 10));
   await startService();
   await untilDelivered((r) => r.kind === 'quarterly' && r.period === '2027-Q1' && r.ledger === 'education',
     'the catch-up');
@@ -396,8 +360,8 @@ test('after downtime the missed bulletins are caught up once; stale reminders ar
   const count = robot.requests.length;
   await stopService('SIGTERM');
   await startService();
-  const until = now + 3600;
-  await advanceUntil(() => now >= until, { step: 120, what: 'an hour' });
+  const until = clock.now + 3600;
+  await advanceUntil(() => clock.now >= until, { step: 120, what: 'an hour' });
   assert.equal(robot.requests.length, count);
   posted = robot.accepted().filter((m) => m.n >= before);
   noDuplicates(posted);
@@ -407,7 +371,7 @@ test('after downtime the missed bulletins are caught up once; stale reminders ar
 });
 
 test('bangfu bulletin --post: once per period unless --force; usage errors exit 2', async () => {
-  const env = { ...process.env, BANGFU_FAKE_CLOCK_FILE: clockFile };
+  const env = { ...process.env, BANGFU_FAKE_CLOCK_FILE: clock.file };
   const args = ['bulletin', '--config', config, '--kind', 'monthly', '--period', '2027-03',
     '--ledger', 'health', '--post'];
   const before = robot.requests.length;

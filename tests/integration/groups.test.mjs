@@ -4,20 +4,19 @@
 // (BANGFU_FAKE_CLOCK_FILE, TEST ONLY), as in delivery.test.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { renameSync, writeFileSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { promisify } from 'node:util';
-import { BIN, makeDistrictWith, callback, post, openReply } from './harness.mjs';
+import {
+  BIN, makeDistrictWith, callback, post, openReply, fakeClock, shanghai as at, sleep, startServer,
+} from './harness.mjs';
 
 const run = promisify(execFile);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const KEY_A = 'GROUPAKEY0123456789';
 const KEY_B = 'GROUPBKEY9876543210';
 
-// Unix seconds of a Shanghai (+08:00) wall-clock time.
-const at = (y, mo, d, h = 0, mi = 0, s = 0) => Date.UTC(y, mo - 1, d, h - 8, mi, s) / 1000;
 
 // A group robot that accepts everything and records it.
 function fakeRobot(name) {
@@ -48,37 +47,13 @@ function fakeRobot(name) {
 }
 
 let district;
-let clockFile;
+let clock;
 let groupA;
 let groupB;
 let service = null;
-let now = 0;
-
-function setClock(t) {
-  now = t;
-  writeFileSync(`${clockFile}.tmp`, `${t}\n`);
-  renameSync(`${clockFile}.tmp`, clockFile);
-}
 
 async function startService() {
-  const child = spawn(BIN, ['serve', '--config', district.config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BANGFU_FAKE_CLOCK_FILE: clockFile },
-  });
-  let log = '';
-  child.stderr.on('data', (d) => { log += d; });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`service did not start: ${log}`)), 10000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.on('exit', (code) => reject(new Error(`service exited ${code}: ${log}`)));
-  });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  service = { child, log: () => log, exited, base: `http://127.0.0.1:${port}` };
+  service = await startServer(district.config, { env: { BANGFU_FAKE_CLOCK_FILE: clock.file } });
   return service;
 }
 
@@ -106,15 +81,8 @@ async function outbox() {
   });
 }
 
-async function advanceUntil(done, { step = 30, limit = 20000, what = 'condition' } = {}) {
-  const deadline = Date.now() + limit;
-  for (;;) {
-    if (await done()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log:\n${service?.log()}`);
-    setClock(now + step);
-    await sleep(25);
-  }
-}
+// Moves the clock forward `step` seconds every few milliseconds until `done()` holds.
+const advanceUntil = (done, opts = {}) => clock.advanceUntil(done, { log: () => service?.log(), ...opts });
 
 async function untilDelivered(match, what) {
   await advanceUntil(async () => {
@@ -152,8 +120,8 @@ before(async () => {
       { name: '卫生健康', ledgers: ['health'], webhook_url: groupB.url(KEY_B) },
     ],
   });
-  clockFile = join(district.dir, 'clock');
-  setClock(at(2027, 1, 15, 10));
+  clock = fakeClock(join(district.dir, 'clock'));
+  clock.set(at(2027, 1, 15, 10));
 });
 
 after(async () => {
@@ -172,7 +140,7 @@ test('config check lists each group with its ledgers, the webhook keys masked', 
 
 test('a reminder: each group is reminded of the helpers of its own ledgers', async () => {
   await startService();
-  setClock(at(2027, 1, 20, 15, 59));
+  clock.set(at(2027, 1, 20, 15, 59));
   await untilDelivered((r) => r.kind === 'reminder', 'the reminders');
   const rows = (await outbox()).filter((r) => r.kind === 'reminder');
   assert.deepEqual([...new Set(rows.map((r) => r.group))].sort(), ['卫生健康', '高新扶贫']);
@@ -187,7 +155,7 @@ test('a reminder: each group is reminded of the helpers of its own ledgers', asy
 test('the monthly bulletins: each group gets the ledgers it lists, each exactly once', async () => {
   const a0 = groupA.requests.length;
   const b0 = groupB.requests.length;
-  setClock(at(2027, 2, 1, 8, 59));
+  clock.set(at(2027, 2, 1, 8, 59));
   await untilDelivered((r) => r.kind === 'monthly' && r.ledger === 'education', 'January bulletins');
   const a = groupA.requests.slice(a0);
   const b = groupB.requests.slice(b0);
@@ -212,8 +180,8 @@ test('the monthly bulletins: each group gets the ledgers it lists, each exactly 
   const counts = [groupA.requests.length, groupB.requests.length];
   await stopService();
   await startService();
-  const until = now + 3600;
-  await advanceUntil(() => now >= until, { step: 120, what: 'an hour' });
+  const until = clock.now + 3600;
+  await advanceUntil(() => clock.now >= until, { step: 120, what: 'an hour' });
   assert.deepEqual([groupA.requests.length, groupB.requests.length], counts);
 });
 
@@ -238,7 +206,7 @@ test('a check-in from a one-to-one chat is answered there, with full names', asy
 
 test('bulletin --post: once per group; --force posts again to every group that lists the ledger', async () => {
   await stopService();
-  const env = { ...process.env, BANGFU_FAKE_CLOCK_FILE: clockFile };
+  const env = { ...process.env, BANGFU_FAKE_CLOCK_FILE: clock.file };
   const args = (ledger, ...more) => ['bulletin', '--config', district.config, '--kind', 'monthly',
     '--period', '2027-01', '--ledger', ledger, '--post', ...more];
   const counts = () => [groupA.requests.length, groupB.requests.length];

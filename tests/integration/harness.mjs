@@ -1,7 +1,7 @@
 // Starts the real bangfu binary on a temporary database and an OS-assigned port, and speaks to
 // it as WeCom's servers would, using @wecom/crypto (an independent implementation of the scheme).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -37,8 +37,13 @@ export function makeDistrict() {
   return { dir, config };
 }
 
-export async function startServer(config) {
-  const child = spawn(BIN, ['serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+// `bangfu serve --config CONFIG` with ENV added to this process's environment; resolves once it
+// listens.
+export async function startServer(config, { env = {} } = {}) {
+  const child = spawn(BIN, ['serve', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let log = '';
   child.stderr.on('data', (d) => { log += d; });
   const port = await new Promise((resolve, reject) => {
@@ -56,6 +61,37 @@ export async function startServer(config) {
 }
 
 export function nowSeconds() { return Math.floor(Date.now() / 1000); }
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Unix seconds of a Shanghai (+08:00) wall-clock time.
+export const shanghai = (y, mo, d, h = 0, mi = 0, s = 0) => Date.UTC(y, mo - 1, d, h - 8, mi, s) / 1000;
+
+// The clock of a service started with BANGFU_FAKE_CLOCK_FILE=FILE (a hook for tests only): the
+// scheduler reads its time from the file. set() writes it whole (by rename, so the service never
+// reads half of it); advanceUntil() moves it on by STEP seconds every 25 ms until done() holds,
+// failing after LIMIT ms with the service's LOG.
+export function fakeClock(file) {
+  const clock = {
+    file,
+    now: 0,
+    set(t) {
+      clock.now = t;
+      writeFileSync(`${file}.tmp`, `${t}\n`);
+      renameSync(`${file}.tmp`, file);
+    },
+    async advanceUntil(done, { step = 30, limit = 20000, what = 'condition', log = () => '' } = {}) {
+      const deadline = Date.now() + limit;
+      for (;;) {
+        if (await done()) return;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log:\n${log()}`);
+        clock.set(clock.now + step);
+        await sleep(25);
+      }
+    },
+  };
+  return clock;
+}
 
 export function nonce() { return randomBytes(6).toString('hex'); }
 
