@@ -34,9 +34,9 @@ std::string mask_names(std::string text, const std::vector<storage::Pairing>& pa
 std::string unmask_names(std::string text, const std::vector<storage::Pairing>& pairings);
 
 /// What the Dispatcher made of `text` from `sender` on `today`, for showing why a message was not
-/// understood (the office's inbox): understand()'s answer, except that nothing from a sender off
-/// the roster is handled, commands neither (帮助 aside, which is answered), so that is then
-/// the unknown_sender error. Pure.
+/// understood (the office's inbox): understand()'s answer, except that a sender off the roster
+/// gets the unknown_sender error whatever they wrote, commands too (帮助, and an admin's 通报,
+/// 点评 and problem commands, are answered and so never listed). Pure.
 Understanding as_handled(std::string_view text, const SenderContext& sender, storage::Date today,
                          std::string_view bot_name);
 

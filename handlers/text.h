@@ -132,7 +132,8 @@ std::string_view trim_separators(std::string_view s);
 /// Case-insensitive (ASCII) search for `needle` in `hay` from `from`; npos when absent.
 std::size_t find_ascii_ci(std::string_view hay, std::string_view needle, std::size_t from = 0);
 
-/// The items one after another with `sep` between them ("" for none).
+/// The items with `sep` between them, "" for none. A separator follows only text: empty items
+/// at the start add none.
 std::string join(const std::vector<std::string>& items, std::string_view sep);
 
 }  // namespace handlers
