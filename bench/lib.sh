@@ -40,7 +40,9 @@ bench_machine_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; p
 # output saved in FILE (its second line, e.g. "0m1.250s 0m0.375s"). Run `times >FILE` in the
 # shell itself (not in $(…)) before and after a command to get that command's CPU.
 bench_children_seconds() {
-  sed -n 2p "$1" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /m|s/); s += a[1] * 60 + a[2] } print s }'
+  # (bash writes the locale's decimal separator: "0m1,250s" in some)
+  sed -n 2p "$1" | tr , . |
+    awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /m|s/); s += a[1] * 60 + a[2] } print s }'
 }
 
 # OUT LOG NAME: the port a server just started prints to OUT ("listening on http://127.0.0.1:P"),
