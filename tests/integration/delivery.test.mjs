@@ -124,7 +124,7 @@ let robot;
 let service = null;
 
 async function startService() {
-  service = await startServer(config, { env: { BANGFU_FAKE_CLOCK_FILE: clock.file } });
+  service = await startServer(config, { env: clock.env });
   return service;
 }
 
@@ -371,7 +371,7 @@ test('after downtime the missed bulletins are caught up once; stale reminders ar
 });
 
 test('bangfu bulletin --post: once per period unless --force; usage errors exit 2', async () => {
-  const env = { ...process.env, BANGFU_FAKE_CLOCK_FILE: clock.file };
+  const env = { ...process.env, ...clock.env };
   const args = ['bulletin', '--config', config, '--kind', 'monthly', '--period', '2027-03',
     '--ledger', 'health', '--post'];
   const before = robot.requests.length;

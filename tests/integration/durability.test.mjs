@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { getSignature, encrypt } from '@wecom/crypto';
 import {
   BIN, TOKEN, AES_KEY, rosterOf, householdsOf, makeDistrictWith, startServer, callback,
-  textMessage, post, openReply, checkin, ledgerRows, sqlite, shanghaiMonth,
+  textMessage, post, openReply, checkin, ledgerRows, sqlite, shanghaiMonth, sleep,
 } from './harness.mjs';
 
 const run = promisify(execFile);
@@ -42,8 +42,6 @@ after(() => {
   for (const s of servers) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
   console.log(`# figures ${JSON.stringify(figures)}`);
 });
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // One HTTP request on a connection of its own (no pooling), so a flood really opens that many
 // connections. Resolves { status, headers, body } or { error }.

@@ -53,7 +53,7 @@ let groupB;
 let service = null;
 
 async function startService() {
-  service = await startServer(district.config, { env: { BANGFU_FAKE_CLOCK_FILE: clock.file } });
+  service = await startServer(district.config, { env: clock.env });
   return service;
 }
 
@@ -206,7 +206,7 @@ test('a check-in from a one-to-one chat is answered there, with full names', asy
 
 test('bulletin --post: once per group; --force posts again to every group that lists the ledger', async () => {
   await stopService();
-  const env = { ...process.env, BANGFU_FAKE_CLOCK_FILE: clock.file };
+  const env = { ...process.env, ...clock.env };
   const args = (ledger, ...more) => ['bulletin', '--config', district.config, '--kind', 'monthly',
     '--period', '2027-01', '--ledger', ledger, '--post', ...more];
   const counts = () => [groupA.requests.length, groupB.requests.length];

@@ -67,13 +67,14 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Unix seconds of a Shanghai (+08:00) wall-clock time.
 export const shanghai = (y, mo, d, h = 0, mi = 0, s = 0) => Date.UTC(y, mo - 1, d, h - 8, mi, s) / 1000;
 
-// The clock of a service started with BANGFU_FAKE_CLOCK_FILE=FILE (a hook for tests only): the
-// scheduler reads its time from the file. set() writes it whole (by rename, so the service never
-// reads half of it); advanceUntil() moves it on by STEP seconds every 25 ms until done() holds,
-// failing after LIMIT ms with the service's LOG.
+// The clock of a service or command run with `env` (BANGFU_FAKE_CLOCK_FILE=FILE, a hook for tests
+// only): the scheduler reads its time from the file. set() writes it whole (by rename, so the
+// service never reads half of it); advanceUntil() moves it on by STEP seconds every 25 ms until
+// done() holds, failing after LIMIT ms with the service's LOG.
 export function fakeClock(file) {
   const clock = {
     file,
+    env: { BANGFU_FAKE_CLOCK_FILE: file },
     now: 0,
     set(t) {
       clock.now = t;

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { makeDistrictWith, startServer, callback, textMessage, openReply, checkin } from './harness.mjs';
+import {
+  makeDistrictWith, startServer, callback, textMessage, openReply, checkin, sleep,
+} from './harness.mjs';
 
 const servers = [];
 after(() => {
@@ -25,7 +27,6 @@ async function stop(s) {
   assert.equal((await s.exited).code, 0);
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Opens a connection, writes `bytes`, and collects what comes back until the server closes or
 // `ms` pass. Resolves { data, closedByServer, ms }.
