@@ -143,10 +143,11 @@ test('twelve slow or chunked POSTs do not delay a normal check-in', async (t) =>
   try {
     await sleep(300);
     const busy = await timed('beside');
-    // 100 ms leaves room for a busy CI machine while failing on the old core's 5 s.
+    // 1 s leaves room for a loaded CI machine running this under TSan, while failing on the old
+    // core's 5 s.
     const delay = median(busy) - median(quiet);
     t.diagnostic(`check-in ms, alone: ${quiet.join(' ')}; beside 12 slow POSTs: ${busy.join(' ')}; median delay ${delay} ms`);
-    assert.ok(delay < 100, `a check-in beside slow POSTs took ${delay} ms longer`);
+    assert.ok(delay < 1000, `a check-in beside slow POSTs took ${delay} ms longer`);
     const h0 = Date.now();
     assert.equal((await fetch(`${s.base}/healthz`)).status, 200);
     assert.ok(Date.now() - h0 < 1000);
