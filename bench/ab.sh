@@ -5,9 +5,10 @@
 # limits.per_sender_per_minute 0 changed), 2 s of warm-up, 10 s measured by wrk over 32
 # keep-alive connections. Per round it prints requests/s, p99, the server's CPU per request
 # (/proc/PID/stat), KiB written and read and write calls per request (/proc/PID/io: the WAL,
-# the database and the sockets), the CPU ticks of each busy thread (/proc/PID/task/*/stat: the
-# Store's writer is the largest), peak RSS and the group commits of the `stopped` log line;
-# then the median CPU per request of each binary and their ratio.
+# the database and the sockets), the CPU ticks of each busy thread by name
+# (/proc/PID/task/*/stat) and how long it was runnable but waited for a core (schedstat), peak
+# RSS and the group commits of the `stopped` log line; then the median CPU per request of each
+# binary and their ratio.
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY        # ROUNDS=3 CONNECTIONS=32 SECONDS_MEASURED=10
 #
@@ -39,7 +40,13 @@ trap cleanup EXIT
 bench_prepare_load "$A" "$WORK"
 
 io() { awk -v k="$2" '$1 == k ":" {print $2}' "/proc/$1/io"; }
-thread_ticks() { for t in /proc/"$1"/task/*; do echo "${t##*/} $(bench_ticks "$t/stat")"; done | sort; }
+# Per thread: "TID TICKS WAIT_NS NAME", the CPU ticks and the nanoseconds spent runnable but
+# waiting for a core (/proc/PID/task/TID/schedstat, field 2).
+thread_ticks() {
+  for t in /proc/"$1"/task/*; do
+    echo "${t##*/} $(bench_ticks "$t/stat") $(cut -d' ' -f2 "$t/schedstat") $(cat "$t/comm")"
+  done | sort
+}
 
 # One round of binary $1 labelled $2; appends "label us_per_req" to $WORK/results.
 round() {
@@ -75,12 +82,13 @@ round() {
   n=$(echo "$line" | sed 's/.*requests \([0-9]*\) in.*/\1/')
   p99=$(echo "$line" | sed 's/.*p99 \([0-9.]*\) ms.*/\1/')
   groups=$(grep -o 'commit_groups=[0-9]* commit_units=[0-9]*' "$dir/serve.log" || echo "-")
-  threads=$(join "$dir/ticks0" "$dir/ticks1" | awk '{ d = $3 - $2; if (d > 20) printf "%d ", d }')
+  threads=$(join "$dir/ticks0" "$dir/ticks1" |
+    awk '{ d = $5 - $2; if (d > 20) printf "%s %d (waited %.0f ms) ", $4, d, ($6 - $3) / 1e6 }')
   awk -v l="$label" -v n="$n" -v s="$SECONDS_MEASURED" -v p99="$p99" -v hz="$(getconf CLK_TCK)" \
       -v c=$((c1 - c0)) -v w=$((w1 - w0)) -v r=$((r1 - r0)) -v sc=$((s1 - s0)) -v hwm="$hwm" \
       -v g="$groups" -v th="$threads" 'BEGIN {
     us = c / hz * 1e6 / n
-    printf "%-5s %6.0f req/s  p99 %5.1f ms  %6.1f us/req  written %5.1f KiB/req  read %5.1f KiB/req  %4.1f writes/req  peak RSS %3.0f MiB  %s  thread ticks %s\n",
+    printf "%-5s %6.0f req/s  p99 %5.1f ms  %6.1f us/req  written %5.1f KiB/req  read %5.1f KiB/req  %4.1f writes/req  peak RSS %3.0f MiB  %s  threads: %s\n",
       l, n / s, p99, us, w / 1024 / n, r / 1024 / n, sc / n, hwm / 1024, g, th
     printf "%s %f\n", substr(l, 1, 1), us >> "/dev/stderr"
   }' 2>>"$WORK/results"

@@ -15,6 +15,7 @@
 
 #include "bot/groups.h"
 #include "bot/wecom/crypto.h"
+#include "storage/thread_name.h"
 
 namespace bot {
 namespace {
@@ -455,6 +456,7 @@ void OutboxWorker::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] { run(); });
+  storage::name_thread(thread_, "bangfu-delivery");
 }
 
 void OutboxWorker::stop() {

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "bot/groups.h"
+#include "storage/thread_name.h"
 
 namespace bot {
 namespace {
@@ -243,6 +244,7 @@ void Scheduler::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable() || stopping_) return;
   thread_ = std::thread([this] { run(); });
+  storage::name_thread(thread_, "bangfu-schedule");
 }
 
 void Scheduler::stop() {

@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include "storage/thread_name.h"
+
 namespace storage {
 
 Checkpointer::Checkpointer(const std::string& path, SQLite::Database& writer, int background_frames,
@@ -17,6 +19,7 @@ Checkpointer::Checkpointer(const std::string& path, SQLite::Database& writer, in
   // Replaces SQLite's automatic checkpoint on the writer (both are the WAL hook).
   sqlite3_wal_hook(writer_, &Checkpointer::on_commit, this);
   thread_ = std::thread([this] { run(); });
+  name_thread(thread_, "bangfu-ckpt");
 }
 
 Checkpointer::~Checkpointer() {

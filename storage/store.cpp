@@ -14,6 +14,7 @@
 #include "storage/checkpointer.h"
 #include "storage/columns.h"
 #include "storage/problem_category.h"
+#include "storage/thread_name.h"
 #include "storage/wal_gather.h"
 
 namespace storage {
@@ -872,6 +873,7 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
     for (size_t i = 0; i < kReaders; ++i) readers_.push_back(std::make_unique<Reader>(path));
   }
   writer_ = std::thread([this] { writer_loop(); });
+  name_thread(writer_, "bangfu-writer");
 }
 
 Store::~Store() {

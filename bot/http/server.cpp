@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "storage/thread_name.h"
+
 namespace bot::http {
 namespace {
 
@@ -609,7 +611,10 @@ bool Server::run() {
   net::dispatch(s.acceptor.get_executor(), [self = impl_] { self->accept(); });
   s.schedule_report();
   std::vector<std::thread> extra;
-  for (int i = 1; i < s.options.io_threads; ++i) extra.emplace_back([&s] { s.ioc.run(); });
+  for (int i = 1; i < s.options.io_threads; ++i) {
+    extra.emplace_back([&s] { s.ioc.run(); });
+    storage::name_thread(extra.back(), "bangfu-io");
+  }
   s.ioc.run();
   for (auto& t : extra) t.join();
   // Every handler posted its answer back before the io_context ran out of work.

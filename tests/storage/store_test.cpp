@@ -6,10 +6,12 @@
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -109,6 +111,29 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
   CHECK(again.schema_version() == 12);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
+}
+
+TEST_CASE("The Store's threads carry names an operator can tell apart", "[storage]") {
+  // What top -H and ps -L show, and bench/ab.sh reports per thread.
+  const auto names = [] {
+    std::multiset<std::string> out;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream comm(task.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      out.insert(name);
+    }
+    return out;
+  };
+  TempDir dir;
+  CHECK(names().count("bangfu-writer") == 0);
+  {
+    Store store(dir.file("bangfu.db"));
+    const auto now = names();
+    CHECK(now.count("bangfu-writer") == 1);
+    CHECK(now.count("bangfu-ckpt") == 1);
+  }
+  CHECK(names().count("bangfu-writer") == 0);
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
