@@ -25,6 +25,8 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2}
 SECONDS_MEASURED=${SECONDS_MEASURED:-10}
+# One wrk thread, as in compare.sh (which says why).
+WRK_THREADS=${WRK_THREADS:-1}
 [ -d bench/peer/node_modules ] || (cd bench/peer && npm ci --no-audit --no-fund >/dev/null)
 
 bench_export_secrets
@@ -61,14 +63,15 @@ round() {
   pid=$!
   local port
   port=$(bench_wait_port "$dir/serve.out" "$dir/serve.log" "$label")
-  wrk -t2 -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua "http://127.0.0.1:$port" \
-    -- "$dir/warm.tsv" 2 "$dir/warm-replies" >/dev/null
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua \
+    "http://127.0.0.1:$port" -- "$dir/warm.tsv" "$WRK_THREADS" "$dir/warm-replies" >/dev/null
   local c0 w0 r0 s0 c1 w1 r1 s1
   c0=$(bench_ticks "/proc/$pid/stat")
   w0=$(io "$pid" wchar) r0=$(io "$pid" rchar) s0=$(io "$pid" syscw)
   thread_ticks "$pid" >"$dir/ticks0"
-  wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
-    "http://127.0.0.1:$port" -- "$dir/main.tsv" 2 "$dir/replies" >"$dir/wrk.txt" 2>&1
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency \
+    -s bench/peer/load.lua "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" \
+    "$dir/replies" >"$dir/wrk.txt" 2>&1
   c1=$(bench_ticks "/proc/$pid/stat")
   w1=$(io "$pid" wchar) r1=$(io "$pid" rchar) s1=$(io "$pid" syscw)
   thread_ticks "$pid" >"$dir/ticks1"

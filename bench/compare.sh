@@ -10,11 +10,16 @@
 # webhook_url ("" : no deliveries) and limits.per_sender_per_minute (0: a guard for people, off
 # for a synthetic load) are changed.
 #
-# Each round's line also gives the client's CPU (wrk's, loading its prepared requests included)
-# and how much of the machine stayed idle (idle and I/O wait in /proc/stat): on two cores the
-# client and the server share them.
+# Each round's line also gives the client's CPU (wrk's) and how much of the machine stayed idle
+# (idle and I/O wait in /proc/stat) while the requests ran: on two cores the client and the
+# server share them. Those and the server's CPU are measured from the first reply to wrk's end,
+# not over wrk's reading of its prepared requests before it.
 #
-# Knobs (environment): ROUNDS=3 CONNECTIONS=32 WARMUP=2 SECONDS_MEASURED=10 WRK_THREADS=2
+# One wrk thread: wrk starts each thread as soon as that thread has read its requests, and its
+# clock only after the last one has, so with two threads the first sent alone for 1.3 s (16 of
+# the connections) before the 10 s began, and its requests counted in them.
+#
+# Knobs (environment): ROUNDS=3 CONNECTIONS=32 WARMUP=2 SECONDS_MEASURED=10 WRK_THREADS=1
 # BIN=path/to/bangfu (default: a Release build in build-release) PERF=1 (perf record -g the
 # bangfu server during its first measured run; report in $WORK/perf.txt) KEEP=1.
 # Needs: wrk, node/npm (npm ci in bench/peer), sqlite3.
@@ -26,7 +31,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-32}
 WARMUP=${WARMUP:-2}
 SECONDS_MEASURED=${SECONDS_MEASURED:-10}
-WRK_THREADS=${WRK_THREADS:-2}
+WRK_THREADS=${WRK_THREADS:-1}
 
 if [ -z "${BIN:-}" ]; then
   cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DBOT_BUILD_TESTS=OFF >/dev/null
@@ -68,27 +73,32 @@ round() {
   port=$(bench_wait_port "$dir/serve.out" "$dir/serve.log" "$server")
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua \
     "http://127.0.0.1:$port" -- "$dir/warm.tsv" "$WRK_THREADS" "$dir/warm-replies" >/dev/null
+  local c0 t0 c1 t1 m0 m1 w0 wrk_pid
+  times >"$dir/times0"
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
+    "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" "$dir/replies" >"$dir/wrk.txt" 2>&1 &
+  wrk_pid=$!
+  bench_wait_first_reply "$dir/replies-0.txt" "$wrk_pid"
   local perf_pid=""
   if [ "${PERF:-0}" = 1 ] && [ "$server" = bangfu ] && [ ! -e "$WORK/perf.data" ]; then
-    perf record -g -o "$WORK/perf.data" -p "$pid" -- sleep "$SECONDS_MEASURED" 2>/dev/null &
+    perf record -g -o "$WORK/perf.data" -p "$pid" -- sleep "$((SECONDS_MEASURED - 1))" 2>/dev/null &
     perf_pid=$!
   fi
-  local c0 t0 c1 t1 m0 m1
   c0=$(bench_ticks "/proc/$pid/stat")
   m0=$(bench_machine_ticks)
   t0=$(date +%s.%N)
-  times >"$dir/times0"
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency -s bench/peer/load.lua \
-    "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" "$dir/replies" >"$dir/wrk.txt" 2>&1
+  w0=$(bench_ticks "/proc/$wrk_pid/stat" 2>/dev/null || echo 0)
+  wait "$wrk_pid"
   times >"$dir/times1"
   c1=$(bench_ticks "/proc/$pid/stat")
   m1=$(bench_machine_ticks)
   t1=$(date +%s.%N)
-  # The client's own CPU (wrk, its loading of the prepared requests included) and how much of
-  # the machine stayed idle: on two cores the client competes with the server.
+  # The client's own CPU over the requests (wrk's whole run less its reading of the prepared
+  # requests) and how much of the machine stayed idle: on two cores the client competes with
+  # the server.
   local client idle
   client=$(echo "$(bench_children_seconds "$dir/times1") $(bench_children_seconds "$dir/times0")" |
-    awk '{print $1 - $2}')
+    awk -v w0="$w0" -v hz="$ticks" '{print $1 - $2 - w0 / hz}')
   idle=$(echo "$m0 $m1" | awk '{printf "%.0f", ($3 - $1) * 100 / ($4 - $2)}')
   [ -z "$perf_pid" ] || wait "$perf_pid" || true
   local hwm

@@ -45,6 +45,13 @@ bench_children_seconds() {
     awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, /m|s/); s += a[1] * 60 + a[2] } print s }'
 }
 
+# FILE PID: waits until FILE (the first reply file load.lua writes) has a byte in it, or until
+# process PID (wrk) has ended. wrk reads its prepared requests (a few seconds) before its first
+# request: a window measured from wrk's start would count that time, with the server idle.
+bench_wait_first_reply() {
+  while [ ! -s "$1" ] && kill -0 "$2" 2>/dev/null; do sleep 0.01; done
+}
+
 # OUT LOG NAME: the port a server just started prints to OUT ("listening on http://127.0.0.1:P"),
 # waited for up to 10 s; otherwise says NAME did not start, shows LOG and exits.
 bench_wait_port() {
