@@ -65,13 +65,18 @@ round() {
   port=$(bench_wait_port "$dir/serve.out" "$dir/serve.log" "$label")
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" -s bench/peer/load.lua \
     "http://127.0.0.1:$port" -- "$dir/warm.tsv" "$WRK_THREADS" "$dir/warm-replies" >/dev/null
-  local c0 w0 r0 s0 c1 w1 r1 s1
+  local c0 w0 r0 s0 c1 w1 r1 s1 wrk_pid
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency \
+    -s bench/peer/load.lua "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" \
+    "$dir/replies" >"$dir/wrk.txt" 2>&1 &
+  wrk_pid=$!
+  # From the first reply: the threads' sleep then counts no time spent waiting for wrk to read
+  # its requests.
+  bench_wait_first_reply "$dir/replies-0.txt" "$wrk_pid"
   c0=$(bench_ticks "/proc/$pid/stat")
   w0=$(io "$pid" wchar) r0=$(io "$pid" rchar) s0=$(io "$pid" syscw)
   thread_ticks "$pid" >"$dir/ticks0"
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency \
-    -s bench/peer/load.lua "http://127.0.0.1:$port" -- "$dir/main.tsv" "$WRK_THREADS" \
-    "$dir/replies" >"$dir/wrk.txt" 2>&1
+  wait "$wrk_pid"
   c1=$(bench_ticks "/proc/$pid/stat")
   w1=$(io "$pid" wchar) r1=$(io "$pid" rchar) s1=$(io "$pid" syscw)
   thread_ticks "$pid" >"$dir/ticks1"
