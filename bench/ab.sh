@@ -3,12 +3,12 @@
 # change does (BENCHMARKS.md §9, "Less work per message"). Each round: a fresh database with
 # the scale-1 roster, the shipped config (only listen, database, secrets, webhook_url "" and
 # limits.per_sender_per_minute 0 changed), 2 s of warm-up, 10 s measured by wrk over 32
-# keep-alive connections. Per round it prints requests/s, p99, the server's CPU per request
-# (/proc/PID/stat), KiB written and read and write calls per request (/proc/PID/io: the WAL,
-# the database and the sockets), the CPU ticks of each busy thread by name
-# (/proc/PID/task/*/stat) and how long it was runnable but waited for a core (schedstat), peak
-# RSS and the group commits of the `stopped` log line; then the median CPU per request of each
-# binary and their ratio.
+# keep-alive connections (one wrk thread; counters read from the first reply to wrk's end).
+# Per round it prints requests/s, p99, the server's CPU per request (/proc/PID/stat), KiB
+# written and read and write calls per request (/proc/PID/io: the WAL, the database and the
+# sockets), the CPU ticks of each busy thread by name (/proc/PID/task/*/stat) and how long it
+# was runnable but waited for a core (schedstat), peak RSS and the group commits of the
+# `stopped` log line; then the median CPU per request of each binary and their ratio.
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY        # ROUNDS=3 CONNECTIONS=32 SECONDS_MEASURED=10
 #
