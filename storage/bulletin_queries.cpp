@@ -54,17 +54,6 @@ class Positions {
   std::vector<int> table_;
 };
 
-// ?1 and ?2: the period's first and last day (ISO); ?3: the ledger, or NULL for all of them.
-void bind_period(SQLite::Statement& s, const std::string& from_iso, const std::string& to_iso,
-                 std::optional<Ledger> only) {
-  s.bind(1, from_iso);
-  s.bind(2, to_iso);
-  if (only)
-    s.bind(3, std::string(ledger_code(*only)));
-  else
-    s.bind(3);
-}
-
 }  // namespace
 
 // ?1 = from, ?2 = to (ISO dates, inclusive), ?3 = ledger code or NULL. Rows of the range scan
@@ -149,7 +138,7 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
   {
     auto& s = st_->pairings;
     Use use(s);
-    bind_period(s, from_iso, to_iso, only);
+    bind_period(s, from, to, only);
     while (s.executeStep()) {
       Pairing p;
       p.id = s.getColumn(0).getInt64();
@@ -257,7 +246,7 @@ BulletinSnapshot BulletinQueries::snapshot(Date from, Date to, std::optional<Led
   {
     auto& s = st_->problems;
     Use use(s);
-    bind_period(s, from_iso, to_iso, only);
+    bind_period(s, from, to, only);
     while (s.executeStep()) {
       ProblemReport r;
       r.id = s.getColumn(0).getInt64();

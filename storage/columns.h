@@ -1,7 +1,8 @@
 #pragma once
-// Internal to storage/: the statement guard and the column readers shared by the Store, the
-// outbox and the bulletin queries. Readers throw SQLite::Exception for a value bangfu never
-// writes (a malformed date, an unknown ledger or mode), naming what was found.
+// Internal to storage/: the statement guard, the period binder and the column readers shared by
+// the Store, the outbox, the problems and the bulletin queries. Readers throw SQLite::Exception
+// for a value bangfu never writes (a malformed date, an unknown ledger or mode), naming what was
+// found.
 #include <SQLiteCpp/SQLiteCpp.h>
 
 #include <optional>
@@ -24,6 +25,17 @@ class Use {
  private:
   SQLite::Statement& s_;
 };
+
+/// Binds a period and a ledger the way the statements that take them number their parameters:
+/// ?1 and ?2 the first and last day (ISO, inclusive), ?3 the ledger's code or NULL for all.
+inline void bind_period(SQLite::Statement& s, Date from, Date to, std::optional<Ledger> only) {
+  s.bind(1, from.iso());
+  s.bind(2, to.iso());
+  if (only)
+    s.bind(3, std::string(ledger_code(*only)));
+  else
+    s.bind(3);
+}
 
 /// A YYYY-MM-DD column; nullopt for NULL.
 inline std::optional<Date> date_col(const SQLite::Column& c) {

@@ -296,12 +296,7 @@ LateChanges PublishedBulletins::changes_since(Store& store, Date from, Date to,
                       "   (SELECT 1 FROM checkins o WHERE o.corrected_by = c.id))"
                       " OR (c.received_at <= ?4 AND c.undone_at > ?4)) "
                       "GROUP BY 1");
-  s.bind(1, from.iso());
-  s.bind(2, to.iso());
-  if (only)
-    s.bind(3, std::string(ledger_code(*only)));
-  else
-    s.bind(3);
+  bind_period(s, from, to, only);
   s.bind(4, since);
   LateChanges out;
   while (s.executeStep()) {

@@ -1552,12 +1552,7 @@ std::vector<LedgerRow> Store::ledger(Month m, std::optional<Ledger> only) {
   std::lock_guard lock(mu_);
   auto& s = st_->ledger;
   Use use(s);
-  s.bind(1, m.first().iso());
-  s.bind(2, m.last().iso());
-  if (only)
-    s.bind(3, std::string(ledger_code(*only)));
-  else
-    s.bind(3);
+  bind_period(s, m.first(), m.last(), only);
   std::vector<LedgerRow> out;
   while (s.executeStep()) {
     LedgerRow r;
