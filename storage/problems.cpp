@@ -20,10 +20,11 @@ std::string json_text(const json& j) {
 }
 
 // The columns every read of an item selects, from problems q joined with pairings p.
-constexpr const char* kColumns =
-    "SELECT q.id, q.checkin_id, q.pairing_id, q.household_id, p.household_head, q.person, "
-    "q.ledger, q.unit, q.reported_by, q.reported_on, q.category, q.policy, q.text, q.status, "
-    "q.status_on, q.closed_on FROM problems q JOIN pairings p ON p.id = q.pairing_id ";
+#define BANGFU_PROBLEM_COLUMNS                                                               \
+  "SELECT q.id, q.checkin_id, q.pairing_id, q.household_id, p.household_head, q.person, "    \
+  "q.ledger, q.unit, q.reported_by, q.reported_on, q.category, q.policy, q.text, q.status, " \
+  "q.status_on, q.closed_on FROM problems q JOIN pairings p ON p.id = q.pairing_id "
+constexpr const char* kColumns = BANGFU_PROBLEM_COLUMNS;
 
 ProblemStatus status_col(const SQLite::Column& c) {
   auto s = problem_status_from(c.getString());
@@ -58,18 +59,30 @@ std::vector<Problem> read_all(SQLite::Statement& s) {
   return out;
 }
 
-std::optional<Problem> find_in(SQLite::Database& db, int64_t id) {
-  SQLite::Statement s(db, std::string(kColumns) + "WHERE q.id = ?1");
+// The statements below run for every problem a check-in reports: each is prepared once per
+// connection (Store::prepared) and reused. Each takes the statement and runs it.
+constexpr const char* kFindSql = BANGFU_PROBLEM_COLUMNS "WHERE q.id = ?1";
+#undef BANGFU_PROBLEM_COLUMNS
+constexpr const char* kAuditSql =
+    "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* kHistorySql =
+    "INSERT INTO problem_history (problem_id, on_date, at, actor, from_status, to_status, note) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr const char* kInsertSql =
+    "INSERT INTO problems (checkin_id, pairing_id, household_id, person, ledger, unit, "
+    "reported_by, reported_on, category, policy, text, status_on, created_at, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?8, ?12, ?12)";
+
+std::optional<Problem> find_in(SQLite::Statement& s, int64_t id) {
+  Use use(s);
   s.bind(1, id);
   if (!s.executeStep()) return std::nullopt;
   return read_problem(s);
 }
 
-void audit(SQLite::Database& db, int64_t at, const std::string& actor, std::string_view action,
+void audit(SQLite::Statement& s, int64_t at, const std::string& actor, std::string_view action,
            int64_t problem_id, const json& detail) {
-  SQLite::Statement s(db,
-                      "INSERT INTO audit (at, actor, action, subject, detail) "
-                      "VALUES (?1, ?2, ?3, ?4, ?5)");
+  Use use(s);
   s.bind(1, at);
   s.bind(2, actor);
   s.bind(3, std::string(action));
@@ -78,12 +91,10 @@ void audit(SQLite::Database& db, int64_t at, const std::string& actor, std::stri
   s.exec();
 }
 
-void history(SQLite::Database& db, int64_t problem_id, Date on, int64_t at,
+void history(SQLite::Statement& s, int64_t problem_id, Date on, int64_t at,
              const std::string& actor, std::string_view from, std::string_view to,
              const std::string& note) {
-  SQLite::Statement s(db,
-                      "INSERT INTO problem_history (problem_id, on_date, at, actor, from_status, "
-                      "to_status, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  Use use(s);
   s.bind(1, problem_id);
   s.bind(2, on.iso());
   s.bind(3, at);
@@ -114,16 +125,13 @@ std::vector<Problem> Problems::record(Store::Tx& tx, int64_t checkin_id, const P
                                       const std::string& reporter, Date reported_on,
                                       const std::vector<std::string>& phrases,
                                       const std::vector<std::string>& policies, int64_t at) {
-  SQLite::Database& db = *tx.s_.db_;
+  Store& store = tx.s_;
   std::vector<Problem> out;
   for (const auto& phrase : phrases) {
     const ProblemCategory c = classify_problem(phrase, policies);
     {
-      SQLite::Statement s(db,
-                          "INSERT INTO problems (checkin_id, pairing_id, household_id, person, "
-                          "ledger, unit, reported_by, reported_on, category, policy, text, "
-                          "status_on, created_at, updated_at) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?8, ?12, ?12)");
+      SQLite::Statement& s = store.prepared(kInsertSql);
+      Use use(s);
       s.bind(1, checkin_id);
       s.bind(2, pairing.id);
       s.bind(3, pairing.household_id);
@@ -138,27 +146,28 @@ std::vector<Problem> Problems::record(Store::Tx& tx, int64_t checkin_id, const P
       s.bind(12, at);
       s.exec();
     }
-    const int64_t id = db.getLastInsertRowid();
-    history(db, id, reported_on, at, reporter, "", "open", phrase);
-    audit(db, at, reporter, "problem_open", id,
+    const int64_t id = store.db_->getLastInsertRowid();
+    history(store.prepared(kHistorySql), id, reported_on, at, reporter, "", "open", phrase);
+    audit(store.prepared(kAuditSql), at, reporter, "problem_open", id,
           json{{"checkin_id", checkin_id},
                {"household_id", pairing.household_id},
                {"category", c.category},
                {"policy", c.policy},
                {"text", phrase}});
-    out.push_back(*find_in(db, id));
+    out.push_back(*find_in(store.prepared(kFindSql), id));
   }
   return out;
 }
 
 std::optional<Problem> Problems::find(Store::Tx& tx, int64_t id) {
-  return find_in(*tx.s_.db_, id);
+  return find_in(tx.s_.prepared(kFindSql), id);
 }
 
 bool Problems::set_status(Store::Tx& tx, int64_t id, ProblemStatus to, const std::string& actor,
                           const std::string& note, Date on, int64_t at) {
-  SQLite::Database& db = *tx.s_.db_;
-  auto p = find_in(db, id);
+  Store& store = tx.s_;
+  SQLite::Database& db = *store.db_;
+  auto p = find_in(store.prepared(kFindSql), id);
   if (!p) throw SQLite::Exception("no problem #" + std::to_string(id));
   if (p->status == to) return false;
   {
@@ -175,8 +184,9 @@ bool Problems::set_status(Store::Tx& tx, int64_t id, ProblemStatus to, const std
     s.bind(5, at);
     s.exec();
   }
-  history(db, id, on, at, actor, problem_status_code(p->status), problem_status_code(to), note);
-  audit(db, at, actor, "problem_status", id,
+  history(store.prepared(kHistorySql), id, on, at, actor, problem_status_code(p->status),
+          problem_status_code(to), note);
+  audit(store.prepared(kAuditSql), at, actor, "problem_status", id,
         json{{"status", json::array({problem_status_code(p->status), problem_status_code(to)})},
              {"note", note}});
   return true;
@@ -214,7 +224,7 @@ std::vector<Problem> Problems::list(Store& store, std::optional<ProblemStatus> s
 
 std::optional<Problem> Problems::get(Store& store, int64_t id) {
   std::lock_guard lock(store.mu_);
-  auto p = find_in(*store.db_, id);
+  auto p = find_in(store.prepared(kFindSql), id);
   if (!p) return std::nullopt;
   SQLite::Statement s(*store.db_,
                       "SELECT on_date, at, actor, from_status, to_status, note "

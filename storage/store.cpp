@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <ctime>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
@@ -826,6 +827,8 @@ struct Store::Statements {
       active_since, counted_visits, checkins_between, ledger;
   SQLite::Statement audit_insert, audit_after;
   SQLite::Statement late_reports;
+  // Store::prepared's statements, by SQL text.
+  std::map<std::string, std::unique_ptr<SQLite::Statement>, std::less<>> by_text;
 
   void audit(int64_t at, const std::string& actor, std::string_view action,
              const std::string& subject, const json& detail) {
@@ -1327,6 +1330,15 @@ std::optional<std::string> Store::Tx::reply_for(const std::string& msgid) {
   s.bind(1, msgid);
   if (!s.executeStep() || s.getColumn(0).isNull()) return std::nullopt;
   return s.getColumn(0).getString();
+}
+
+SQLite::Statement& Store::prepared(std::string_view sql) {
+  auto it = st_->by_text.find(sql);
+  if (it == st_->by_text.end())
+    it = st_->by_text
+             .emplace(std::string(sql), std::make_unique<SQLite::Statement>(*db_, std::string(sql)))
+             .first;
+  return *it->second;
 }
 
 void Store::rollback_locked() {

@@ -235,6 +235,10 @@ class Store {
   void writer_loop();
   void run_group(std::vector<Job>& jobs);
   void rollback_locked();
+  /// A statement of db_ prepared once and kept for the connection's life (by its SQL text), for
+  /// the friends' fixed statements that run per message. Call with mu_ held, and use it under
+  /// a `Use` guard: the same object comes back for the same text.
+  SQLite::Statement& prepared(std::string_view sql);
 
   std::mutex mu_;  // guards the connection and prepared statements
   // db_'s VFS (null for ":memory:"): declared first, so it outlives the connection.
