@@ -43,16 +43,22 @@ const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {
 // Replaces every full name of the sender's pairings with its masked form. The last line of the
 // privacy rule: whatever a template or parser message says, no beneficiary name reaches the chat.
 std::string mask_names(std::string text, const std::vector<Pairing>& pairings) {
-  std::vector<std::string> names;
+  // Longest first, so a name that contains another is masked whole. It runs on the Store's
+  // writer for every reply, and a reply names one pairing or none of a helper's many: nothing
+  // is copied or masked for a name that is not in it.
+  std::vector<std::string_view> names;
+  names.reserve(2 * pairings.size());
   for (const auto& p : pairings) {
     if (!p.household_head.empty()) names.push_back(p.household_head);
     if (!p.person.empty()) names.push_back(p.person);
   }
   std::sort(names.begin(), names.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  for (const auto& n : names) {
-    const std::string masked = mask_name(n);
-    for (size_t pos = text.find(n); pos != std::string::npos; pos = text.find(n, pos)) {
+            [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+  for (const std::string_view n : names) {
+    size_t pos = text.find(n);
+    if (pos == std::string::npos) continue;
+    const std::string masked = mask_name(std::string(n));
+    for (; pos != std::string::npos; pos = text.find(n, pos)) {
       text.replace(pos, n.size(), masked);
       pos += masked.size();
     }
