@@ -61,7 +61,8 @@ bool is_base64_char(char c) {
 
 // AES-256-CBC over whole AES blocks with the library padding off; nullopt if OpenSSL fails
 // (the error stays queued for openssl_error).
-std::optional<std::string> aes_256_cbc(const std::string& key, std::string_view in, bool encrypt) {
+std::optional<std::string> aes_256_cbc(const EVP_CIPHER* aes, const std::string& key,
+                                       std::string_view in, bool encrypt) {
   if (key.size() != kKeyBytes || in.size() % kAesBlock != 0 ||
       in.size() > static_cast<std::size_t>(INT_MAX) - kAesBlock) {
     return std::nullopt;
@@ -70,7 +71,7 @@ std::optional<std::string> aes_256_cbc(const std::string& key, std::string_view 
   if (!ctx) return std::nullopt;
   const unsigned char* k = bytes_of(key);
   const unsigned char* iv = k;  // IV = key[0..16)
-  if (EVP_CipherInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr, k, iv, encrypt ? 1 : 0) != 1 ||
+  if (EVP_CipherInit_ex(ctx.get(), aes, nullptr, k, iv, encrypt ? 1 : 0) != 1 ||
       EVP_CIPHER_CTX_set_padding(ctx.get(), 0) != 1) {
     return std::nullopt;
   }
@@ -136,6 +137,10 @@ WecomCrypto::WecomCrypto(std::string token, std::string_view encoding_aes_key,
     throw std::invalid_argument("EncodingAESKey does not decode to 32 bytes");
   }
   key_ = std::move(*key);
+  sha1_.reset(EVP_MD_fetch(nullptr, "SHA1", nullptr), EVP_MD_free);
+  aes_.reset(EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr), EVP_CIPHER_free);
+  if (!sha1_ || !aes_)
+    throw std::runtime_error(openssl_error("OpenSSL provides no SHA1 or AES-256-CBC"));
 }
 
 std::string WecomCrypto::signature(std::string_view timestamp, std::string_view nonce,
@@ -148,7 +153,7 @@ std::string WecomCrypto::signature(std::string_view timestamp, std::string_view 
 
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
   unsigned int digest_len = 0;
-  if (EVP_Digest(joined.data(), joined.size(), digest.data(), &digest_len, EVP_sha1(), nullptr) !=
+  if (EVP_Digest(joined.data(), joined.size(), digest.data(), &digest_len, sha1_.get(), nullptr) !=
       1) {
     throw std::runtime_error(openssl_error("SHA1 failed"));
   }
@@ -175,7 +180,7 @@ Decrypted WecomCrypto::decrypt(std::string_view encrypted) const {
   if (!cipher) return failed(CryptoError::DecodeBase64);
   if (cipher->empty() || cipher->size() % kPadBlock != 0) return failed(CryptoError::DecryptAes);
 
-  std::optional<std::string> plain = aes_256_cbc(key_, *cipher, false);
+  std::optional<std::string> plain = aes_256_cbc(aes_.get(), key_, *cipher, false);
   if (!plain) {
     ERR_clear_error();
     return failed(CryptoError::DecryptAes);
@@ -221,7 +226,7 @@ std::string WecomCrypto::encrypt(std::string_view msg, std::string_view random16
   const std::size_t pad = kPadBlock - plain.size() % kPadBlock;  // 1..32
   plain.append(pad, static_cast<char>(pad));
 
-  const std::optional<std::string> cipher = aes_256_cbc(key_, plain, true);
+  const std::optional<std::string> cipher = aes_256_cbc(aes_.get(), key_, plain, true);
   if (!cipher) throw std::runtime_error(openssl_error("AES-256-CBC encryption failed"));
   return base64_encode(*cipher);
 }

@@ -1,8 +1,13 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+// OpenSSL's EVP_MD and EVP_CIPHER, kept opaque here.
+struct evp_md_st;
+struct evp_cipher_st;
 
 namespace bot {
 
@@ -60,6 +65,11 @@ class WecomCrypto {
   std::string token_;
   std::string key_;  // 32 bytes
   std::string receive_id_;
+  // SHA1 and AES-256-CBC fetched from OpenSSL's provider once: passing EVP_sha1() or
+  // EVP_aes_256_cbc() instead makes OpenSSL 3 look the algorithm up again on every call (about
+  // 3% of an event loop's time under load, BENCHMARKS.md §9). Shared, immutable, thread-safe.
+  std::shared_ptr<evp_md_st> sha1_;
+  std::shared_ptr<evp_cipher_st> aes_;
 };
 
 /// Standard base64 (with padding) via OpenSSL EVP; decode returns nullopt on malformed input.
