@@ -449,6 +449,105 @@ CREATE INDEX IF NOT EXISTS checkins_received ON checkins (received_at, helper_id
 DROP INDEX IF EXISTS checkins_received;
 CREATE INDEX IF NOT EXISTS checkins_helper_received ON checkins (helper_id, received_at);
 )sql"},
+    // The same CHECKs, written so that SQLite need not build a table to test them. A CHECK of
+    // `x IN (three or more constants)` makes each INSERT or UPDATE that tests it build a
+    // temporary B-tree of the list first: five of them per message (inbound's status and
+    // outcome, twice, and a check-in's mode and status) cost the writer thread about 3 µs
+    // each (BENCHMARKS.md §9). `x = 'a' OR x = 'b' …` accepts exactly the same values and
+    // builds nothing. SQLite cannot change a CHECK in place: inbound and checkins are rebuilt
+    // with the same columns, rows, rowids, indexes and trigger, with foreign keys off for the
+    // step (see migrate) and checked before it commits.
+    {13, R"sql(
+CREATE TABLE inbound_v13 (
+  msgid       TEXT PRIMARY KEY,
+  platform    TEXT NOT NULL,
+  userid      TEXT NOT NULL,
+  chatid      TEXT NOT NULL DEFAULT '',
+  chattype    TEXT NOT NULL DEFAULT '',
+  text        TEXT NOT NULL,
+  received_at INTEGER NOT NULL,
+  status      TEXT NOT NULL DEFAULT 'received'
+                CHECK (status = 'received' OR status = 'handled' OR status = 'failed'),
+  reply       TEXT,
+  error       TEXT,
+  handled_at  INTEGER,
+  outcome     TEXT CHECK (outcome IS NULL OR outcome = 'recorded' OR outcome = 'corrected'
+                          OR outcome = 'undone' OR outcome = 'answered'
+                          OR outcome = 'not_understood' OR outcome = 'rate_limited')
+);
+INSERT INTO inbound_v13 (rowid, msgid, platform, userid, chatid, chattype, text, received_at,
+                         status, reply, error, handled_at, outcome)
+  SELECT rowid, msgid, platform, userid, chatid, chattype, text, received_at, status, reply,
+         error, handled_at, outcome
+  FROM inbound;
+DROP TABLE inbound;
+ALTER TABLE inbound_v13 RENAME TO inbound;
+CREATE INDEX inbound_not_recorded ON inbound (received_at)
+  WHERE status = 'failed' OR outcome IN ('not_understood', 'rate_limited');
+
+CREATE TABLE checkins_v13 (
+  id           INTEGER PRIMARY KEY,
+  msgid        TEXT REFERENCES inbound (msgid),
+  pairing_id   INTEGER NOT NULL REFERENCES pairings (id),
+  helper_id    TEXT NOT NULL,
+  visit_date   TEXT NOT NULL CHECK (visit_date GLOB '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]'),
+  mode         TEXT NOT NULL CHECK (mode = 'visit' OR mode = 'home_visit' OR mode = 'school_visit'
+                                    OR mode = 'service' OR mode = 'phone'),
+  occasions    TEXT NOT NULL DEFAULT '[]',
+  policies     TEXT NOT NULL DEFAULT '[]',
+  problems     TEXT NOT NULL DEFAULT '[]',
+  note         TEXT NOT NULL DEFAULT '',
+  received_at  INTEGER NOT NULL,
+  undone_at    INTEGER,
+  undone_by    TEXT,
+  status       TEXT NOT NULL DEFAULT 'active'
+                 CHECK (status = 'active' OR status = 'undone' OR status = 'corrected'
+                        OR status = 'void'),
+  corrected_by INTEGER REFERENCES checkins_v13 (id),
+  entered_by   TEXT,
+  CHECK ((status = 'active') = (undone_at IS NULL)),
+  CHECK (msgid IS NOT NULL OR entered_by IS NOT NULL),
+  UNIQUE (msgid, pairing_id)
+);
+INSERT INTO checkins_v13 (id, msgid, pairing_id, helper_id, visit_date, mode, occasions,
+                          policies, problems, note, received_at, undone_at, undone_by, status,
+                          corrected_by, entered_by)
+  SELECT id, msgid, pairing_id, helper_id, visit_date, mode, occasions, policies, problems, note,
+         received_at, undone_at, undone_by, status, corrected_by, entered_by
+  FROM checkins;
+DROP TABLE checkins;
+ALTER TABLE checkins_v13 RENAME TO checkins;
+CREATE INDEX checkins_pairing_cover ON checkins (pairing_id, visit_date, mode, undone_at);
+CREATE INDEX checkins_reports ON checkins (visit_date, pairing_id, occasions, policies, undone_at)
+  WHERE undone_at IS NULL AND (occasions <> '[]' OR policies <> '[]');
+CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, problems, undone_at)
+  WHERE problems <> '[]' AND undone_at IS NULL;
+CREATE INDEX checkins_corrected_by ON checkins (corrected_by) WHERE corrected_by IS NOT NULL;
+CREATE INDEX checkins_visit_cover
+  ON checkins (visit_date, pairing_id, mode, undone_at, received_at, status);
+CREATE INDEX checkins_helper_received ON checkins (helper_id, received_at);
+CREATE TRIGGER checkin_stops_closes_problems AFTER UPDATE OF status ON checkins
+WHEN OLD.status = 'active' AND NEW.status <> 'active'
+BEGIN
+  INSERT INTO audit (at, actor, action, subject, detail)
+    SELECT NEW.undone_at, coalesce(NEW.undone_by, ''), 'problem_status', 'problem:' || id,
+           json_object('status', json_array('open', 'not_a_problem'), 'checkin_id', NEW.id,
+                       'note', CASE NEW.status WHEN 'corrected' THEN '打卡已更正'
+                                 WHEN 'void' THEN '打卡已作废' ELSE '打卡已撤销' END)
+    FROM problems WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
+  INSERT INTO problem_history (problem_id, on_date, at, actor, from_status, to_status, note)
+    SELECT id, date(NEW.undone_at, 'unixepoch', '+8 hours'), NEW.undone_at,
+           coalesce(NEW.undone_by, ''), 'open', 'not_a_problem',
+           CASE NEW.status WHEN 'corrected' THEN '打卡已更正'
+             WHEN 'void' THEN '打卡已作废' ELSE '打卡已撤销' END
+    FROM problems WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
+  UPDATE problems SET status = 'not_a_problem',
+                      status_on = date(NEW.undone_at, 'unixepoch', '+8 hours'),
+                      closed_on = date(NEW.undone_at, 'unixepoch', '+8 hours'),
+                      changes = changes + 1, updated_at = NEW.undone_at
+    WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
+END;
+)sql"},
 };
 
 constexpr const char* kPairingColumns =
@@ -632,21 +731,38 @@ void register_functions(SQLite::Database& db) {
                             std::string(sqlite3_errmsg(db.getHandle())));
 }
 
+// Foreign keys are off while the steps run (SQLite's procedure for rebuilding a table that
+// others refer to: dropping it must not touch their rows) and checked whole before the commit;
+// the connection's setting is restored either way.
 void migrate(SQLite::Database& db) {
   constexpr int latest = std::end(kMigrations)[-1].version;
   auto version = [&] { return db.execAndGet("PRAGMA user_version").getInt(); };
   if (version() == latest) return;
-  SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-  const int current = version();  // re-read under the write lock: another process may have won
-  if (current > latest)
-    throw SQLite::Exception("database schema version " + std::to_string(current) +
-                            " is newer than this program knows (" + std::to_string(latest) + ")");
-  for (const Migration& m : kMigrations) {
-    if (m.version <= current) continue;
-    db.exec(m.sql);
-    db.exec("PRAGMA user_version = " + std::to_string(m.version));
+  const bool foreign_keys = db.execAndGet("PRAGMA foreign_keys").getInt() != 0;
+  db.exec("PRAGMA foreign_keys = OFF");  // only outside a transaction
+  try {
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    const int current = version();  // re-read under the write lock: another process may have won
+    if (current > latest)
+      throw SQLite::Exception("database schema version " + std::to_string(current) +
+                              " is newer than this program knows (" + std::to_string(latest) + ")");
+    for (const Migration& m : kMigrations) {
+      if (m.version <= current) continue;
+      db.exec(m.sql);
+      db.exec("PRAGMA user_version = " + std::to_string(m.version));
+    }
+    SQLite::Statement broken(db, "PRAGMA foreign_key_check");
+    if (broken.executeStep())
+      throw SQLite::Exception("migrating to schema version " + std::to_string(latest) +
+                              " left a row of " + broken.getColumn(0).getString() +
+                              " pointing at a missing row of " + broken.getColumn(2).getString());
+    broken.reset();
+    tx.commit();
+  } catch (...) {
+    if (foreign_keys) db.tryExec("PRAGMA foreign_keys = ON");
+    throw;
   }
-  tx.commit();
+  if (foreign_keys) db.exec("PRAGMA foreign_keys = ON");
 }
 
 // The two reads every message makes before its write unit (who is writing), shared by the

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "storage/bulletin_queries.h"
+#include "storage/problems.h"
 #include "storage/store.h"
 #include "tests/support/storage_seed.h"
 #include "tests/support/temp_dir.h"
@@ -27,10 +28,13 @@ using storage::CheckinRecord;
 using storage::Date;
 using storage::ImportSummary;
 using storage::InboundMessage;
+using storage::InboundOutcome;
 using storage::Ledger;
 using storage::Mode;
 using storage::Month;
 using storage::Pairing;
+using storage::Problems;
+using storage::ProblemStatus;
 using storage::SaveInbound;
 using storage::Store;
 
@@ -95,13 +99,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 12);
+    CHECK(store.schema_version() == 13);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 12);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 13);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -109,7 +113,7 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 12);
+  CHECK(again.schema_version() == 13);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
@@ -138,7 +142,7 @@ TEST_CASE("The Store's threads carry names an operator can tell apart", "[storag
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 12);
+  CHECK(store.schema_version() == 13);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
@@ -163,7 +167,7 @@ TEST_CASE("Migration 12: a helper's latest check-in is one seek again", "[storag
         "PRAGMA user_version = 11;");
   }
   Store store(path);
-  CHECK(store.schema_version() == 12);
+  CHECK(store.schema_version() == 13);
   CHECK(store.transaction([](Store::Tx& tx) { return tx.last_active_checkin("u1", 0)->id; }) ==
         last);
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
@@ -179,6 +183,109 @@ TEST_CASE("Migration 12: a helper's latest check-in is one seek again", "[storag
   CHECK(steps ==
         "SEARCH checkins USING INDEX checkins_helper_received (helper_id=? AND "
         "received_at>?)\n");
+}
+
+namespace {
+// Every row of inbound (with its rowid) and of checkins, as text: what a rebuild must keep.
+std::vector<std::string> rows_of(const std::string& path) {
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  std::vector<std::string> out;
+  for (const char* q :
+       {"SELECT rowid, * FROM inbound ORDER BY rowid", "SELECT * FROM checkins ORDER BY id",
+        "SELECT * FROM problems ORDER BY id"}) {
+    SQLite::Statement s(raw, q);
+    while (s.executeStep()) {
+      std::string row;
+      for (int i = 0; i < s.getColumnCount(); ++i)
+        row += (s.getColumn(i).isNull() ? std::string("NULL") : s.getColumn(i).getString()) + "|";
+      out.push_back(row);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Migration 13 rebuilds inbound and checkins with the same rows, checks and keys",
+          "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("v12.db");
+  int64_t kept = 0;
+  {
+    Store store(path);
+    auto ps = seed(store, {pairing("u1", "H1"), pairing("u2", "H2")});
+    const int64_t first = add(store, ps[0], "m1", Date{2026, 11, 1}, Mode::Visit, 100);
+    kept = add(store, ps[1], "m2", Date{2026, 11, 2}, Mode::Phone, 200);
+    store.transaction([&](Store::Tx& tx) {
+      tx.set_reply("m1", "已记下", InboundOutcome::Recorded);
+      Problems::record(tx, kept, ps[1], "u2", Date{2026, 11, 2}, {"房顶漏雨"}, {}, 200);
+      tx.save_inbound(inbound("m3", "u1", 300));  // the 更正 message
+      CheckinRecord r = *tx.checkin(first);
+      r.msgid = "m3";
+      r.visit_date = Date{2026, 11, 3};
+      REQUIRE(tx.correct_checkin(first, r, "u1", 300));  // corrected_by points inside checkins
+    });
+  }
+  const auto before = rows_of(path);
+  REQUIRE(before.size() == 7);  // 3 messages, 3 check-ins, 1 problem
+  {
+    // Version 12 again, so that step 13 runs over these rows (the rebuild is the same whatever
+    // the CHECKs' text was).
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA user_version = 12");
+  }
+  Store store(path);
+  CHECK(store.schema_version() == 13);
+  CHECK(rows_of(path) == before);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READONLY);
+    // No CHECK of theirs is an IN list any more (each built a table per write).
+    CHECK(raw.execAndGet("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                         "('inbound', 'checkins') AND sql LIKE '% IN (%'")
+              .getInt() == 0);
+    CHECK(raw.execAndGet("SELECT count(*) FROM sqlite_master WHERE tbl_name = 'checkins' AND "
+                         "type IN ('index', 'trigger')")
+              .getInt() == 8);  // the UNIQUE key, six indexes, the trigger
+  }
+  // The checks and the keys hold as before.
+  CheckinRecord bad;
+  bad.msgid = "m2";
+  bad.pairing_id = 424242;
+  bad.helper_id = "u2";
+  bad.visit_date = Date{2026, 11, 4};
+  CHECK_THROWS_AS(store.transaction([&](Store::Tx& tx) { return tx.add_checkin(bad); }),
+                  SQLite::Exception);
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    CHECK_THROWS_AS(raw.exec("UPDATE checkins SET mode = 'walk' WHERE id = 1"), SQLite::Exception);
+    CHECK_THROWS_AS(raw.exec("UPDATE inbound SET status = 'lost'"), SQLite::Exception);
+    CHECK_THROWS_AS(raw.exec("UPDATE inbound SET outcome = 'guessed'"), SQLite::Exception);
+  }
+  // The trigger came back: the check-in with a problem stops counting, its item closes.
+  store.transaction([&](Store::Tx& tx) { REQUIRE(tx.mark_undone(kept, "u2", 400)); });
+  CHECK(store.transaction([](Store::Tx& tx) { return Problems::find(tx, 1)->status; }) ==
+        ProblemStatus::NotAProblem);
+}
+
+TEST_CASE("A migration that would leave a broken reference changes nothing", "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("broken.db");
+  {
+    Store store(path);
+    auto ps = seed(store, {pairing("u1", "H1")});
+    add(store, ps[0], "m1", Date{2026, 11, 1});
+  }
+  {
+    // A check-in of a pairing that is not there (written with foreign keys off), at version 12.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec(
+        "PRAGMA foreign_keys = OFF; UPDATE checkins SET pairing_id = 999; "
+        "PRAGMA user_version = 12");
+  }
+  REQUIRE_THROWS_WITH(Store(path), Catch::Contains("checkins") && Catch::Contains("pairings"));
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 12);
+  CHECK(raw.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'checkins_v13'").getInt() ==
+        0);
 }
 
 TEST_CASE("Store refuses a database from a newer schema", "[storage]") {
