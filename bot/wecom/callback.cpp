@@ -1,18 +1,23 @@
 #include "bot/wecom/callback.h"
 
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cctype>
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "bot/http/server.h"
 #include "bot/office/dashboard.h"
+#include "storage/utf8.h"
 
 namespace bot {
 namespace {
 
-using nlohmann::json;
+// The callback's JSON (the envelope, the message inside it, the answer) is read and written with
+// Boost.JSON, on the event loops, for every message: the four steps took 13.5 µs of CPU with
+// nlohmann's, 2.2 µs with Boost.JSON's (bench/json_bench.cpp, BENCHMARKS.md §9). nlohmann stays
+// where a message does not pass (config, CLI, the long connection's frames).
+namespace json = boost::json;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kMaxBody = 64 * 1024;
@@ -21,35 +26,49 @@ constexpr size_t kMaxHead = 16 * 1024;
 // ---------------------------------------------------------------------------------------------
 // JSON access that never throws: a field of the wrong type reads as absent.
 
-std::string str_field(const json& obj, const char* key) {
-  if (!obj.is_object()) return {};
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+std::string str_field(const json::object& obj, std::string_view key) {
+  const json::value* v = obj.if_contains(key);
+  const json::string* s = v ? v->if_string() : nullptr;
+  return s ? std::string(*s) : std::string();
 }
 
-const json* obj_field(const json& obj, const char* key) {
-  if (!obj.is_object()) return nullptr;
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_object() ? &*it : nullptr;
+const json::object* obj_field(const json::object& obj, std::string_view key) {
+  const json::value* v = obj.if_contains(key);
+  return v ? v->if_object() : nullptr;
+}
+
+// `text` parsed as a JSON object (strict: valid UTF-8, nothing after it, at most 32 levels
+// deep); nullopt for anything else.
+std::optional<json::object> parse_object(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.as_object());
+}
+
+// Text for a platform's JSON: valid UTF-8 whatever a template was saved as.
+json::string json_text(std::string_view s) {
+  if (!storage::invalid_utf8_at(s)) return json::string(s);
+  return json::string(storage::replace_invalid_utf8(s));
 }
 
 // Text a helper typed, from a text or mixed (image + text) message; nullopt for other types.
-std::optional<std::string> text_of(const json& msg, const std::string& type) {
+std::optional<std::string> text_of(const json::object& msg, const std::string& type) {
   if (type == "text") {
-    const json* t = obj_field(msg, "text");
-    if (t && t->contains("content") && (*t)["content"].is_string())
-      return (*t)["content"].get<std::string>();
+    const json::object* t = obj_field(msg, "text");
+    const json::value* content = t ? t->if_contains("content") : nullptr;
+    if (content && content->is_string()) return std::string(content->get_string());
     return std::nullopt;
   }
   if (type == "mixed") {
-    const json* m = obj_field(msg, "mixed");
-    if (!m) return std::nullopt;
-    auto items = m->find("msg_item");
-    if (items == m->end() || !items->is_array()) return std::nullopt;
+    const json::object* m = obj_field(msg, "mixed");
+    const json::value* items = m ? m->if_contains("msg_item") : nullptr;
+    if (!items || !items->is_array()) return std::nullopt;
     std::string out;
-    for (const auto& it : *items) {
-      if (str_field(it, "msgtype") != "text") continue;
-      const json* t = obj_field(it, "text");
+    for (const json::value& it : items->get_array()) {
+      const json::object* item = it.if_object();
+      if (!item || str_field(*item, "msgtype") != "text") continue;
+      const json::object* t = obj_field(*item, "text");
       const std::string content = t ? str_field(*t, "content") : std::string();
       if (content.empty()) continue;
       if (!out.empty()) out += ' ';
@@ -108,9 +127,13 @@ std::string keep_rate_limited(storage::Store::Tx& tx, const storage::InboundMess
 }
 
 std::string stream_reply(const std::string& id, const std::string& content) {
-  json j = {{"msgtype", "stream"},
-            {"stream", {{"id", id}, {"finish", true}, {"content", content}}}};
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  json::object stream{{"id", json_text(id)}, {"finish", true}, {"content", json_text(content)}};
+  return json::serialize(json::object{{"msgtype", "stream"}, {"stream", std::move(stream)}});
+}
+
+std::string text_reply(const std::string& content) {
+  return json::serialize(
+      json::object{{"msgtype", "text"}, {"text", json::object{{"content", json_text(content)}}}});
 }
 
 }  // namespace
@@ -119,25 +142,25 @@ std::string stream_reply(const std::string& id, const std::string& content) {
 // Pure parts of the callback
 
 std::optional<std::string> envelope_encrypt(std::string_view body) {
-  const json envelope = json::parse(body, nullptr, false);
-  if (envelope.is_discarded() || !envelope.is_object()) return std::nullopt;
-  auto it = envelope.find("encrypt");
-  if (it == envelope.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
+  const auto envelope = parse_object(body);
+  const json::value* encrypt = envelope ? envelope->if_contains("encrypt") : nullptr;
+  if (!encrypt || !encrypt->is_string()) return std::nullopt;
+  return std::string(encrypt->get_string());
 }
 
-std::optional<CallbackMessage> parse_callback_message(std::string_view json_text) {
-  const json msg = json::parse(json_text, nullptr, false);
-  if (msg.is_discarded() || !msg.is_object()) return std::nullopt;
+std::optional<CallbackMessage> parse_callback_message(std::string_view text) {
+  const auto parsed = parse_object(text);
+  if (!parsed) return std::nullopt;
+  const json::object& msg = *parsed;
   CallbackMessage m;
   m.msgtype = str_field(msg, "msgtype");
   m.msgid = str_field(msg, "msgid");
-  if (const json* from = obj_field(msg, "from")) m.userid = str_field(*from, "userid");
+  if (const json::object* from = obj_field(msg, "from")) m.userid = str_field(*from, "userid");
   m.chatid = str_field(msg, "chatid");
   m.chattype = str_field(msg, "chattype");
   m.text = text_of(msg, m.msgtype);
-  if (const json* ev = obj_field(msg, "event")) m.event_type = str_field(*ev, "eventtype");
-  if (const json* st = obj_field(msg, "stream")) m.stream_id = str_field(*st, "id");
+  if (const json::object* ev = obj_field(msg, "event")) m.event_type = str_field(*ev, "eventtype");
+  if (const json::object* st = obj_field(msg, "stream")) m.stream_id = str_field(*st, "id");
   return m;
 }
 
@@ -390,11 +413,8 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
   if (msg.msgtype == "event") {
     log_.info("event", {{"rid", rid}, {"eventtype", msg.event_type}});
     if (msg.event_type == "enter_chat") {
-      json welcome = {
-          {"msgtype", "text"},
-          {"text",
-           {{"content", dispatcher_.service_answer("welcome", {{"bot_name", config_.bot_name}})}}}};
-      return reply.send(envelope(welcome.dump(-1, ' ', false, json::error_handler_t::replace)));
+      return reply.send(envelope(
+          text_reply(dispatcher_.service_answer("welcome", {{"bot_name", config_.bot_name}}))));
     }
     return reply.send(http::Response{});  // other events need no answer: 200, empty
   }

@@ -64,7 +64,7 @@ struct OpenedCallback {
 /// Reads a callback message from its JSON text (decrypted from a callback, or the `body` of a
 /// long-connection frame: both carry the same fields). nullopt when the text is not a JSON
 /// object. Pure; never throws on bad input.
-std::optional<CallbackMessage> parse_callback_message(std::string_view json_text);
+std::optional<CallbackMessage> parse_callback_message(std::string_view text);
 
 /// Decrypts `encrypted` (whose signature the caller has verified) and reads the message JSON.
 /// Payload: the plaintext is not a JSON object. Pure; never throws on bad input.

@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include <nlohmann/json.hpp>
+#include <boost/json.hpp>
 
 namespace bot {
 namespace {
@@ -242,12 +242,13 @@ std::string WecomCrypto::random_prefix() {
 std::string WecomCrypto::reply_envelope(std::string_view reply, long long timestamp,
                                         std::string_view nonce) const {
   const std::string encrypted = encrypt(reply, random_prefix());
-  nlohmann::ordered_json envelope;  // field order as in the WeCom doc
-  envelope["encrypt"] = encrypted;
-  envelope["msgsignature"] = signature(std::to_string(timestamp), nonce, encrypted);
-  envelope["timestamp"] = timestamp;
-  envelope["nonce"] = std::string(nonce);
-  return envelope.dump();
+  // Field order as in the WeCom doc. Boost.JSON, as for the callback (bot/wecom/callback.cpp).
+  // The nonce is the request's (letters and digits, checked by the caller).
+  return boost::json::serialize(
+      boost::json::object{{"encrypt", encrypted},
+                          {"msgsignature", signature(std::to_string(timestamp), nonce, encrypted)},
+                          {"timestamp", timestamp},
+                          {"nonce", nonce}});
 }
 
 }  // namespace bot
