@@ -312,7 +312,6 @@ void Dispatcher::handle_async(const storage::InboundMessage& message, LocalTime 
     if (pairing.active_on(now.date())) sender.pairings.push_back(pairing);
   // A back-dated visit is checked against the pairings in force on its date. Those looked up
   // are kept: their names are masked in the reply too.
-  p->seen = sender.pairings;
   sender.pairings_on = [&seen = p->seen, roster](Date d) {
     std::vector<Pairing> ps;
     for (const Pairing& pairing : roster->pairings)
@@ -328,7 +327,8 @@ void Dispatcher::handle_async(const storage::InboundMessage& message, LocalTime 
   if (!p->problem_cmd)
     p->understanding =
         understand(p->correction ? *p->correction : m.text, sender, now.date(), options_.bot_name);
-  sender.pairings = std::move(p->seen);
+  sender.pairings.insert(sender.pairings.end(), std::make_move_iterator(p->seen.begin()),
+                         std::make_move_iterator(p->seen.end()));
   // Inside the write unit below the store's lock is held: a lookup from there would wait on
   // itself. From here on the pairings looked up so far stand for every day, checked by dates.
   sender.pairings_on = nullptr;

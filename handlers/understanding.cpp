@@ -1196,7 +1196,10 @@ ParseError question(std::string code, std::map<std::string, std::string> fields)
 // The pairings a message may name: today's, and for a back-dated visit the visit date's.
 // `in_force[i]`: pairings[i] was in force on the visit's date.
 struct Universe {
-  std::vector<Pairing> pairings;
+  const std::vector<Pairing>& pairings() const { return dated ? owned : *sender; }
+  const std::vector<Pairing>* sender = nullptr;  // today's, when not dated
+  std::vector<Pairing> owned;  // dated: the visit day's, then today's others
+  bool dated = false;
   std::vector<bool> in_force;
 };
 
@@ -1207,21 +1210,33 @@ bool same_pairing(const Pairing& a, const Pairing& b) {
 
 Universe universe_for(const SenderContext& sender, std::optional<Date> date, Date today) {
   Universe u;
+  u.sender = &sender.pairings;
   if (date && *date != today && sender.pairings_on) {
-    u.pairings = sender.pairings_on(*date);
-    u.in_force.assign(u.pairings.size(), true);
+    u.dated = true;
+    u.owned = sender.pairings_on(*date);
+    u.in_force.assign(u.owned.size(), true);
     for (const Pairing& p : sender.pairings) {
-      if (std::none_of(u.pairings.begin(), u.pairings.end(),
+      if (std::none_of(u.owned.begin(), u.owned.end(),
                        [&](const Pairing& q) { return same_pairing(p, q); })) {
-        u.pairings.push_back(p);
+        u.owned.push_back(p);
         u.in_force.push_back(false);
       }
     }
     return u;
   }
-  u.pairings = sender.pairings;
-  for (const Pairing& p : u.pairings) u.in_force.push_back(!date || p.active_on(*date));
+  for (const Pairing& p : sender.pairings) u.in_force.push_back(!date || p.active_on(*date));
   return u;
+}
+
+// The same pairings in the same order: names and dates are found the same way in both.
+bool same_pairings(const Universe& a, const Universe& b) {
+  const std::vector<Pairing>& x = a.pairings();
+  const std::vector<Pairing>& y = b.pairings();
+  if (&x == &y) return true;
+  if (x.size() != y.size()) return false;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!same_pairing(x[i], y[i])) return false;
+  return true;
 }
 
 // The pairing whose name (person, else household head) is `name` with one character changed (a
@@ -1336,7 +1351,7 @@ Resolved resolve_each(std::string_view text, const std::vector<Occurrence>& occ,
     };
     narrow([&](std::size_t i) { return static_cast<bool>(u.in_force[i]); });
     if (grp.set.size() > 1)
-      narrow([&](std::size_t i) { return mentions_place_or_id(text, u.pairings[i]); });
+      narrow([&](std::size_t i) { return mentions_place_or_id(text, u.pairings()[i]); });
     groups.push_back(std::move(grp));
     g = h;
   }
@@ -1452,7 +1467,7 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
   // Names masked with letters, not spaces, so a clause does not end at a name.
   std::string lettered;
   for (int round = 0; round < 3; ++round) {
-    found_names = find_occurrences(text, uni.pairings);
+    found_names = find_occurrences(text, uni.pairings());
     masked = text;
     for (const Occurrence& o : found_names.kept)
       std::fill(masked.begin() + o.begin, masked.begin() + o.end, ' ');
@@ -1475,9 +1490,14 @@ Understanding understand_checkin(const std::string& text, const SenderContext& s
         date && date->status == DateToken::Status::Ok ? std::optional(date->date) : std::nullopt;
     if (round > 0 && d == uni_date) break;
     uni_date = d;
-    uni = universe_for(sender, d, today);
+    Universe next = universe_for(sender, d, today);
+    // Another round over the same pairings would find the same names and date (most
+    // messages: no date, or today's).
+    const bool settled = same_pairings(next, uni);
+    uni = std::move(next);
+    if (settled) break;
   }
-  const std::vector<Pairing>& pairings = uni.pairings;
+  const std::vector<Pairing>& pairings = uni.pairings();
   const std::vector<Occurrence>& occ = found_names.kept;
   const Findings found = scan(masked);
   std::optional<std::string_view> stranger = !occ.empty() ? std::nullopt
