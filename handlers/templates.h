@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -40,7 +41,14 @@ class Templates {
   static const std::vector<std::string>& reply_names();
 
  private:
+  // Copies of compiled templates between renders (see render). Shared by copies of this
+  // object, which hold the same compiled templates.
+  struct Spares {
+    std::mutex mu;
+    std::map<std::string, std::vector<kainjow::mustache::mustache>, std::less<>> by_name;
+  };
   std::map<std::string, kainjow::mustache::mustache> compiled_;
+  std::shared_ptr<Spares> spares_ = std::make_shared<Spares>();
 };
 
 /// Masks a beneficiary's name for the group chat: 王秀英 → 王*英, 李明 → 李*, 欧阳小明 → 欧**明.
