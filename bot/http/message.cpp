@@ -1,6 +1,7 @@
 #include "bot/http/message.h"
 
 #include <boost/beast/core/string.hpp>
+#include <boost/url/decode_view.hpp>
 #include <boost/url/parse.hpp>
 
 namespace bot::http {
@@ -19,7 +20,7 @@ std::string Request::param(std::string_view name) const {
   // 1.81, params_view::find() drops the view's space-as-plus option.)
   const boost::urls::encoding_opts plus_is_space(true);
   for (const auto& p : parsed->encoded_params())
-    if (p.key.decode(plus_is_space) == name)
+    if (boost::urls::decode_view(p.key, plus_is_space) == name)  // compared without a copy
       return p.has_value ? p.value.decode(plus_is_space) : "";
   return {};
 }

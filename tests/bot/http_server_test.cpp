@@ -42,6 +42,24 @@ struct Running {
 
 }  // namespace
 
+TEST_CASE("A query parameter is found by its decoded name, its value decoded", "[http]") {
+  const auto param = [](std::string target, std::string_view name) {
+    Request q;
+    q.target = target;
+    q.query = target.substr(target.find('?') + 1);
+    return q.param(name);
+  };
+  CHECK(param("/cb?msg_signature=ab12&timestamp=1765000000&nonce=n1", "timestamp") == "1765000000");
+  CHECK(param("/cb?a=x%2By+z", "a") == "x+y z");
+  CHECK(param("/cb?%61=1", "a") == "1");          // the name percent-encoded
+  CHECK(param("/cb?my+key=2", "my key") == "2");  // '+' in a name is a space too
+  CHECK(param("/cb?a=1&a=2", "a") == "1");        // the first one
+  CHECK(param("/cb?a&b=2", "a") == "");
+  CHECK(param("/cb?ab=1", "a") == "");
+  CHECK(param("/cb?a=1", "ab") == "");
+  CHECK(param("/cb?b=1", "a") == "");
+}
+
 TEST_CASE("routes, mounts, 404, 405 and a failing handler", "[http]") {
   Running r;
   r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
