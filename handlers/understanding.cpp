@@ -848,24 +848,32 @@ constexpr std::string_view kDoneWords[] = {
     "量了",   "送去了", "送了",     "聊了",     "补上了",   "补访了", "随访了", "辅导了",
     "服务了", "查了",   "打了电话", "通了电话", "联系上了", "接通了", "视频了"};
 
-bool contains_any(std::string_view s, const auto& words) {
-  return std::any_of(std::begin(words), std::end(words),
-                     [&](std::string_view w) { return has_word(s, w); });
+// Whether `s` holds one of `Words` (an array of words, static). The text is walked once, a
+// character at a time, and words are tried only where one of their first characters stands:
+// trying each word along the whole text was most of `happened`'s time.
+template <const auto& Words>
+bool contains_any(std::string_view s) {
+  static constexpr CharSet kFirst = CharSet::first_chars_of(Words);
+  for (std::size_t i = 0; i < s.size(); i += utf8_len(s, i))
+    if (kFirst.contains(utf8_at(s, i)))
+      for (std::string_view w : Words)
+        if (has_prefix(s.substr(i), w)) return true;
+  return false;
 }
 
 // Whether `text` asks something: it ends with 吗 or a question mark, or asks a count of visits
 // (几户, 几次); with no pairing named, also 多少, 吗 or a question mark anywhere. A note may
 // quote a question mid-text (问她低保领了多少), so a named message needs the stronger signs.
 bool asks(std::string_view text, bool named) {
-  constexpr std::string_view kCounts[] = {"几户", "几次", "几家", "几回"};
-  constexpr std::string_view kAnywhere[] = {"多少", "吗", "？", "?", "要不要"};
+  static constexpr std::string_view kCounts[] = {"几户", "几次", "几家", "几回"};
+  static constexpr std::string_view kAnywhere[] = {"多少", "吗", "？", "?", "要不要"};
   std::string_view t = text;
   while (!t.empty() &&
          (t.back() == ' ' || t.back() == '!' || t.ends_with("。") || t.ends_with("！")))
     t.remove_suffix(t.back() == ' ' || t.back() == '!' ? 1 : std::string_view("。").size());
-  if (t.ends_with("吗") || t.ends_with("？") || t.ends_with("?") || contains_any(t, kCounts))
+  if (t.ends_with("吗") || t.ends_with("？") || t.ends_with("?") || contains_any<kCounts>(t))
     return true;
-  return !named && contains_any(t, kAnywhere);
+  return !named && contains_any<kAnywhere>(t);
 }
 
 // A day written in a clause about another event (他家孩子17号考试, 月初刚领了低保, 她说前几天
@@ -882,8 +890,8 @@ bool other_event_day(std::string_view lettered, std::size_t at) {
     if (b <= at && at < e) cb = b, ce = e;
   });
   const std::string_view clause = lettered.substr(cb, ce - cb);
-  if (clause.find('x') != std::string_view::npos || !contains_any(clause, kEventWords) ||
-      contains_any(clause, kDoneWords))
+  if (clause.find('x') != std::string_view::npos || !contains_any<kEventWords>(clause) ||
+      contains_any<kDoneWords>(clause))
     return false;
   return !scan(clause).any_mode_word();
 }
@@ -892,7 +900,7 @@ bool other_event_day(std::string_view lettered, std::size_t at) {
 constexpr std::string_view kContactDone[] = {"去过", "去了", "看了", "看过", "见了", "见过",
                                              "来过", "到过", "看望", "探望", "去看"};
 bool says_contact(std::string_view clause) {
-  return scan(clause).any_mode_word() || contains_any(clause, kContactDone);
+  return scan(clause).any_mode_word() || contains_any<kContactDone>(clause);
 }
 
 // The clause of `lettered` that holds byte `at`.
@@ -920,8 +928,8 @@ constexpr std::string_view kCompletionMarks[] = {"了", "过", "已", "刚", "�
 
 // Still on the way, whatever else the clause says (已经在去王某家的路上了).
 bool on_the_way(std::string_view clause) {
-  constexpr std::string_view kGoing[] = {"正在去", "正要去", "正赶去", "正在赶去"};
-  return contains_any(clause, kGoing) || (clause.find("的路上") != std::string_view::npos &&
+  static constexpr std::string_view kGoing[] = {"正在去", "正要去", "正赶去", "正在赶去"};
+  return contains_any<kGoing>(clause) || (clause.find("的路上") != std::string_view::npos &&
                                           clause.find("去") != std::string_view::npos);
 }
 
@@ -947,7 +955,7 @@ bool says_completed(std::string_view clause) {
        {"了解", "过年", "过节", "不过", "难过", "过会", "过一会", "过几天", "过两天", "过去"})
     for (std::size_t at = c.find(w); at != std::string::npos; at = c.find(w))
       c.replace(at, w.size(), "  ");
-  return contains_any(c, kCompletionMarks);
+  return contains_any<kCompletionMarks>(c);
 }
 
 // 没服务成, 没测成, 未看成: 没/未, one to three characters, then 成 (not 成绩, 成为 …).
@@ -980,7 +988,7 @@ bool says_not_done(std::string_view clause) {
 Happened happened(std::string_view masked, bool past_dated) {
   bool missed = false, not_went = false, plan = false, call_failed = false, positive = false,
        in_person = false;
-  const bool contact = contains_any(masked, kContactWords);
+  const bool contact = contains_any<kContactWords>(masked);
   for_each_clause(masked, [&](std::size_t b, std::size_t e) {
     const std::string_view clause = masked.substr(b, e - b);
     bool negative = false, mode_word = false, person_word = false;
@@ -1017,9 +1025,9 @@ Happened happened(std::string_view masked, bool past_dated) {
     if (!negative && !past_dated &&
         (on_the_way(clause) || (says_intent(clause) && !says_completed(clause))))
       plan = negative = true;
-    if (!negative && (mode_word || contains_any(clause, kDoneWords))) {
+    if (!negative && (mode_word || contains_any<kDoneWords>(clause))) {
       positive = true;
-      in_person = in_person || person_word || contains_any(clause, kDoneWords);
+      in_person = in_person || person_word || contains_any<kDoneWords>(clause);
     }
   });
   // A call that did not get through is no contact, unless the helper then went in person.
@@ -1198,7 +1206,7 @@ ParseError question(std::string code, std::map<std::string, std::string> fields)
 struct Universe {
   const std::vector<Pairing>& pairings() const { return dated ? owned : *sender; }
   const std::vector<Pairing>* sender = nullptr;  // today's, when not dated
-  std::vector<Pairing> owned;  // dated: the visit day's, then today's others
+  std::vector<Pairing> owned;                    // dated: the visit day's, then today's others
   bool dated = false;
   std::vector<bool> in_force;
 };
@@ -1434,13 +1442,13 @@ void settle_second_day(const std::string& text, const std::string& masked,
   std::string rest = masked;
   std::fill(rest.begin() + date->begin, rest.begin() + date->end, ' ');
   const std::string_view first_clause = clause_at(lettered, date->begin);
-  const bool first_event = !says_contact(first_clause) && contains_any(first_clause, kEventWords);
+  const bool first_event = !says_contact(first_clause) && contains_any<kEventWords>(first_clause);
   while (const auto second = find_date(rest, today)) {
     std::fill(rest.begin() + second->begin, rest.begin() + second->end, ' ');
     if (second->status != DateToken::Status::Ok || second->date == date->date) continue;
     const std::string_view second_clause = clause_at(lettered, second->begin);
     if (second_clause.data() == first_clause.data()) continue;
-    if (contains_any(second_clause, kEventWords) && !says_contact(second_clause)) continue;
+    if (contains_any<kEventWords>(second_clause) && !says_contact(second_clause)) continue;
     if (first_event) {
       date = second;
       return;
