@@ -15,7 +15,7 @@ namespace {
 
 // The callback's JSON (the envelope, the message inside it, the answer) is read and written with
 // Boost.JSON, on the event loops, for every message: the four steps took 13.5 µs of CPU with
-// nlohmann's, 2.2 µs with Boost.JSON's (bench/json_bench.cpp, BENCHMARKS.md §9). nlohmann stays
+// nlohmann's, 2.2 µs with Boost.JSON's (bench/callback_bench.cpp, BENCHMARKS.md §9). nlohmann stays
 // where a message does not pass (config, CLI, the long connection's frames).
 namespace json = boost::json;
 using SteadyClock = std::chrono::steady_clock;

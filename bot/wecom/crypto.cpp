@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -137,6 +138,7 @@ WecomCrypto::WecomCrypto(std::string token, std::string_view encoding_aes_key,
     throw std::invalid_argument("EncodingAESKey does not decode to 32 bytes");
   }
   key_ = std::move(*key);
+  prefixes_ = std::make_shared<PrefixPool>();
   sha1_.reset(EVP_MD_fetch(nullptr, "SHA1", nullptr), EVP_MD_free);
   aes_.reset(EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr), EVP_CIPHER_free);
   if (!sha1_ || !aes_)
@@ -239,9 +241,30 @@ std::string WecomCrypto::random_prefix() {
   return out;
 }
 
+struct WecomCrypto::PrefixPool {
+  std::mutex mu;
+  std::array<unsigned char, 256 * kRandomBytes> bytes{};
+  std::size_t used = bytes.size();  // all handed out: fetch a new block first
+};
+
+std::string WecomCrypto::pooled_random_prefix() const {
+  std::lock_guard lock(prefixes_->mu);
+  auto& pool = *prefixes_;
+  if (pool.used == pool.bytes.size()) {
+    if (RAND_bytes(pool.bytes.data(), static_cast<int>(pool.bytes.size())) != 1)
+      throw std::runtime_error(openssl_error("RAND_bytes failed"));
+    pool.used = 0;
+  }
+  unsigned char* next = pool.bytes.data() + pool.used;
+  std::string out(reinterpret_cast<const char*>(next), kRandomBytes);
+  OPENSSL_cleanse(next, kRandomBytes);  // handed out once, not kept
+  pool.used += kRandomBytes;
+  return out;
+}
+
 std::string WecomCrypto::reply_envelope(std::string_view reply, long long timestamp,
                                         std::string_view nonce) const {
-  const std::string encrypted = encrypt(reply, random_prefix());
+  const std::string encrypted = encrypt(reply, pooled_random_prefix());
   // Field order as in the WeCom doc. Boost.JSON, as for the callback (bot/wecom/callback.cpp).
   // The nonce is the request's (letters and digits, checked by the caller).
   return boost::json::serialize(

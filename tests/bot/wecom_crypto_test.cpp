@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -375,6 +376,30 @@ TEST_CASE("encrypt and decrypt round-trip UTF-8, empty and block-aligned message
   CHECK(crypto.encrypt(msg, WecomCrypto::random_prefix()) != encrypted);
   CHECK(WecomCrypto(kToken, kKey, receive_id + "x").decrypt(encrypted).error ==
         CryptoError::ValidateReceiveId);
+}
+
+TEST_CASE("Reply envelopes each get fresh random bytes, across refills and threads", "[bot]") {
+  // The prefixes come 256 to a block: 2 × 400 envelopes cross three refills.
+  const WecomCrypto crypto(kToken, kKey, "");
+  std::vector<std::string> prefixes[2];
+  std::vector<int> bad(2, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 2; ++k)
+    threads.emplace_back([&, k] {
+      for (int i = 0; i < 400; ++i) {
+        const auto envelope =
+            nlohmann::json::parse(crypto.reply_envelope("已记下", 1765000000, "n1"));
+        const std::string encrypted = envelope.at("encrypt").get<std::string>();
+        if (crypto.decrypt(encrypted).message != "已记下") ++bad[k];
+        // AES-CBC with a fixed IV: the first block of ciphertext is the prefix's alone.
+        prefixes[k].push_back(bot::base64_decode(encrypted)->substr(0, 16));
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(bad == std::vector<int>{0, 0});
+  std::set<std::string> distinct(prefixes[0].begin(), prefixes[0].end());
+  distinct.insert(prefixes[1].begin(), prefixes[1].end());
+  CHECK(distinct.size() == 800);
 }
 
 TEST_CASE("encrypt insists on a 16-byte random prefix", "[bot]") {

@@ -1,6 +1,7 @@
-// The WeCom callback's JSON, per message: reading the envelope and the message in it, writing
-// the answer and the envelope around it. Boost.JSON (what bot/wecom does) against nlohmann/json
-// (what it did until 2026-12): see BENCHMARKS.md §9.
+// The WeCom callback's per-message work that is not HTTP, SQL or understanding: the JSON
+// (reading the envelope and the message in it, writing the answer and the envelope around it;
+// Boost.JSON, what bot/wecom does, against nlohmann/json, what it did until 2026-12) and the
+// random bytes of each reply. See BENCHMARKS.md §9.
 #include <benchmark/benchmark.h>
 
 #include <boost/json.hpp>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "bot/wecom/callback.h"
+#include "bot/wecom/crypto.h"
 
 namespace {
 
@@ -87,5 +89,17 @@ void BM_WriteEnvelope_Boost(benchmark::State& state) {
                                                    {"nonce", "n1234567"}}));
 }
 BENCHMARK(BM_WriteEnvelope_Boost);
+
+// A reply's 16 random bytes: RAND_bytes per reply (before) and cut from a pooled block (now).
+void BM_RandomPrefix_RandBytes(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(bot::WecomCrypto::random_prefix());
+}
+BENCHMARK(BM_RandomPrefix_RandBytes);
+
+void BM_RandomPrefix_Pooled(benchmark::State& state) {
+  const bot::WecomCrypto crypto("token", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "");
+  for (auto _ : state) benchmark::DoNotOptimize(crypto.pooled_random_prefix());
+}
+BENCHMARK(BM_RandomPrefix_Pooled);
 
 }  // namespace
