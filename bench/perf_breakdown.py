@@ -29,7 +29,7 @@ def report(*args):
 USER = [  # (bucket, regex on "dso symbol"), first match wins
     ("SQLite (user)", r"libsqlite3|sqlite3"),
     ("crypto: signature SHA-1, AES (OpenSSL)", r"libcrypto|sha1|aes|EVP_"),
-    ("JSON (nlohmann)", r"nlohmann|json"),
+    ("JSON (Boost.JSON on the callback since 2026-12-06, nlohmann elsewhere)", r"nlohmann|json"),
     ("understanding (handlers)", r"handlers::|understand|keyword|chinese_date"),
     ("templates (mustache)", r"mustache"),
     ("HTTP parsing and I/O code (httplib / Beast / Asio)", r"httplib|beast|asio"),
