@@ -54,14 +54,6 @@ constexpr bool has_suffix(std::string_view s, std::string_view w) noexcept {
   return s.size() >= w.size() && has_prefix(s.substr(s.size() - w.size()), w);
 }
 
-/// s.find(w) != npos, the same way.
-constexpr bool has_word(std::string_view s, std::string_view w) noexcept {
-  if (w.empty()) return true;
-  for (std::size_t i = 0; i + w.size() <= s.size(); ++i)
-    if (s[i] == w[0] && has_prefix(s.substr(i), w)) return true;
-  return false;
-}
-
 /// A set of characters given as a UTF-8 string ("王李张…"), decoded and sorted at compile time:
 /// a lookup is a binary search over code points, not a search through the string's bytes.
 class CharSet {
