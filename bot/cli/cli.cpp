@@ -292,7 +292,7 @@ int cmd_say(const Args& a, std::ostream& out, std::ostream& err) {
               {"from", {{"userid", from}}},
               {"msgtype", "text"},
               {"text", {{"content", "@" + config.bot_name + " " + join(a.positional, " ")}}}};
-  const std::string enc = crypto.encrypt(msg.dump(), WecomCrypto::random_prefix());
+  const std::string enc = crypto.encrypt(msg.dump(), crypto.random_prefix());
   const std::string ts = std::to_string(system_clock_seconds());
   const std::string nonce = std::to_string(rd());
   httplib::Client client(url);

@@ -318,7 +318,7 @@ int post(const Config& config, const std::vector<SimMessage>& messages, uint64_t
                       {"chatid", "simulate"},           {"chattype", "group"},
                       {"from", {{"userid", m.userid}}}, {"msgtype", "text"},
                       {"text", {{"content", m.text}}}};
-    const std::string enc = crypto.encrypt(msg.dump(), WecomCrypto::random_prefix());
+    const std::string enc = crypto.encrypt(msg.dump(), crypto.random_prefix());
     const std::string nonce = run + "x" + std::to_string(i);
     requests[i].path = "/wecom/callback?msg_signature=" + crypto.signature(ts, nonce, enc) +
                        "&timestamp=" + ts + "&nonce=" + nonce;

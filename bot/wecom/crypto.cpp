@@ -233,21 +233,13 @@ std::string WecomCrypto::encrypt(std::string_view msg, std::string_view random16
   return base64_encode(*cipher);
 }
 
-std::string WecomCrypto::random_prefix() {
-  std::string out(kRandomBytes, '\0');
-  if (RAND_bytes(bytes_of(out), static_cast<int>(out.size())) != 1) {
-    throw std::runtime_error(openssl_error("RAND_bytes failed"));
-  }
-  return out;
-}
-
 struct WecomCrypto::PrefixPool {
   std::mutex mu;
   std::array<unsigned char, 256 * kRandomBytes> bytes{};
   std::size_t used = bytes.size();  // all handed out: fetch a new block first
 };
 
-std::string WecomCrypto::pooled_random_prefix() const {
+std::string WecomCrypto::random_prefix() const {
   std::lock_guard lock(prefixes_->mu);
   auto& pool = *prefixes_;
   if (pool.used == pool.bytes.size()) {
@@ -264,7 +256,7 @@ std::string WecomCrypto::pooled_random_prefix() const {
 
 std::string WecomCrypto::reply_envelope(std::string_view reply, long long timestamp,
                                         std::string_view nonce) const {
-  const std::string encrypted = encrypt(reply, pooled_random_prefix());
+  const std::string encrypted = encrypt(reply, random_prefix());
   // Field order as in the WeCom doc. Boost.JSON, as for the callback (bot/wecom/callback.cpp).
   // The nonce is the request's (letters and digits, checked by the caller).
   return boost::json::serialize(

@@ -52,13 +52,11 @@ class WecomCrypto {
   /// Does not check the signature: call verify first.
   Decrypted decrypt(std::string_view encrypted) const;
   /// Encrypts msg with the given 16 random bytes (tests pass a fixed prefix; production passes
-  /// RAND_bytes output through `random_prefix()`).
+  /// `random_prefix()`).
   std::string encrypt(std::string_view msg, std::string_view random16) const;
-  /// 16 bytes from OpenSSL's RAND_bytes.
-  static std::string random_prefix();
-  /// 16 bytes from OpenSSL's RAND_bytes, cut from a block fetched for 256 of them: what
-  /// reply_envelope uses. Thread-safe.
-  std::string pooled_random_prefix() const;
+  /// 16 bytes from OpenSSL's RAND_bytes, cut from a block fetched for 256 of them.
+  /// Thread-safe.
+  std::string random_prefix() const;
 
   /// The JSON passive-reply envelope {"encrypt","msgsignature","timestamp","nonce"} for
   /// plaintext `reply`; timestamp is seconds, as a number.

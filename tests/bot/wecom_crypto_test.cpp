@@ -358,7 +358,7 @@ TEST_CASE("encrypt and decrypt round-trip UTF-8, empty and block-aligned message
   }));
   CAPTURE(why, msg.size(), receive_id);
   const WecomCrypto crypto(kToken, kKey, receive_id);
-  const std::string prefix = WecomCrypto::random_prefix();
+  const std::string prefix = crypto.random_prefix();
   REQUIRE(prefix.size() == 16);
 
   const std::string encrypted = crypto.encrypt(msg, prefix);
@@ -373,7 +373,7 @@ TEST_CASE("encrypt and decrypt round-trip UTF-8, empty and block-aligned message
   CHECK(d.message == msg);
 
   CHECK(crypto.encrypt(msg, prefix) == encrypted);
-  CHECK(crypto.encrypt(msg, WecomCrypto::random_prefix()) != encrypted);
+  CHECK(crypto.encrypt(msg, crypto.random_prefix()) != encrypted);
   CHECK(WecomCrypto(kToken, kKey, receive_id + "x").decrypt(encrypted).error ==
         CryptoError::ValidateReceiveId);
 }
