@@ -1204,10 +1204,9 @@ ParseError question(std::string code, std::map<std::string, std::string> fields)
 // The pairings a message may name: today's, and for a back-dated visit the visit date's.
 // `in_force[i]`: pairings[i] was in force on the visit's date.
 struct Universe {
-  const std::vector<Pairing>& pairings() const { return dated ? owned : *sender; }
-  const std::vector<Pairing>* sender = nullptr;  // today's, when not dated
-  std::vector<Pairing> owned;                    // dated: the visit day's, then today's others
-  bool dated = false;
+  const std::vector<Pairing>& pairings() const { return sender ? *sender : owned; }
+  const std::vector<Pairing>* sender = nullptr;  // today's; null for a back-dated visit
+  std::vector<Pairing> owned;                    // back-dated: that day's, then today's others
   std::vector<bool> in_force;
 };
 
@@ -1218,9 +1217,7 @@ bool same_pairing(const Pairing& a, const Pairing& b) {
 
 Universe universe_for(const SenderContext& sender, std::optional<Date> date, Date today) {
   Universe u;
-  u.sender = &sender.pairings;
   if (date && *date != today && sender.pairings_on) {
-    u.dated = true;
     u.owned = sender.pairings_on(*date);
     u.in_force.assign(u.owned.size(), true);
     for (const Pairing& p : sender.pairings) {
@@ -1232,6 +1229,7 @@ Universe universe_for(const SenderContext& sender, std::optional<Date> date, Dat
     }
     return u;
   }
+  u.sender = &sender.pairings;
   for (const Pairing& p : sender.pairings) u.in_force.push_back(!date || p.active_on(*date));
   return u;
 }
