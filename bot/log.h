@@ -28,8 +28,10 @@ class StreamLogger : public Logger {
   void log(std::string_view level, std::string_view event, Fields fields) override;
 
  private:
-  std::mutex mu_;
+  std::mutex mu_;  // guards out_ and the two below
   std::ostream& out_;
+  long long ts_second_ = -1;  // the unix second ts_text_ shows
+  std::string ts_text_;
 };
 
 }  // namespace bot
