@@ -153,10 +153,11 @@ class Store {
   /// time, then kept until the roster changes. Every roster change goes through import_roster,
   /// which writes an audit row with subject "roster" in its transaction; the cache is dropped
   /// when this process commits one (before import_roster returns) and when a lookup finds a
-  /// newer such row (an import by another process, e.g. `bangfu roster import`), so the next
-  /// message after a change sees it. pairings_of() and helper_name() answer from it. Costs one
-  /// indexed lookup of the audit table per call; never waits for the writer (WAL readers).
-  /// Thread-safe.
+  /// newer such row (an import by another process, e.g. `bangfu roster import`), so a message
+  /// after a change sees it. pairings_of() and helper_name() answer from it. Costs one
+  /// indexed lookup of the audit table, at most once a millisecond (calls within a millisecond
+  /// of that lookup share it: an import by another process is seen from 1 ms after its commit);
+  /// never waits for the writer (WAL readers). Thread-safe.
   std::shared_ptr<const HelperRoster> roster_of(const std::string& helper_id);
 
   // --- inbound messages ---------------------------------------------------------------------
