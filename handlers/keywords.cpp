@@ -438,12 +438,26 @@ static_assert(std::adjacent_find(kKeywords.begin(), kKeywords.end(),
                                  }) == kKeywords.end(),
               "duplicate keyword");
 
+// Which code points of the Basic Multilingual Plane begin a keyword, a bit each (8 KiB): most
+// characters of a message begin none, and one bit test turns them away where a binary search
+// over kFirst took nine comparisons.
+constexpr auto kStarts = [] {
+  std::array<std::uint64_t, 0x10000 / 64> bits{};
+  for (const char32_t c : kFirst) bits[c / 64] |= std::uint64_t{1} << (c % 64);
+  return bits;
+}();
+
+static_assert(kFirst.back() < 0x10000, "a keyword starts outside the BMP: widen kStarts");
+
 }  // namespace
 
 const Keyword* keyword_at(std::string_view text, std::size_t pos) {
+  // Every keyword starts with a Chinese character: a byte below 0x80 starts none.
+  if (static_cast<unsigned char>(text[pos]) < 0x80) return nullptr;
   const std::size_t len = utf8_len(text, pos);
-  if (len < 2) return nullptr;  // every keyword starts with a Chinese character
+  if (len < 2) return nullptr;
   const char32_t c = utf8_at(text, pos);
+  if (c >= 0x10000 || (kStarts[c / 64] >> (c % 64) & 1) == 0) return nullptr;
   const auto [lo, hi] = std::equal_range(kFirst.begin(), kFirst.end(), c);
   const std::string_view rest = text.substr(pos);
   const Keyword* best = nullptr;
