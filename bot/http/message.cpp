@@ -2,7 +2,7 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/url/decode_view.hpp>
-#include <boost/url/parse.hpp>
+#include <boost/url/parse_query.hpp>
 
 namespace bot::http {
 
@@ -14,12 +14,14 @@ std::optional<std::string> Request::header(std::string_view name) const {
 
 std::string Request::param(std::string_view name) const {
   if (query.empty()) return {};
-  auto parsed = boost::urls::parse_origin_form(target);
+  // The query alone: a callback looks up three parameters, and parsing the whole target for
+  // each was 3% of the event loops' time.
+  auto parsed = boost::urls::parse_query(query);
   if (!parsed) return {};
   // '+' reads as a space, as HTML forms send it. (Decoded here from the encoded view: in Boost
   // 1.81, params_view::find() drops the view's space-as-plus option.)
   const boost::urls::encoding_opts plus_is_space(true);
-  for (const auto& p : parsed->encoded_params())
+  for (const auto& p : *parsed)
     if (boost::urls::decode_view(p.key, plus_is_space) == name)  // compared without a copy
       return p.has_value ? p.value.decode(plus_is_space) : "";
   return {};
