@@ -308,6 +308,7 @@ void Dispatcher::handle_async(const storage::InboundMessage& message, LocalTime 
   const auto roster = store_.roster_of(m.userid);
   p->helper_name = roster->name;
   sender.known = roster->name.has_value();
+  sender.pairings.reserve(roster->pairings.size());
   for (const Pairing& pairing : roster->pairings)
     if (pairing.active_on(now.date())) sender.pairings.push_back(pairing);
   // A back-dated visit is checked against the pairings in force on its date. Those looked up
