@@ -30,6 +30,9 @@ namespace storage {
 /// transaction starts the WAL over. The WAL thus stays near tail_frames pages plus one pass's
 /// worth.
 ///
+/// The thread runs kThreadNice steps nicer than the thread that constructed this: a pass is
+/// never waited for, and it should not take a core from the writer.
+///
 /// Checkpoints decide nothing about durability: every commit has synced its WAL frames before
 /// returning. Construct after the writer connection is open and in WAL mode; destroy before it
 /// closes, with no transaction running on it.
@@ -48,6 +51,9 @@ class Checkpointer {
     uint64_t tail = 0;        // passes inside a commit
   };
   Counts counts();
+
+  /// How much nicer than the thread that constructs it the checkpointing thread runs.
+  static constexpr int kThreadNice = 5;
 
  private:
   static int on_commit(void* self, sqlite3* db, const char* schema, int frames);
