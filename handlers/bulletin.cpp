@@ -87,7 +87,9 @@ data num(int v) {
 
 // "4.5" for 45 tenths, "3" for 30.
 std::string tenths_text(int tenths) {
-  return std::to_string(tenths / 10) + (tenths % 10 ? "." + std::to_string(tenths % 10) : "");
+  std::string s = std::to_string(tenths / 10);
+  if (tenths % 10) s.append(".").append(std::to_string(tenths % 10));
+  return s;
 }
 
 // corrections: one per earlier posted period changed since (label, parts: word/count/more,

@@ -30,8 +30,10 @@ const Pairing* find_pairing(const std::vector<Pairing>& ps, int64_t id) {
 // sender's (ended since) is left unnamed: "12月3日 走访".
 std::string describe(const CheckinRecord& c, const SenderContext& sender, Date today) {
   const Pairing* p = find_pairing(sender.pairings, c.pairing_id);
-  return chinese_date(c.visit_date, today) + " " + std::string(mode_label(c.mode)) +
-         (p ? " " + masked_whom(*p) : std::string());
+  std::string s = chinese_date(c.visit_date, today);
+  s.append(" ").append(mode_label(c.mode));
+  if (p) s.append(" ").append(masked_whom(*p));
+  return s;
 }
 
 // Sets `key` to the first five, newest first (a question in the chat stays short), and

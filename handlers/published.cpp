@@ -190,7 +190,9 @@ std::string render_comparison(const Templates& templates, const PostedComparison
   using kainjow::mustache::data;
   data d;
   const LocalTime at{c.posted_at, now.utc_offset_seconds};
-  d.set("posted_at", at.iso().substr(0, 16).replace(10, 1, " "));
+  std::string posted_at = at.iso().substr(0, 16);  // "2026-12-01T09:00" → "2026-12-01 09:00"
+  posted_at[10] = ' ';
+  d.set("posted_at", posted_at);
   d.set("same", c.differences.empty());
   data lines{data::type::list};
   for (const auto& x : c.differences) {

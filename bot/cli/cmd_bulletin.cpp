@@ -443,7 +443,7 @@ Delivery::Delivery(const Config& config, storage::Store& store,
   p_ = std::make_unique<Parts>(config, store, templates, log, std::move(clock), fake, channel);
   std::string groups;
   for (const auto& g : delivery_groups(config))
-    groups += (groups.empty() ? "" : ",") + group_label(g.name);
+    groups.append(groups.empty() ? "" : ",").append(group_label(g.name));
   log.info("delivery_started", {{"channel", p_->channel.name()}, {"groups", groups}});
   p_->worker.start();
   p_->scheduler.start();

@@ -156,9 +156,10 @@ int cmd_checkin_list(const Args& a, std::ostream& out, std::ostream&) {
 // --- checkin void / add ------------------------------------------------------------------------
 
 std::string describe(const storage::CheckinRecord& c, const storage::Pairing* p) {
-  std::string s = "#" + std::to_string(c.id) + " " + c.visit_date.iso() + " " +
-                  std::string(handlers::mode_label(c.mode)) + " " + c.helper_id;
-  if (p) s += " → " + p->household_id + " " + p->display_name();
+  std::string s = "#";
+  s.append(std::to_string(c.id)).append(" ").append(c.visit_date.iso()).append(" ");
+  s.append(handlers::mode_label(c.mode)).append(" ").append(c.helper_id);
+  if (p) s.append(" → ").append(p->household_id).append(" ").append(p->display_name());
   return s;
 }
 
