@@ -2,11 +2,6 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
 
 #include "storage/thread_name.h"
 
@@ -90,14 +85,9 @@ int Checkpointer::on_commit(void* self, sqlite3* db, const char* schema, int fra
 
 void Checkpointer::run() {
   // Below the threads that answer: no one waits for a pass, while on a busy machine every moment
-  // the Store's writer waits for a core delays a whole group's answers (BENCHMARKS.md §9). On
-  // Linux the nice value is the calling thread's (who = its tid), not the process's. At +5 the
-  // thread still gets a third of the share of one at +0, several times what it needs; best
-  // effort, a failure leaves it where it was.
-  const auto self = static_cast<id_t>(gettid());
-  errno = 0;
-  if (const int nice = getpriority(PRIO_PROCESS, self); errno == 0)
-    (void)setpriority(PRIO_PROCESS, self, std::min(nice + kThreadNice, 19));
+  // the Store's writer waits for a core delays a whole group's answers (BENCHMARKS.md §9). At
+  // +5 the thread still gets a third of the share of one at +0, several times what it needs.
+  (void)renice_this_thread(kThreadNice);
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stopping_ || (wanted_ && !running_); });

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <future>
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -993,8 +994,14 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
     checkpointer_ = std::make_unique<Checkpointer>(path, *db_);
     for (size_t i = 0; i < kReaders; ++i) readers_.push_back(std::make_unique<Reader>(path));
   }
-  writer_ = std::thread([this] { writer_loop(); });
+  std::promise<int> niced;
+  std::future<int> nice = niced.get_future();
+  writer_ = std::thread([this, niced = std::move(niced)]() mutable {
+    niced.set_value(renice_this_thread(kWriterNiceSteps));
+    writer_loop();
+  });
   name_thread(writer_, "bangfu-writer");
+  writer_nice_ = nice.get();
 }
 
 Store::~Store() {

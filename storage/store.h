@@ -198,6 +198,14 @@ class Store {
   };
   CommitStats commit_stats();
 
+  /// The writer thread asks for this many nice steps fewer than the process's: every answer
+  /// waits for it in turn, and on a small machine it otherwise waited for a core among the event
+  /// loops (BENCHMARKS.md §9). Granted to root, to CAP_SYS_NICE, or by an RLIMIT_NICE that
+  /// reaches (the shipped systemd unit's LimitNICE=-10); otherwise it keeps the process's.
+  static constexpr int kWriterNiceSteps = -10;
+  /// The writer thread's nice value, as it set it on starting.
+  int writer_nice() const { return writer_nice_; }
+
   /// All check-ins whose visit_date is in [from, to], undone ones included.
   std::vector<CheckinRecord> checkins_between(Date from, Date to);
   /// The ledger export rows for month `m`, optionally one ledger, ordered by visit_date, id.
@@ -263,6 +271,7 @@ class Store {
   std::vector<Job> queue_;
   bool stopping_ = false;
   CommitStats stats_;
+  int writer_nice_ = 0;
   std::thread writer_;  // last member: started when everything above is ready
 };
 

@@ -127,7 +127,8 @@ int cmd_serve(const Args& a, std::ostream& out, std::ostream& err) {
   auto delivery = start_delivery(config, store, templates, log, link_channel.get());
   log.info("listening", {{"host", config.listen_host},
                          {"port", std::to_string(port)},
-                         {"database", config.database}});
+                         {"database", config.database},
+                         {"writer_nice", std::to_string(store.writer_nice())}});
   out << "bangfu listening on http://" << config.listen_host << ":" << port << std::endl;
 
   std::thread waiter([&] {

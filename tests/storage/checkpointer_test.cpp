@@ -2,26 +2,22 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include "storage/checkpointer.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/threads.h"
 
+using bangfu_test::own_nice;
 using bangfu_test::TempDir;
+using bangfu_test::thread_nice;
 using storage::Checkpointer;
 
 namespace {
@@ -102,36 +98,11 @@ TEST_CASE("the checkpointer copies the WAL back and it starts over under continu
   CHECK(db.execAndGet("SELECT count(*) FROM t").getInt() == commits + 1);
 }
 
-namespace {
-
-// The nice value of this process's thread named `name` (field 19 of /proc/self/task/TID/stat),
-// or nullopt if there is none.
-std::optional<int> thread_nice(const std::string& name) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string line;
-    if (!std::getline(comm, line) || line != name) continue;
-    std::ifstream stat(task.path() / "stat");
-    std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    // The name (field 2) is in parentheses and may hold spaces: count from after it.
-    std::istringstream rest(all.substr(all.rfind(')') + 2));
-    std::string field;
-    for (int i = 3; i < 19 && rest >> field;) ++i;
-    int nice = 0;
-    if (rest >> nice) return nice;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
 TEST_CASE("the checkpointer's thread runs nicer than the writer's", "[storage][wal]") {
   TempDir dir;
   const std::string path = dir.file("nice.db");
   SQLite::Database db = open_wal(path);
-  errno = 0;
-  const int own = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-  REQUIRE(errno == 0);
+  const int own = own_nice();
   Checkpointer checkpointer(path, db);
   // The thread lowers itself as it starts: wait for it (a state, not a time, is checked).
   std::optional<int> nice;
@@ -143,5 +114,5 @@ TEST_CASE("the checkpointer's thread runs nicer than the writer's", "[storage][w
   REQUIRE(nice);
   CHECK(*nice == std::min(own + Checkpointer::kThreadNice, 19));
   // This thread (the writer's, in the Store) keeps its own.
-  CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())) == own);
+  CHECK(own_nice() == own);
 }

@@ -3,6 +3,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 #include "storage/store.h"
 #include "tests/support/storage_seed.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/threads.h"
 
 using storage::AuditEntry;
 using storage::CheckinRecord;
@@ -39,7 +41,9 @@ using storage::ProblemStatus;
 using storage::SaveInbound;
 using storage::Store;
 
+using bangfu_test::own_nice;
 using bangfu_test::TempDir;
+using bangfu_test::thread_nice;
 
 namespace {
 
@@ -1048,4 +1052,22 @@ TEST_CASE(
   SQLite::Statement q(db, "SELECT msgid FROM inbound ORDER BY msgid");
   while (q.executeStep()) kept.push_back(q.getColumn(0).getString());
   CHECK(kept == std::vector<std::string>{"after", "first"});
+}
+
+TEST_CASE("the writer thread runs ten nice steps ahead of the process where that is allowed",
+          "[storage]") {
+  const int own = own_nice();
+  const int raised = std::clamp(own + Store::kWriterNiceSteps, -20, 19);
+  // Whether this process may raise a thread (root, CAP_SYS_NICE, RLIMIT_NICE): asked of a
+  // thread of its own, which then ends.
+  bool allowed = false;
+  std::thread probe(
+      [&] { allowed = setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), raised) == 0; });
+  probe.join();
+  TempDir dir;
+  Store store(dir.file("nice.db"));
+  CAPTURE(own, allowed);
+  CHECK(store.writer_nice() == (allowed ? raised : own));
+  CHECK(thread_nice("bangfu-writer") == store.writer_nice());
+  CHECK(own_nice() == own);  // the constructing thread keeps its own
 }
