@@ -98,7 +98,7 @@ TEST_CASE("the checkpointer copies the WAL back and it starts over under continu
   CHECK(db.execAndGet("SELECT count(*) FROM t").getInt() == commits + 1);
 }
 
-TEST_CASE("the checkpointer's thread runs nicer than the writer's", "[storage][wal]") {
+TEST_CASE("the checkpointer's thread runs nicer than the thread that made it", "[storage][wal]") {
   TempDir dir;
   const std::string path = dir.file("nice.db");
   SQLite::Database db = open_wal(path);
@@ -113,6 +113,6 @@ TEST_CASE("the checkpointer's thread runs nicer than the writer's", "[storage][w
   }
   REQUIRE(nice);
   CHECK(*nice == std::min(own + Checkpointer::kThreadNice, 19));
-  // This thread (the writer's, in the Store) keeps its own.
+  // This thread (the Store's constructing one) keeps its own.
   CHECK(own_nice() == own);
 }

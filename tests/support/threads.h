@@ -1,5 +1,6 @@
 #pragma once
-// This process's threads as Linux shows them in /proc: their nice values, by name or by id.
+// The nice values of this process's threads: the caller's, and another's by name as Linux shows
+// it in /proc.
 #include <sys/resource.h>
 #include <unistd.h>
 
