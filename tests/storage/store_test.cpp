@@ -43,6 +43,7 @@ using storage::Store;
 
 using bangfu_test::own_nice;
 using bangfu_test::TempDir;
+using bangfu_test::thread_names;
 using bangfu_test::thread_nice;
 
 namespace {
@@ -124,25 +125,15 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
 
 TEST_CASE("The Store's threads carry names an operator can tell apart", "[storage]") {
   // What top -H and ps -L show, and bench/ab.sh reports per thread.
-  const auto names = [] {
-    std::multiset<std::string> out;
-    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-      std::ifstream comm(task.path() / "comm");
-      std::string name;
-      std::getline(comm, name);
-      out.insert(name);
-    }
-    return out;
-  };
   TempDir dir;
-  CHECK(names().count("bangfu-writer") == 0);
+  CHECK(thread_names().count("bangfu-writer") == 0);
   {
     Store store(dir.file("bangfu.db"));
-    const auto now = names();
+    const auto now = thread_names();
     CHECK(now.count("bangfu-writer") == 1);
     CHECK(now.count("bangfu-ckpt") == 1);
   }
-  CHECK(names().count("bangfu-writer") == 0);
+  CHECK(thread_names().count("bangfu-writer") == 0);
 }
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
