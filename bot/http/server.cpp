@@ -9,7 +9,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -31,6 +30,19 @@ namespace beast = boost::beast;
 namespace bh = boost::beast::http;
 using tcp = net::ip::tcp;
 using error_code = boost::system::error_code;
+// Each event loop is an io_context run by one thread: a connection lives on one loop, so its
+// handlers never run concurrently without a strand, and the executor type is concrete (no
+// type-erased any_io_executor on every hand-off).
+using Executor = net::io_context::executor_type;
+using Socket = tcp::socket::rebind_executor<Executor>::other;
+using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
+
+std::vector<std::unique_ptr<net::io_context>> make_loops(int n) {
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  // Concurrency hint 1: each is run by one thread (others only post to it).
+  for (int i = 0; i < std::max(1, n); ++i) loops.push_back(std::make_unique<net::io_context>(1));
+  return loops;
+}
 
 std::string random_hex(int bytes) {
   std::random_device rd;
@@ -64,15 +76,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   Impl(ServerOptions o, Logger& l)
       : options(o),
         log(l),
-        ioc(std::max(1, o.io_threads)),
-        acceptor(net::make_strand(ioc)),
-        report_timer(ioc),
+        loops(make_loops(o.io_threads)),
+        acceptor(*loops[0]),
+        report_timer(*loops[0]),
         pool(static_cast<std::size_t>(std::max(1, o.workers))),
         rid_prefix(random_hex(4)) {}
 
   const ServerOptions options;
   Logger& log;
-  net::io_context ioc;
+  // One per io thread. The acceptor and the report timer live on the first; connections are
+  // dealt out in turn.
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  std::vector<net::executor_work_guard<Executor>> keep_running;  // from run() until stop()
+  std::size_t next_loop = 0;  // touched by the acceptor's handler only
   tcp::acceptor acceptor;
   net::steady_timer report_timer;
   net::thread_pool pool;
@@ -103,11 +119,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void schedule_report();
 };
 
-// One connection. Every member is touched only on the connection's strand (the executor of
-// stream_), except while a worker runs the handler on a copy of the request.
+// One connection. Every member is touched only on the connection's event loop (the executor of
+// stream_, run by one thread), except while a worker runs the handler on a copy of the request.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, std::shared_ptr<Server::Impl> server)
+  Session(Socket&& socket, std::shared_ptr<Server::Impl> server)
       : server_(std::move(server)), stream_(std::move(socket)) {
     error_code ec;
     const auto ep = stream_.socket().remote_endpoint(ec);
@@ -255,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     if (!admit(req)) return;
     net::post(server_->pool, [self = shared_from_this(), req = std::move(req), route,
-                              guard = net::make_work_guard(server_->ioc)]() mutable {
+                              guard = net::make_work_guard(stream_.get_executor())]() mutable {
       --self->server_->queued;
       Response res = self->handle(req, route);
       self->log_access(req, res.status);
@@ -281,7 +297,7 @@ class Session : public std::enable_shared_from_this<Session> {
     return true;
   }
 
-  // An async route: its handler runs here, on the connection's strand, and answers through a
+  // An async route: its handler runs here, on the connection's loop, and answers through a
   // Reply whenever its work is done (Reply::State below).
   void start_async(const Server::Impl::Route& route, Request req) {
     // Counted until answered: a request waiting for the Store's writer holds its memory and a
@@ -302,11 +318,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  public:
-  // For Reply (any thread): the answer goes out on this connection's strand.
+  // For Reply (any thread): the answer goes out on this connection's loop (at once if called
+  // there).
   template <class Fn>
-  void on_strand(Fn&& fn) {
+  void on_loop(Fn&& fn) {
     net::dispatch(stream_.get_executor(), std::forward<Fn>(fn));
   }
+  Executor executor() { return stream_.get_executor(); }
   void write_answer(Response res, const std::string& id) { write(std::move(res), id, keep_alive_); }
   Server::Impl& server() { return *server_; }
   void log_access(const std::string& rid, const std::string& method, const std::string& path,
@@ -399,10 +417,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Declared first, destroyed last: the last session may outlive the Server (its final reference
-  // dropped on the Store's writer thread at shutdown), and the stream's socket and strand must go
-  // while the io_context they belong to still exists.
+  // dropped on the Store's writer thread at shutdown), and the stream's socket must go while the
+  // io_context it belongs to still exists.
   std::shared_ptr<Server::Impl> server_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bh::request_parser<bh::string_body>> parser_;
   std::string remote_;
@@ -415,7 +433,7 @@ class Session : public std::enable_shared_from_this<Session> {
 // loop running until the request is answered.
 struct Reply::State {
   State(std::shared_ptr<Session> s, std::string rid, std::string m, std::string p)
-      : work(net::make_work_guard(s->server().ioc)),
+      : work(net::make_work_guard(s->executor())),
         session(std::move(s)),
         id(std::move(rid)),
         method(std::move(m)),
@@ -426,7 +444,7 @@ struct Reply::State {
     session->server().log.error("request_failed",
                                 {{"rid", id}, {"path", path}, {"error", "no answer"}});
     session->log_access(id, method, path, 500);
-    session->on_strand(
+    session->on_loop(
         [s = session, id = id] { s->write_answer(refusal(500, "internal error\n"), id); });
   }
   // True for the first answer only; the request leaves the queue then.
@@ -448,14 +466,14 @@ struct Reply::State {
     }
     return refusal(500, "internal error\n");
   }
-  // On the strand, once claimed.
+  // On the connection's loop, once claimed.
   void deliver(Response res) {
     session->log_access(id, method, path, res.status);
     session->write_answer(std::move(res), id);
   }
 
   // Released after the session is dropped: the event loop keeps running until then.
-  net::executor_work_guard<net::io_context::executor_type> work;
+  net::executor_work_guard<Executor> work;
   std::shared_ptr<Session> session;
   const std::string id, method, path;
   std::atomic<bool> answered{false};
@@ -463,13 +481,13 @@ struct Reply::State {
 
 void Reply::send(Response res) const {
   if (!state_->claim()) return;
-  state_->session->on_strand(
+  state_->session->on_loop(
       [state = state_, res = std::move(res)]() mutable { state->deliver(std::move(res)); });
 }
 
 void Reply::send_from(std::function<Response()> make) const {
   if (!state_->claim()) return;
-  state_->session->on_strand(
+  state_->session->on_loop(
       [state = state_, make = std::move(make)] { state->deliver(state->run_guarded(make)); });
 }
 
@@ -498,28 +516,32 @@ const Server::Impl::Route* Server::Impl::find(const std::string& method, const s
 }
 
 void Server::Impl::accept() {
-  acceptor.async_accept(
-      net::make_strand(ioc), [self = shared_from_this()](error_code ec, tcp::socket socket) {
-        if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
-        if (!ec) {
-          if (self->open.load() >= self->options.max_connections) {
-            ++self->counts.refused_connections;
-            error_code ignored;
-            socket.close(ignored);
-          } else {
-            ++self->open;
-            ++self->counts.accepted;
-            std::make_shared<Session>(std::move(socket), self)->start();
-          }
-        }
-        // Running out of descriptors (EMFILE) must not spin: accept again after a pause.
-        if (ec == net::error::no_descriptors) {
-          auto t = std::make_shared<net::steady_timer>(self->ioc, std::chrono::milliseconds(100));
-          t->async_wait([self, t](error_code) { self->accept(); });
-          return;
-        }
-        self->accept();
-      });
+  const std::size_t loop = next_loop++ % loops.size();
+  acceptor.async_accept(loops[loop]->get_executor(),
+                        [self = shared_from_this()](error_code ec, Socket socket) {
+                          if (ec == net::error::operation_aborted || !self->acceptor.is_open())
+                            return;
+                          if (!ec) {
+                            if (self->open.load() >= self->options.max_connections) {
+                              ++self->counts.refused_connections;
+                              error_code ignored;
+                              socket.close(ignored);
+                            } else {
+                              ++self->open;
+                              ++self->counts.accepted;
+                              std::make_shared<Session>(std::move(socket), self)->start();
+                            }
+                          }
+                          // Running out of descriptors (EMFILE) must not spin: accept again after a
+                          // pause.
+                          if (ec == net::error::no_descriptors) {
+                            auto t = std::make_shared<net::steady_timer>(
+                                self->acceptor.get_executor(), std::chrono::milliseconds(100));
+                            t->async_wait([self, t](error_code) { self->accept(); });
+                            return;
+                          }
+                          self->accept();
+                        });
 }
 
 // Logs what was refused or cut since the last report, if anything (the `http_limits` line).
@@ -583,7 +605,7 @@ int Server::bind(const std::string& host, int port) {
   error_code ec;
   const auto address = net::ip::make_address(host, ec);
   if (ec) {
-    tcp::resolver resolver(impl_->ioc);
+    tcp::resolver resolver(*impl_->loops[0]);
     auto results = resolver.resolve(host, std::to_string(port), ec);
     if (ec || results.empty()) return -1;
     return bind(results.begin()->endpoint().address().to_string(), port);
@@ -608,14 +630,16 @@ bool Server::run() {
   Impl& s = *impl_;
   if (!s.bound) return false;
   s.running = true;
+  // A loop with no connection yet must not return at once; stop() lets them go.
+  for (auto& loop : s.loops) s.keep_running.push_back(net::make_work_guard(*loop));
   net::dispatch(s.acceptor.get_executor(), [self = impl_] { self->accept(); });
   s.schedule_report();
   std::vector<std::thread> extra;
-  for (int i = 1; i < s.options.io_threads; ++i) {
-    extra.emplace_back([&s] { s.ioc.run(); });
+  for (std::size_t i = 1; i < s.loops.size(); ++i) {
+    extra.emplace_back([loop = s.loops[i].get()] { loop->run(); });
     storage::name_thread(extra.back(), "bangfu-io");
   }
-  s.ioc.run();
+  s.loops[0]->run();
   for (auto& t : extra) t.join();
   // Every handler posted its answer back before the io_context ran out of work.
   s.pool.join();
@@ -631,6 +655,9 @@ void Server::stop() {
     error_code ignored;
     self->acceptor.close(ignored);
     self->report_timer.cancel();
+    // No connection is accepted after this (the acceptor's handlers run on this loop): each loop
+    // may end once its connections have.
+    for (auto& guard : self->keep_running) guard.reset();
   });
   // Collected under the lock, shut outside it: the last reference to a session may be dropped
   // here, and its destructor takes the lock.

@@ -41,14 +41,15 @@ struct ServerCounters {
   uint64_t slow_closed = 0;          // a header or body not complete within its deadline
 };
 
-/// The HTTP/1.1 core: Boost.Beast over one Boost.Asio io_context run by `io_threads` threads.
-/// Each connection's state lives on its own strand and is read into its own buffer by Beast's
-/// parser, under the header and body limits and the idle, header and body deadlines; no socket
-/// is polled again until new bytes arrive (Asio's reactor). A request reaches a worker only
-/// when complete; the worker runs the handler (which may block) and posts the answer back to the
-/// connection's strand. An async route's handler runs on the strand itself and answers through a
-/// Reply from whichever thread finishes its work (message.h), with no worker in between. Keep-alive
-/// and pipelined requests are served in order. Refused, before a handler sees them: a
+/// The HTTP/1.1 core: Boost.Beast over `io_threads` Boost.Asio event loops (an io_context each,
+/// run by one thread); connections are dealt out to them in turn and stay on theirs. Each
+/// connection is read into its own buffer by Beast's parser, under the header and body limits
+/// and the idle, header and body deadlines; no socket is polled again until new bytes arrive
+/// (Asio's reactor). A request reaches a worker only when complete; the worker runs the handler
+/// (which may block) and posts the answer back to the connection's loop. An async route's
+/// handler runs on the loop itself and answers through a Reply from whichever thread finishes
+/// its work (message.h), with no worker in between. Keep-alive and pipelined requests are
+/// served in order. Refused, before a handler sees them: a
 /// POST/PUT/PATCH without Content-Length (411), any Transfer-Encoding (501), any Expect (417), a
 /// head over the limit (431), a declared body over the limit (413), an unparsable request (400); a
 /// full queue gets 503 with Retry-After: 1. Knows nothing of WeCom: policies live in the handlers
