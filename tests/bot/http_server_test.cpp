@@ -7,6 +7,7 @@
 #include <chrono>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -255,4 +256,41 @@ TEST_CASE("an async route answers from another thread, once; an unanswered one g
   CHECK(res->status == 200);
   CHECK(res->body == "from a worker\n");
   for (auto& t : answerers) t.join();
+}
+
+TEST_CASE("connections are dealt out to every event loop, and stop() ends them all", "[http]") {
+  bot::http::ServerOptions o;
+  o.io_threads = 2;
+  Running r(o);
+  // An async route runs on its connection's loop: the thread that runs it names the loop.
+  std::mutex mu;
+  std::set<std::thread::id> loops;
+  r.server.route_async("GET", "/where", [&](const Request&, bot::http::Reply reply) {
+    {
+      std::lock_guard lock(mu);
+      loops.insert(std::this_thread::get_id());
+    }
+    reply.send(Response::with(200, "here\n"));
+  });
+  r.start();
+  // Four keep-alive connections, each answered and then left open and idle.
+  std::vector<std::unique_ptr<httplib::Client>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<httplib::Client>("127.0.0.1", r.port));
+    clients.back()->set_keep_alive(true);
+    auto res = clients.back()->Get("/where");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+  }
+  {
+    std::lock_guard lock(mu);
+    CHECK(loops.size() == 2);
+  }
+  // Idle connections on both loops are closed and run() returns, well before any deadline
+  // (idle_timeout is 5 s).
+  const auto t0 = std::chrono::steady_clock::now();
+  r.server.stop();
+  r.thread.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  CHECK_FALSE(r.server.is_running());
 }
