@@ -115,6 +115,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::string next_id() { return rid_prefix + "-" + std::to_string(++rid_seq); }
   const Route* find(const std::string& method, const std::string& path, bool& path_known) const;
   void accept();
+  void on_accept(error_code ec, Socket socket);  // on the acceptor's loop
   void report(bool last);
   void schedule_report();
 };
@@ -516,32 +517,33 @@ const Server::Impl::Route* Server::Impl::find(const std::string& method, const s
 }
 
 void Server::Impl::accept() {
+  // Each connection goes to the next loop in turn, and stays there.
   const std::size_t loop = next_loop++ % loops.size();
   acceptor.async_accept(loops[loop]->get_executor(),
-                        [self = shared_from_this()](error_code ec, Socket socket) {
-                          if (ec == net::error::operation_aborted || !self->acceptor.is_open())
-                            return;
-                          if (!ec) {
-                            if (self->open.load() >= self->options.max_connections) {
-                              ++self->counts.refused_connections;
-                              error_code ignored;
-                              socket.close(ignored);
-                            } else {
-                              ++self->open;
-                              ++self->counts.accepted;
-                              std::make_shared<Session>(std::move(socket), self)->start();
-                            }
-                          }
-                          // Running out of descriptors (EMFILE) must not spin: accept again after a
-                          // pause.
-                          if (ec == net::error::no_descriptors) {
-                            auto t = std::make_shared<net::steady_timer>(
-                                self->acceptor.get_executor(), std::chrono::milliseconds(100));
-                            t->async_wait([self, t](error_code) { self->accept(); });
-                            return;
-                          }
-                          self->accept();
-                        });
+                        beast::bind_front_handler(&Impl::on_accept, shared_from_this()));
+}
+
+void Server::Impl::on_accept(error_code ec, Socket socket) {
+  if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+  if (!ec) {
+    if (open.load() >= options.max_connections) {
+      ++counts.refused_connections;
+      error_code ignored;
+      socket.close(ignored);
+    } else {
+      ++open;
+      ++counts.accepted;
+      std::make_shared<Session>(std::move(socket), shared_from_this())->start();
+    }
+  }
+  // Running out of descriptors (EMFILE) must not spin: accept again after a pause.
+  if (ec == net::error::no_descriptors) {
+    auto t = std::make_shared<net::steady_timer>(acceptor.get_executor(),
+                                                 std::chrono::milliseconds(100));
+    t->async_wait([self = shared_from_this(), t](error_code) { self->accept(); });
+    return;
+  }
+  accept();
 }
 
 // Logs what was refused or cut since the last report, if anything (the `http_limits` line).
