@@ -49,11 +49,10 @@ struct ServerCounters {
 /// (which may block) and posts the answer back to the connection's loop. An async route's
 /// handler runs on the loop itself and answers through a Reply from whichever thread finishes
 /// its work (message.h), with no worker in between. Keep-alive and pipelined requests are
-/// served in order. Refused, before a handler sees them: a
-/// POST/PUT/PATCH without Content-Length (411), any Transfer-Encoding (501), any Expect (417), a
-/// head over the limit (431), a declared body over the limit (413), an unparsable request (400); a
-/// full queue gets 503 with Retry-After: 1. Knows nothing of WeCom: policies live in the handlers
-/// mounted on it.
+/// served in order. Refused, before a handler sees them: a POST/PUT/PATCH without
+/// Content-Length (411), any Transfer-Encoding (501), any Expect (417), a head over the limit
+/// (431), a declared body over the limit (413), an unparsable request (400); a full queue gets
+/// 503 with Retry-After: 1. Knows nothing of WeCom: policies live in the handlers mounted on it.
 class Server {
  public:
   Server(ServerOptions options, Logger& log);
