@@ -102,13 +102,13 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   const std::string path = dir.file("bangfu.db");
   {
     Store store(path);
-    CHECK(store.schema_version() == 13);
+    CHECK(store.schema_version() == 14);
     CHECK(store.healthy());
     store.import_roster({pairing("u1", "H1")}, Date{2026, 1, 1});
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
-    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 13);
+    CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 14);
     CHECK(raw.execAndGet("PRAGMA journal_mode").getString() == "wal");
     for (const char* table : {"pairings", "inbound", "checkins", "audit"}) {
       CAPTURE(table);
@@ -116,7 +116,7 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
     }
   }
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
-  CHECK(again.schema_version() == 13);
+  CHECK(again.schema_version() == 14);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
 }
 
@@ -135,7 +135,7 @@ TEST_CASE("The Store's threads carry names an operator can tell apart", "[storag
 
 TEST_CASE("Store on :memory: is migrated", "[storage]") {
   Store store(":memory:");
-  CHECK(store.schema_version() == 13);
+  CHECK(store.schema_version() == 14);
   CHECK(store.healthy());
   CHECK(store.pairings_between(Date{2026, 1, 1}, Date{2026, 12, 31}).empty());
 }
@@ -160,7 +160,7 @@ TEST_CASE("Migration 12: a helper's latest check-in is one seek again", "[storag
         "PRAGMA user_version = 11;");
   }
   Store store(path);
-  CHECK(store.schema_version() == 13);
+  CHECK(store.schema_version() == 14);
   CHECK(store.transaction([](Store::Tx& tx) { return tx.last_active_checkin("u1", 0)->id; }) ==
         last);
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
@@ -176,6 +176,43 @@ TEST_CASE("Migration 12: a helper's latest check-in is one seek again", "[storag
   CHECK(steps ==
         "SEARCH checkins USING INDEX checkins_helper_received (helper_id=? AND "
         "received_at>?)\n");
+}
+
+TEST_CASE("Migration 14: a day's new check-ins go together at its end of the date index",
+          "[storage]") {
+  TempDir dir;
+  const std::string path = dir.file("v13.db");
+  {
+    Store store(path);
+    auto ps = seed(store, {pairing("u1", "H1"), pairing("u2", "H2")});
+    add(store, ps[1], "m1", Date{2026, 11, 2}, Mode::Visit, 100);
+    add(store, ps[0], "m2", Date{2026, 11, 2}, Mode::Phone, 200);
+  }
+  {
+    // Back to what version 13 left: pairing_id second.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec(
+        "DROP INDEX checkins_visit_cover; "
+        "CREATE INDEX checkins_visit_cover "
+        "  ON checkins (visit_date, pairing_id, mode, undone_at, received_at, status); "
+        "PRAGMA user_version = 13;");
+  }
+  Store store(path);
+  CHECK(store.schema_version() == 14);
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  std::vector<std::string> columns;
+  SQLite::Statement info(raw, "SELECT name FROM pragma_index_info('checkins_visit_cover')");
+  while (info.executeStep()) columns.push_back(info.getColumn(0).getString());
+  CHECK(columns == std::vector<std::string>{"visit_date", "received_at", "pairing_id", "mode",
+                                            "undone_at", "status"});
+  // Its entries of a day in the order they came, whatever their pairings.
+  SQLite::Statement day(raw,
+                        "SELECT msgid FROM checkins INDEXED BY checkins_visit_cover "
+                        "WHERE visit_date = '2026-11-02'");
+  std::vector<std::string> order;
+  while (day.executeStep()) order.push_back(day.getColumn(0).getString());
+  CHECK(order == std::vector<std::string>{"m1", "m2"});
+  CHECK(store.checkins_between(Date{2026, 11, 1}, Date{2026, 11, 30}).size() == 2);
 }
 
 namespace {
@@ -227,7 +264,7 @@ TEST_CASE("Migration 13 rebuilds inbound and checkins with the same rows, checks
     raw.exec("PRAGMA user_version = 12");
   }
   Store store(path);
-  CHECK(store.schema_version() == 13);
+  CHECK(store.schema_version() == 14);
   CHECK(rows_of(path) == before);
   {
     SQLite::Database raw(path, SQLite::OPEN_READONLY);
