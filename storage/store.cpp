@@ -550,16 +550,23 @@ BEGIN
     WHERE checkin_id = NEW.id AND status = 'open' AND changes = 0;
 END;
 )sql"},
-    // checkins_visit_cover had pairing_id second: within a day each new check-in went to its
-    // pairing's place among that day's rows, a page written per message once a day has many.
-    // None of its readers wants that order (they read a range of dates; the late-changes query
-    // tests received_at), so received_at comes second: a day's new check-ins go at the end of
-    // that day, with the rest of their group. Same columns, so every plan that read it alone
-    // still does.
+    // checkins_visit_cover and checkins_reports had pairing_id second: within a day each new
+    // check-in went to its pairing's place among that day's rows, a page written per message
+    // once a day has many. None of their readers wants that order (they read a range of dates;
+    // the late-changes query tests received_at), so received_at comes second: a day's new
+    // check-ins go at the end of that day, with the rest of their group. Same columns, so every
+    // plan that read them alone still does. checkins_problems_cover has had no reader since
+    // version 6 moved problems to their own table; it was still written for every check-in
+    // that reports one.
     {14, R"sql(
 DROP INDEX checkins_visit_cover;
 CREATE INDEX checkins_visit_cover
   ON checkins (visit_date, received_at, pairing_id, mode, undone_at, status);
+DROP INDEX checkins_reports;
+CREATE INDEX checkins_reports
+  ON checkins (visit_date, received_at, pairing_id, occasions, policies, undone_at)
+  WHERE undone_at IS NULL AND (occasions <> '[]' OR policies <> '[]');
+DROP INDEX checkins_problems_cover;
 )sql"},
 };
 

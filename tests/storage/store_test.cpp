@@ -189,22 +189,37 @@ TEST_CASE("Migration 14: a day's new check-ins go together at its end of the dat
     add(store, ps[0], "m2", Date{2026, 11, 2}, Mode::Phone, 200);
   }
   {
-    // Back to what version 13 left: pairing_id second.
+    // Back to what version 13 left: pairing_id second, and the problems' cover.
     SQLite::Database raw(path, SQLite::OPEN_READWRITE);
     raw.exec(
         "DROP INDEX checkins_visit_cover; "
         "CREATE INDEX checkins_visit_cover "
         "  ON checkins (visit_date, pairing_id, mode, undone_at, received_at, status); "
+        "DROP INDEX checkins_reports; "
+        "CREATE INDEX checkins_reports "
+        "  ON checkins (visit_date, pairing_id, occasions, policies, undone_at) "
+        "  WHERE undone_at IS NULL AND (occasions <> '[]' OR policies <> '[]'); "
+        "CREATE INDEX checkins_problems_cover ON checkins (visit_date, pairing_id, problems, "
+        "  undone_at) WHERE problems <> '[]' AND undone_at IS NULL; "
         "PRAGMA user_version = 13;");
   }
   Store store(path);
   CHECK(store.schema_version() == 14);
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
-  std::vector<std::string> columns;
-  SQLite::Statement info(raw, "SELECT name FROM pragma_index_info('checkins_visit_cover')");
-  while (info.executeStep()) columns.push_back(info.getColumn(0).getString());
-  CHECK(columns == std::vector<std::string>{"visit_date", "received_at", "pairing_id", "mode",
-                                            "undone_at", "status"});
+  const auto columns = [&](const char* index) {
+    std::vector<std::string> out;
+    SQLite::Statement info(raw, "SELECT name FROM pragma_index_info(?1)");
+    info.bind(1, index);
+    while (info.executeStep()) out.push_back(info.getColumn(0).getString());
+    return out;
+  };
+  CHECK(columns("checkins_visit_cover") == std::vector<std::string>{"visit_date", "received_at",
+                                                                    "pairing_id", "mode",
+                                                                    "undone_at", "status"});
+  CHECK(columns("checkins_reports") == std::vector<std::string>{"visit_date", "received_at",
+                                                                "pairing_id", "occasions",
+                                                                "policies", "undone_at"});
+  CHECK(columns("checkins_problems_cover").empty());
   // Its entries of a day in the order they came, whatever their pairings.
   SQLite::Statement day(raw,
                         "SELECT msgid FROM checkins INDEXED BY checkins_visit_cover "
@@ -274,7 +289,7 @@ TEST_CASE("Migration 13 rebuilds inbound and checkins with the same rows, checks
               .getInt() == 0);
     CHECK(raw.execAndGet("SELECT count(*) FROM sqlite_master WHERE tbl_name = 'checkins' AND "
                          "type IN ('index', 'trigger')")
-              .getInt() == 8);  // the UNIQUE key, six indexes, the trigger
+              .getInt() == 7);  // the UNIQUE key, five indexes, the trigger
   }
   // The checks and the keys hold as before.
   CheckinRecord bad;
