@@ -21,6 +21,7 @@ THREADS = [
     ("writer", r"^bangfu-writer$"),
     ("event loops", r"^bangfu(-io)?$"),
     ("checkpoint", r"^bangfu-ckpt$"),
+    ("log batches", r"^bangfu-log$"),
 ]
 
 # (stage, regex on one frame's symbol), first match over the stage list wins.

@@ -330,7 +330,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Server::Impl& server() { return *server_; }
   void log_access(const std::string& rid, const std::string& method, const std::string& path,
                   int status) {
-    server_->log.info(
+    server_->log.request(
         "http",
         {{"rid", rid}, {"method", method}, {"path", path}, {"status", std::to_string(status)}});
   }

@@ -474,11 +474,11 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
           return reply.send_from([failed, error = std::move(error)] { return failed(error); });
         // On the event loop: the log line and the encryption, off the writer's thread.
         reply.send_from([this, envelope, rid, id, from, outcome = std::move(outcome)] {
-          log_.info("message", {{"rid", rid},
-                                {"msgid", id},
-                                {"from", from},
-                                {"duplicate", outcome.duplicate ? "1" : "0"},
-                                {"recorded", outcome.recorded ? "1" : "0"}});
+          log_.request("message", {{"rid", rid},
+                                   {"msgid", id},
+                                   {"from", from},
+                                   {"duplicate", outcome.duplicate ? "1" : "0"},
+                                   {"recorded", outcome.recorded ? "1" : "0"}});
           return envelope(stream_reply(id, outcome.reply));
         });
       });
@@ -507,11 +507,11 @@ std::string answer_message(const CallbackMessage& msg, int64_t now, const std::s
     return dispatcher.service_answer("not_text");
   }
   const auto outcome = dispatcher.handle(in, storage::LocalTime{now, config.utc_offset_seconds});
-  log.info("message", {{"rid", rid},
-                       {"msgid", msg.msgid},
-                       {"from", msg.userid},
-                       {"duplicate", outcome.duplicate ? "1" : "0"},
-                       {"recorded", outcome.recorded ? "1" : "0"}});
+  log.request("message", {{"rid", rid},
+                          {"msgid", msg.msgid},
+                          {"from", msg.userid},
+                          {"duplicate", outcome.duplicate ? "1" : "0"},
+                          {"recorded", outcome.recorded ? "1" : "0"}});
   return outcome.reply;
 }
 
