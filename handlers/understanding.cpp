@@ -933,16 +933,18 @@ bool on_the_way(std::string_view clause) {
                                           clause.find("去") != std::string_view::npos);
 }
 
+// Walked once, a character at a time, as contains_any does: a search of the clause for each of
+// the 44 words was 8% of the understanding's time, and every clause of every message gets here.
 bool says_intent(std::string_view clause) {
-  for (std::string_view w : kIntentWords) {
-    for (std::size_t at = clause.find(w); at != std::string_view::npos;
-         at = clause.find(w, at + 1)) {
-      const std::string_view head = clause.substr(0, at);
-      if (std::any_of(std::begin(kNotIntentHeads), std::end(kNotIntentHeads),
-                      [&](std::string_view h) { return has_suffix(head, h); }))
-        continue;
-      return true;
-    }
+  static constexpr CharSet kFirst = CharSet::first_chars_of(kIntentWords);
+  for (std::size_t at = 0; at < clause.size(); at += utf8_len(clause, at)) {
+    if (!kFirst.contains(utf8_at(clause, at))) continue;
+    const std::string_view head = clause.substr(0, at), rest = clause.substr(at);
+    if (std::any_of(std::begin(kNotIntentHeads), std::end(kNotIntentHeads),
+                    [&](std::string_view h) { return has_suffix(head, h); }))
+      continue;
+    for (std::string_view w : kIntentWords)
+      if (has_prefix(rest, w)) return true;
   }
   return false;
 }
