@@ -43,7 +43,7 @@ STAGES = [
     ("base64", r"EVP_Decode|EVP_Encode|base64"),
     ("JSON", r"boost::json|nlohmann|json::"),
     ("roster lookup (roster_of)", r"roster_of"),
-    ("logging", r"bot::Logger::"),
+    ("logging", r"bot::(Stream)?Logger::"),
     ("socket write (sendmsg, the answer)", r"sendmsg|writev|__x64_sys_write"),
     ("socket read (recvmsg)", r"recvmsg|readv|__x64_sys_read"),
     ("HTTP parsing (Beast)", r"basic_parser"),
