@@ -122,8 +122,17 @@ test('commands and errors answer in Chinese', async () => {
   assert.equal(undone.undone, true, 'undo marks the last check-in undone, keeps it');
 });
 
-test('SIGTERM drains and exits 0', async () => {
+test('SIGTERM drains and exits 0, with every request line written', async () => {
   server.child.kill('SIGTERM');
   const { code } = await server.exited;
   assert.equal(code, 0);
+  // The service holds request lines up to 20 ms to write them together: by the time it has
+  // exited, each message's line and its request's line are out, before the last line.
+  const lines = server.log().trimEnd().split('\n');
+  const rid = (l) => / rid=(\S+)/.exec(l)?.[1];
+  const messages = lines.filter((l) => / event=message /.test(l)).map(rid);
+  const requests = new Set(lines.filter((l) => / event=http .*path=\/wecom\/callback status=200$/.test(l)).map(rid));
+  assert.ok(messages.length >= 5, `${messages.length} message lines`);
+  for (const r of messages) assert.ok(requests.has(r), `no request line for message ${r}`);
+  assert.match(lines.at(-1), / event=stopped /);
 });
