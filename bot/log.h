@@ -33,8 +33,9 @@ class Logger {
 /// With a `batch` interval above zero, request() lines are held and written together at most
 /// `batch` after the first of them, by a thread of the logger's own; any other line first writes
 /// what is held, then itself, at once. Under load that is one write for hundreds of lines instead
-/// of two per message (about 5% of the service's CPU, BENCHMARKS.md §9). What is held when the
-/// logger is destroyed is written then; a crash loses at most the last `batch` of request lines.
+/// of two per message (those two were 4.7% of the service's CPU in a profile, BENCHMARKS.md §9).
+/// What is held when the logger is destroyed is written then; a crash loses the request lines
+/// still held (those of the last `batch`, never more than 256 KiB).
 class StreamLogger : public Logger {
  public:
   explicit StreamLogger(std::ostream& out, std::chrono::milliseconds batch = {});
