@@ -136,6 +136,16 @@ std::string text_reply(const std::string& content) {
       json::object{{"msgtype", "text"}, {"text", json::object{{"content", json_text(content)}}}});
 }
 
+// The line for each text message handled, in callback and long-connection mode alike.
+void log_message(Logger& log, const std::string& rid, const std::string& msgid,
+                 const std::string& from, const handlers::Outcome& outcome) {
+  log.request("message", {{"rid", rid},
+                          {"msgid", msgid},
+                          {"from", from},
+                          {"duplicate", outcome.duplicate ? "1" : "0"},
+                          {"recorded", outcome.recorded ? "1" : "0"}});
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -474,11 +484,7 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
           return reply.send_from([failed, error = std::move(error)] { return failed(error); });
         // On the event loop: the log line and the encryption, off the writer's thread.
         reply.send_from([this, envelope, rid, id, from, outcome = std::move(outcome)] {
-          log_.request("message", {{"rid", rid},
-                                   {"msgid", id},
-                                   {"from", from},
-                                   {"duplicate", outcome.duplicate ? "1" : "0"},
-                                   {"recorded", outcome.recorded ? "1" : "0"}});
+          log_message(log_, rid, id, from, outcome);
           return envelope(stream_reply(id, outcome.reply));
         });
       });
@@ -507,11 +513,7 @@ std::string answer_message(const CallbackMessage& msg, int64_t now, const std::s
     return dispatcher.service_answer("not_text");
   }
   const auto outcome = dispatcher.handle(in, storage::LocalTime{now, config.utc_offset_seconds});
-  log.request("message", {{"rid", rid},
-                          {"msgid", msg.msgid},
-                          {"from", msg.userid},
-                          {"duplicate", outcome.duplicate ? "1" : "0"},
-                          {"recorded", outcome.recorded ? "1" : "0"}});
+  log_message(log, rid, msg.msgid, msg.userid, outcome);
   return outcome.reply;
 }
 
