@@ -939,12 +939,13 @@ bool says_intent(std::string_view clause) {
   static constexpr CharSet kFirst = CharSet::first_chars_of(kIntentWords);
   for (std::size_t at = 0; at < clause.size(); at += utf8_len(clause, at)) {
     if (!kFirst.contains(utf8_at(clause, at))) continue;
-    const std::string_view head = clause.substr(0, at), rest = clause.substr(at);
-    if (std::any_of(std::begin(kNotIntentHeads), std::end(kNotIntentHeads),
-                    [&](std::string_view h) { return has_suffix(head, h); }))
+    const std::string_view rest = clause.substr(at), head = clause.substr(0, at);
+    if (std::none_of(std::begin(kIntentWords), std::end(kIntentWords),
+                     [&](std::string_view w) { return has_prefix(rest, w); }))
       continue;
-    for (std::string_view w : kIntentWords)
-      if (has_prefix(rest, w)) return true;
+    if (std::none_of(std::begin(kNotIntentHeads), std::end(kNotIntentHeads),
+                     [&](std::string_view h) { return has_suffix(head, h); }))
+      return true;
   }
   return false;
 }
