@@ -348,10 +348,11 @@ int HttpServer::check_replay(const std::string& timestamp, const std::string& no
 
 http::Response HttpServer::get_callback(const http::Request& req) {
   const std::string& rid = req.id;
-  const std::string sig = req.param("msg_signature");
-  const std::string ts = req.param("timestamp");
-  const std::string nonce = req.param("nonce");
-  std::string echostr = req.param("echostr");
+  auto params = req.params({"msg_signature", "timestamp", "nonce", "echostr"});
+  const std::string& sig = params[0];
+  const std::string& ts = params[1];
+  const std::string& nonce = params[2];
+  std::string& echostr = params[3];
   // A proxy may turn '+' into a space on the way (docs/protocols.md "Callback crypto"); base64 has
   // no spaces.
   for (char& c : echostr)
@@ -375,9 +376,10 @@ http::Response HttpServer::get_callback(const http::Request& req) {
 void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
   const std::string& rid = req.id;
   const int64_t now = clock_();
-  const std::string sig = req.param("msg_signature");
-  const std::string ts = req.param("timestamp");
-  const std::string nonce = req.param("nonce");
+  const auto params = req.params({"msg_signature", "timestamp", "nonce"});
+  const std::string& sig = params[0];
+  const std::string& ts = params[1];
+  const std::string& nonce = params[2];
   auto reject = [&](int status, const char* reason) {
     log_.warn("callback_rejected", {{"rid", rid}, {"reason", reason}});
     reply.send(plain(status, status == 401 ? "unauthorized\n" : "bad request\n"));

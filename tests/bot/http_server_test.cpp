@@ -61,6 +61,23 @@ TEST_CASE("A query parameter is found by its decoded name, its value decoded", "
   CHECK(param("/cb?b=1", "a") == "");
 }
 
+TEST_CASE("Several query parameters from one pass, as param() finds each", "[http]") {
+  const auto params = [](std::string target, std::initializer_list<std::string_view> names) {
+    Request q;
+    q.query = target.substr(target.find('?') + 1);
+    return q.params(names);
+  };
+  using V = std::vector<std::string>;
+  // In the order asked, whatever the query's order; absent ones "".
+  CHECK(params("/cb?nonce=n1&timestamp=1765000000&msg_signature=ab12",
+               {"msg_signature", "timestamp", "nonce", "echostr"}) ==
+        V{"ab12", "1765000000", "n1", ""});
+  CHECK(params("/cb?a=1&a=2&b=3", {"a", "b"}) == V{"1", "3"});       // the first of each
+  CHECK(params("/cb?%61=x%2By+z&b", {"b", "a"}) == V{"", "x+y z"});  // decoded, no value
+  CHECK(params("/cb?a=1", {"a", "a"}) == V{"1", "1"});               // a name asked twice
+  CHECK(params("/cb?", {"a"}) == V{""});
+}
+
 TEST_CASE("routes, mounts, 404, 405 and a failing handler", "[http]") {
   Running r;
   r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
