@@ -341,8 +341,11 @@ int HttpServer::check_replay(const std::string& timestamp, const std::string& no
   // An entry is needed only while its timestamp is still fresh: after that a replay is refused
   // as stale anyway.
   seen_.erase(seen_.begin(), seen_.lower_bound(now - skew));
-  auto [it, inserted] = seen_[ts].try_emplace(nonce, signature);
-  if (inserted || it->second == signature) return 0;  // new, or the same request again
+  // The caller has checked the signature's shape: 40 hex digits.
+  std::array<char, 40> sig{};
+  signature.copy(sig.data(), sig.size());
+  auto [it, inserted] = seen_[ts].try_emplace(nonce, sig);
+  if (inserted || it->second == sig) return 0;  // new, or the same request again
   return 401;
 }
 

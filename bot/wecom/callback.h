@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -167,8 +168,9 @@ class HttpServer {
   std::mutex replay_mu_;
   // timestamp → nonce → signature, for every callback whose timestamp is still fresh. By
   // timestamp, so that forgetting the stale ones drops whole seconds instead of walking every
-  // entry (at 3,000 callbacks/s and a skew of 300 s the map holds about a million).
-  std::map<int64_t, std::unordered_map<std::string, std::string>> seen_;
+  // entry (at 3,000 callbacks/s and a skew of 300 s the map holds about a million). The
+  // signature is 40 hex digits (is_signature_shape), kept in the node: no allocation of its own.
+  std::map<int64_t, std::unordered_map<std::string, std::array<char, 40>>> seen_;
 };
 
 }  // namespace bot
