@@ -161,6 +161,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // pipelined request is).
   void wait_for_request() {
     if (server_->stopping) return close();
+    head_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
@@ -253,6 +254,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto msg = parser_->release();
     parser_.reset();
     keep_alive_ = msg.keep_alive() && ++served_ < server_->options.keep_alive_max;
+    head_ = msg.method() == bh::verb::head;
 
     Request req;
     req.method = std::string(msg.method_string());
@@ -370,6 +372,9 @@ class Session : public std::enable_shared_from_this<Session> {
     out->body() = std::move(res.body);
     out->keep_alive(keep_alive);
     out->prepare_payload();
+    // The answer to a HEAD is the head a GET would get, Content-Length included, and nothing
+    // after it (RFC 9110 9.3.2): a body here would be read as the start of the next response.
+    if (head_) out->body().clear();
     stream_.expires_after(server_->options.write_timeout);
     bh::async_write(stream_, *out,
                     [self = shared_from_this(), out, keep_alive](error_code ec, std::size_t) {
@@ -384,6 +389,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // for a while, since closing with unread input would reset the connection before the client
   // has read the answer.
   void refuse(int status, const char* body, std::string id = {}) {
+    // A HEAD refused before its head was read is not known to be one: its answer has a body.
+    if (parser_ && parser_->is_header_done()) head_ = parser_->get().method() == bh::verb::head;
     parser_.reset();
     busy_ = true;
     write(refusal(status, body), id.empty() ? server_->next_id() : id, false);
@@ -427,6 +434,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   int served_ = 0;
   bool keep_alive_ = true;
+  bool head_ = false;  // the request being answered is a HEAD
   bool busy_ = false;  // a request is being served (or a refusal written)
 };
 
@@ -508,6 +516,9 @@ void Reply::on_worker(std::function<void()> work) const {
 const Server::Impl::Route* Server::Impl::find(const std::string& method, const std::string& path,
                                               bool& path_known) const {
   if (auto it = routes.find({method, path}); it != routes.end()) return &it->second;
+  // A HEAD without a route of its own is the GET's (its body is dropped when written).
+  if (method == "HEAD")
+    if (auto it = routes.find({"GET", path}); it != routes.end()) return &it->second;
   for (const auto& [key, h] : routes)
     if (key.second == path) path_known = true;
   if (path_known) return nullptr;

@@ -52,7 +52,9 @@ struct ServerCounters {
 /// served in order. Refused, before a handler sees them: a POST/PUT/PATCH without
 /// Content-Length (411), any Transfer-Encoding (501), any Expect (417), a head over the limit
 /// (431), a declared body over the limit (413), an unparsable request (400); a full queue gets
-/// 503 with Retry-After: 1. Knows nothing of WeCom: policies live in the handlers mounted on it.
+/// 503 with Retry-After: 1. A HEAD without a route of its own goes to the GET route of its path,
+/// and no answer to a HEAD carries a body (its Content-Length is the body's that was dropped).
+/// Knows nothing of WeCom: policies live in the handlers mounted on it.
 class Server {
  public:
   Server(ServerOptions options, Logger& log);

@@ -311,3 +311,74 @@ TEST_CASE("connections are dealt out to every event loop, and stop() ends them a
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
   CHECK_FALSE(r.server.is_running());
 }
+
+namespace {
+
+// Writes `bytes` on one connection and reads until the server closes it (or 5 s pass): every
+// byte the server sent, in order.
+std::string exchange(int port, const std::string& bytes) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::socket s(ioc);
+  s.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
+  net::write(s, net::buffer(bytes));
+  s.non_blocking(true);
+  std::string out;
+  char buf[4096];
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
+    boost::system::error_code ec;
+    const auto n = s.read_some(net::buffer(buf), ec);
+    if (ec == net::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      continue;
+    }
+    if (ec) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on", "[http]") {
+  Running r;
+  r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.server.route("POST", "/only-post", [](const Request&) { return Response::with(200, "p\n"); });
+  r.server.mount("/office/", [](const Request& q) {
+    return Response::with(200, "office page for " + q.method + "\n");
+  });
+  r.start();
+  // Pipelined on one keep-alive connection: a body sent after any HEAD's head would be read as
+  // the start of the next answer.
+  const std::string got = exchange(r.port,
+                                   "HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                                   "HEAD /nowhere HTTP/1.1\r\nHost: a\r\n\r\n"
+                                   "HEAD /only-post HTTP/1.1\r\nHost: a\r\n\r\n"
+                                   "HEAD /office/x HTTP/1.1\r\nHost: a\r\n\r\n"
+                                   "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  std::vector<std::string> answers;
+  for (std::size_t at = got.find("HTTP/1.1 "); at != std::string::npos;) {
+    const std::size_t next = got.find("HTTP/1.1 ", at + 1);
+    answers.push_back(got.substr(at, next == std::string::npos ? std::string::npos : next - at));
+    at = next;
+  }
+  REQUIRE(answers.size() == 5);
+  CHECK(got.starts_with("HTTP/1.1 200 OK\r\n"));
+  // The head a GET gets, Content-Length included, and nothing after the blank line.
+  CHECK(answers[0].find("Content-Length: 3\r\n") != std::string::npos);
+  CHECK(answers[0].ends_with("\r\n\r\n"));
+  CHECK(answers[1].starts_with("HTTP/1.1 404 "));
+  CHECK(answers[1].find("Content-Length: 10\r\n") != std::string::npos);
+  CHECK(answers[1].ends_with("\r\n\r\n"));
+  CHECK(answers[2].starts_with("HTTP/1.1 405 "));
+  CHECK(answers[2].ends_with("\r\n\r\n"));
+  // A mount sees the HEAD as it is and answers as for a GET; the body is dropped all the same.
+  CHECK(answers[3].starts_with("HTTP/1.1 200 "));
+  CHECK(answers[3].find("Content-Length: 21\r\n") != std::string::npos);
+  CHECK(answers[3].ends_with("\r\n\r\n"));
+  // The GET after them gets its body.
+  CHECK(answers[4].starts_with("HTTP/1.1 200 "));
+  CHECK(answers[4].ends_with("\r\n\r\nok\n"));
+  CHECK(r.server.counters().requests == 5);
+}
