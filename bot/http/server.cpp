@@ -12,6 +12,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -52,6 +53,24 @@ std::string random_hex(int bytes) {
     const unsigned v = rd() & 0xff;
     out += kHex[v >> 4];
     out += kHex[v & 15];
+  }
+  return out;
+}
+
+// A request target as a path and query. A client may send the absolute form
+// (`POST http://host/wecom/callback?… HTTP/1.1`), which a server must accept (RFC 9112 3.2.2);
+// handlers see the same "/path?query" either way. Any other form is passed on as it came.
+std::string origin_form(std::string_view target) {
+  if (target.empty() || target.front() == '/') return std::string(target);
+  const auto url = boost::urls::parse_absolute_uri(target);
+  if (!url || (url->scheme_id() != boost::urls::scheme::http &&
+               url->scheme_id() != boost::urls::scheme::https))
+    return std::string(target);
+  std::string out(url->encoded_path());
+  if (out.empty()) out = "/";
+  if (url->has_query()) {
+    out += '?';
+    out += url->encoded_query();
   }
   return out;
 }
@@ -258,7 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     Request req;
     req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
+    req.target = origin_form(msg.target());
     const auto q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string::npos) req.query = req.target.substr(q + 1);

@@ -54,6 +54,7 @@ struct ServerCounters {
 /// (431), a declared body over the limit (413), an unparsable request (400); a full queue gets
 /// 503 with Retry-After: 1. A HEAD without a route of its own goes to the GET route of its path,
 /// and no answer to a HEAD carries a body (its Content-Length is the body's that was dropped).
+/// A target in absolute form (`http://host/path?query`) is handled as its path and query.
 /// Knows nothing of WeCom: policies live in the handlers mounted on it.
 class Server {
  public:

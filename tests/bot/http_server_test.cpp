@@ -339,6 +339,17 @@ std::string exchange(int port, const std::string& bytes) {
   return out;
 }
 
+// The answers in what exchange() read, each from its status line to the next one's.
+std::vector<std::string> answers_in(const std::string& got) {
+  std::vector<std::string> answers;
+  for (std::size_t at = got.find("HTTP/1.1 "); at != std::string::npos;) {
+    const std::size_t next = got.find("HTTP/1.1 ", at + 1);
+    answers.push_back(got.substr(at, next == std::string::npos ? std::string::npos : next - at));
+    at = next;
+  }
+  return answers;
+}
+
 }  // namespace
 
 TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on", "[http]") {
@@ -357,12 +368,7 @@ TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on"
                                    "HEAD /only-post HTTP/1.1\r\nHost: a\r\n\r\n"
                                    "HEAD /office/x HTTP/1.1\r\nHost: a\r\n\r\n"
                                    "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-  std::vector<std::string> answers;
-  for (std::size_t at = got.find("HTTP/1.1 "); at != std::string::npos;) {
-    const std::size_t next = got.find("HTTP/1.1 ", at + 1);
-    answers.push_back(got.substr(at, next == std::string::npos ? std::string::npos : next - at));
-    at = next;
-  }
+  const std::vector<std::string> answers = answers_in(got);
   REQUIRE(answers.size() == 5);
   CHECK(got.starts_with("HTTP/1.1 200 OK\r\n"));
   // The head a GET gets, Content-Length included, and nothing after the blank line.
@@ -381,4 +387,29 @@ TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on"
   CHECK(answers[4].starts_with("HTTP/1.1 200 "));
   CHECK(answers[4].ends_with("\r\n\r\nok\n"));
   CHECK(r.server.counters().requests == 5);
+}
+
+TEST_CASE("a target in absolute form reaches the route of its path, its query intact", "[http]") {
+  Running r;
+  r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.server.route("POST", "/echo", [](const Request& q) {
+    return Response::with(200, q.target + " " + q.path + " " + q.param("a") + "\n");
+  });
+  r.start();
+  const std::string got =
+      exchange(r.port,
+               "GET http://127.0.0.1/healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+               "POST HTTPS://bot.example:8443/echo?a=%E5%B8%AE HTTP/1.1\r\nHost: a\r\n"
+               "Content-Length: 0\r\n\r\n"
+               "GET http://127.0.0.1 HTTP/1.1\r\nHost: a\r\n\r\n"
+               "GET other:/healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  const std::vector<std::string> answers = answers_in(got);
+  REQUIRE(answers.size() == 4);
+  CHECK(answers[0].starts_with("HTTP/1.1 200 "));
+  CHECK(answers[0].ends_with("\r\n\r\nok\n"));
+  CHECK(answers[1].starts_with("HTTP/1.1 200 "));
+  CHECK(answers[1].ends_with("\r\n\r\n/echo?a=%E5%B8%AE /echo 帮\n"));
+  // No path is the root; a scheme other than http(s) is not taken apart.
+  CHECK(answers[2].starts_with("HTTP/1.1 404 "));
+  CHECK(answers[3].starts_with("HTTP/1.1 404 "));
 }
