@@ -170,10 +170,16 @@ TEST_CASE("a full queue is answered 503 with Retry-After, and the core drains on
 
 namespace {
 
-// Connects a plain socket to 127.0.0.1:port, sends `bytes`, and waits (up to `limit`) for the
-// server to close; returns how long that took, or nullopt if it did not close in time.
-std::optional<std::chrono::milliseconds> closed_after(int port, const std::string& bytes,
-                                                      std::chrono::milliseconds limit) {
+// What a plain socket to 127.0.0.1:port got after sending `bytes`: every byte the server sent,
+// in order, and how long after the sending it closed the connection (nullopt if it did not
+// within `limit`).
+struct Exchanged {
+  std::string got;
+  std::optional<std::chrono::milliseconds> closed_after;
+};
+
+Exchanged exchange(int port, const std::string& bytes,
+                   std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
   namespace net = boost::asio;
   net::io_context ioc;
   net::ip::tcp::socket s(ioc);
@@ -181,7 +187,8 @@ std::optional<std::chrono::milliseconds> closed_after(int port, const std::strin
   if (!bytes.empty()) net::write(s, net::buffer(bytes));
   const auto t0 = std::chrono::steady_clock::now();
   s.non_blocking(true);
-  char buf[256];
+  Exchanged out;
+  char buf[4096];
   while (std::chrono::steady_clock::now() - t0 < limit) {
     boost::system::error_code ec;
     const auto n = s.read_some(net::buffer(buf), ec);
@@ -189,11 +196,32 @@ std::optional<std::chrono::milliseconds> closed_after(int port, const std::strin
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
-    if (ec || n == 0)
-      return std::chrono::duration_cast<std::chrono::milliseconds>(
+    if (ec || n == 0) {
+      out.closed_after = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - t0);
+      break;
+    }
+    out.got.append(buf, n);
   }
-  return std::nullopt;
+  return out;
+}
+
+// Sends `bytes` and waits (up to `limit`) for the server to close; how long that took, or
+// nullopt if it did not close in time.
+std::optional<std::chrono::milliseconds> closed_after(int port, const std::string& bytes,
+                                                      std::chrono::milliseconds limit) {
+  return exchange(port, bytes, limit).closed_after;
+}
+
+// The answers in what exchange() read, each from its status line to the next one's.
+std::vector<std::string> answers_in(const std::string& got) {
+  std::vector<std::string> answers;
+  for (std::size_t at = got.find("HTTP/1.1 "); at != std::string::npos;) {
+    const std::size_t next = got.find("HTTP/1.1 ", at + 1);
+    answers.push_back(got.substr(at, next == std::string::npos ? std::string::npos : next - at));
+    at = next;
+  }
+  return answers;
 }
 
 }  // namespace
@@ -312,46 +340,6 @@ TEST_CASE("connections are dealt out to every event loop, and stop() ends them a
   CHECK_FALSE(r.server.is_running());
 }
 
-namespace {
-
-// Writes `bytes` on one connection and reads until the server closes it (or 5 s pass): every
-// byte the server sent, in order.
-std::string exchange(int port, const std::string& bytes) {
-  namespace net = boost::asio;
-  net::io_context ioc;
-  net::ip::tcp::socket s(ioc);
-  s.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)});
-  net::write(s, net::buffer(bytes));
-  s.non_blocking(true);
-  std::string out;
-  char buf[4096];
-  const auto t0 = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)) {
-    boost::system::error_code ec;
-    const auto n = s.read_some(net::buffer(buf), ec);
-    if (ec == net::error::would_block) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      continue;
-    }
-    if (ec) break;
-    out.append(buf, n);
-  }
-  return out;
-}
-
-// The answers in what exchange() read, each from its status line to the next one's.
-std::vector<std::string> answers_in(const std::string& got) {
-  std::vector<std::string> answers;
-  for (std::size_t at = got.find("HTTP/1.1 "); at != std::string::npos;) {
-    const std::size_t next = got.find("HTTP/1.1 ", at + 1);
-    answers.push_back(got.substr(at, next == std::string::npos ? std::string::npos : next - at));
-    at = next;
-  }
-  return answers;
-}
-
-}  // namespace
-
 TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on", "[http]") {
   Running r;
   r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
@@ -367,7 +355,8 @@ TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on"
                                    "HEAD /nowhere HTTP/1.1\r\nHost: a\r\n\r\n"
                                    "HEAD /only-post HTTP/1.1\r\nHost: a\r\n\r\n"
                                    "HEAD /office/x HTTP/1.1\r\nHost: a\r\n\r\n"
-                                   "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+                                   "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                              .got;
   const std::vector<std::string> answers = answers_in(got);
   REQUIRE(answers.size() == 5);
   CHECK(got.starts_with("HTTP/1.1 200 OK\r\n"));
@@ -402,7 +391,8 @@ TEST_CASE("a target in absolute form reaches the route of its path, its query in
                "POST HTTPS://bot.example:8443/echo?a=%E5%B8%AE HTTP/1.1\r\nHost: a\r\n"
                "Content-Length: 0\r\n\r\n"
                "GET http://127.0.0.1 HTTP/1.1\r\nHost: a\r\n\r\n"
-               "GET other:/healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+               "GET other:/healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+          .got;
   const std::vector<std::string> answers = answers_in(got);
   REQUIRE(answers.size() == 4);
   CHECK(answers[0].starts_with("HTTP/1.1 200 "));
