@@ -133,6 +133,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   std::string next_id() { return rid_prefix + "-" + std::to_string(++rid_seq); }
   const Route* find(const std::string& method, const std::string& path, bool& path_known) const;
+  std::string allowed(const std::string& path) const;
   void accept();
   void on_accept(error_code ec, Socket socket);  // on the acceptor's loop
   void report(bool last);
@@ -239,6 +240,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return refuse(417, "expect not supported\n");
     }
     const auto method = h.method();
+    // Methods are case-sensitive: "get" or "FOO" is one no resource here has (RFC 9110 15.6.2).
+    if (method == bh::verb::unknown) {
+      ++c.unsupported;
+      return refuse(501, "method not implemented\n");
+    }
     if (!parser_->content_length() &&
         (method == bh::verb::post || method == bh::verb::put || method == bh::verb::patch)) {
       ++c.unsupported;
@@ -363,7 +369,10 @@ class Session : public std::enable_shared_from_this<Session> {
       bool path_known = false;
       server_->find(req.method, req.path, path_known);
       if (!path_known) return refusal(404, "not found\n");
-      return refusal(405, "method not allowed\n");
+      // A 405 names the methods the path has (RFC 9110 15.5.6), as the dashboard's do.
+      Response r = refusal(405, "method not allowed\n");
+      r.headers.emplace_back("Allow", server_->allowed(req.path));
+      return r;
     }
     try {
       return route->handler(req);
@@ -544,6 +553,20 @@ const Server::Impl::Route* Server::Impl::find(const std::string& method, const s
   for (const auto& [prefix, h] : mounts)
     if (path.compare(0, prefix.size(), prefix) == 0) return &h;
   return nullptr;
+}
+
+// The methods `path` has routes for, as an Allow header lists them ("GET, HEAD, POST").
+std::string Server::Impl::allowed(const std::string& path) const {
+  std::vector<std::string> methods;
+  for (const auto& [key, h] : routes)
+    if (key.second == path) methods.push_back(key.first);
+  if (std::ranges::find(methods, "GET") != methods.end() &&
+      std::ranges::find(methods, "HEAD") == methods.end())
+    methods.push_back("HEAD");
+  std::ranges::sort(methods);
+  std::string out;
+  for (const auto& m : methods) out += (out.empty() ? "" : ", ") + m;
+  return out;
 }
 
 void Server::Impl::accept() {

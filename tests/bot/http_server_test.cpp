@@ -120,6 +120,11 @@ TEST_CASE("routes, mounts, 404, 405 and a failing handler", "[http]") {
   res = c.Post("/healthz", "", "text/plain");
   REQUIRE(res);
   CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "GET, HEAD");  // a 405 says what the path takes
+  res = c.Get("/echo");
+  REQUIRE(res);
+  CHECK(res->status == 405);
+  CHECK(res->get_header_value("Allow") == "POST");
 
   res = c.Get("/boom");
   REQUIRE(res);
@@ -127,7 +132,7 @@ TEST_CASE("routes, mounts, 404, 405 and a failing handler", "[http]") {
   CHECK(res->body == "internal error\n");
   CHECK(r.logged.str().find("event=request_failed") != std::string::npos);
   CHECK(r.logged.str().find("disk on fire") != std::string::npos);
-  CHECK(r.server.counters().requests == 6);
+  CHECK(r.server.counters().requests == 7);
 }
 
 TEST_CASE("a full queue is answered 503 with Retry-After, and the core drains on stop", "[http]") {
@@ -376,6 +381,31 @@ TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on"
   CHECK(answers[4].starts_with("HTTP/1.1 200 "));
   CHECK(answers[4].ends_with("\r\n\r\nok\n"));
   CHECK(r.server.counters().requests == 5);
+}
+
+TEST_CASE("a method no route has is 501, before any handler runs", "[http]") {
+  Running r;
+  int called = 0;
+  r.server.route("GET", "/healthz", [&](const Request&) {
+    ++called;
+    return Response::with(200, "ok\n");
+  });
+  r.server.mount("/office/", [&](const Request&) {
+    ++called;
+    return Response::with(200, "office\n");
+  });
+  r.start();
+  // Methods are case-sensitive: "get" is not GET, and a mount (which takes any method it knows)
+  // does not see one nobody knows either.
+  for (const std::string head :
+       {"get /healthz HTTP/1.1\r\nHost: a\r\n\r\n", "BREW /office/x HTTP/1.1\r\nHost: a\r\n\r\n"}) {
+    const auto answers = answers_in(exchange(r.port, head).got);
+    REQUIRE(answers.size() == 1);
+    CHECK(answers[0].starts_with("HTTP/1.1 501 "));
+    CHECK(answers[0].ends_with("\r\n\r\nmethod not implemented\n"));
+  }
+  CHECK(called == 0);
+  CHECK(r.server.counters().unsupported == 2);
 }
 
 TEST_CASE("a target in absolute form reaches the route of its path, its query intact", "[http]") {
