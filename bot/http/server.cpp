@@ -182,6 +182,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void wait_for_request() {
     if (server_->stopping) return close();
     head_ = false;
+    http10_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
@@ -280,6 +281,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.reset();
     keep_alive_ = msg.keep_alive() && ++served_ < server_->options.keep_alive_max;
     head_ = msg.method() == bh::verb::head;
+    http10_ = msg.version() < 11;
 
     Request req;
     req.method = std::string(msg.method_string());
@@ -399,6 +401,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!id.empty()) out->set("X-Request-Id", id);
     out->body() = std::move(res.body);
     out->keep_alive(keep_alive);
+    // An HTTP/1.0 client that asked to keep the connection (ab -k, some monitors) keeps it only
+    // if the answer says so; an HTTP/1.1 answer implies it for 1.1 clients alone.
+    if (keep_alive && http10_) out->set(bh::field::connection, "keep-alive");
     out->prepare_payload();
     // The answer to a HEAD is the head a GET would get, Content-Length included, and nothing
     // after it (RFC 9110 9.3.2): a body here would be read as the start of the next response.
@@ -462,8 +467,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   int served_ = 0;
   bool keep_alive_ = true;
-  bool head_ = false;  // the request being answered is a HEAD
-  bool busy_ = false;  // a request is being served (or a refusal written)
+  bool head_ = false;    // the request being answered is a HEAD
+  bool http10_ = false;  // ... and came as HTTP/1.0
+  bool busy_ = false;    // a request is being served (or a refusal written)
 };
 
 // One request of an async route. Holds the connection (and so the server) and keeps the event

@@ -383,6 +383,34 @@ TEST_CASE("a HEAD gets the GET's head and no body, on a connection that goes on"
   CHECK(r.server.counters().requests == 5);
 }
 
+TEST_CASE("an HTTP/1.0 client that asks for keep-alive is told it has it", "[http]") {
+  Running r;
+  r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.start();
+  // ab -k and some monitors speak HTTP/1.0 and keep a connection only when the answer says
+  // "Connection: keep-alive"; without it they wait for the close, and each request took the
+  // idle timeout.
+  const auto kept = exchange(r.port,
+                             "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                             "GET /healthz HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"
+                             "GET /healthz HTTP/1.0\r\n\r\n");
+  const auto answers = answers_in(kept.got);
+  REQUIRE(answers.size() == 3);
+  for (int i : {0, 1}) {
+    CHECK(answers[i].starts_with("HTTP/1.1 200 "));
+    CHECK(answers[i].find("\r\nConnection: keep-alive\r\n") != std::string::npos);
+  }
+  // The third asked for nothing: HTTP/1.0 closes after it.
+  CHECK(answers[2].find("\r\nConnection: close\r\n") != std::string::npos);
+  CHECK(kept.closed_after.has_value());
+  // An HTTP/1.1 client is not told what it assumes.
+  const auto v11 =
+      exchange(r.port, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", std::chrono::milliseconds(300));
+  CHECK(v11.got.starts_with("HTTP/1.1 200 "));
+  CHECK(v11.got.find("Connection:") == std::string::npos);
+  CHECK_FALSE(v11.closed_after.has_value());
+}
+
 TEST_CASE("a method no route has is 501, before any handler runs", "[http]") {
   Running r;
   int called = 0;
