@@ -84,7 +84,7 @@ Response refusal(int status, const char* body) {
 // Counters as atomics; read together by counters().
 struct Counts {
   std::atomic<uint64_t> accepted{0}, refused_connections{0}, requests{0}, busy_503{0}, too_large{0},
-      bad_request{0}, unsupported{0}, idle_closed{0}, slow_closed{0};
+      bad_request{0}, unsupported{0}, idle_closed{0}, slow_closed{0}, evicted{0};
 };
 
 }  // namespace
@@ -133,6 +133,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   std::string next_id() { return rid_prefix + "-" + std::to_string(++rid_seq); }
   const Route* find(const std::string& method, const std::string& path, bool& path_known) const;
+  std::shared_ptr<Session> evictable();
   std::string allowed(const std::string& path) const;
   void accept();
   void on_accept(error_code ec, Socket socket);  // on the acceptor's loop
@@ -176,6 +177,47 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // What a connection is doing, for choosing one to close when all are taken (read on the
+  // acceptor's thread, hence atomics).
+  enum class Phase : std::uint8_t { Idle, Reading, Busy, Draining };
+
+  // For Impl::evictable(), under sessions_mu: how fit this connection is to be closed for a new
+  // one (0: not at all — serving a request, or already chosen; 1: part of a request read; 2:
+  // waiting for a request; 3: draining a refused client) and, within a rank, since when (steady
+  // clock ticks; the oldest goes first).
+  std::pair<int, std::int64_t> eviction_rank() const {
+    if (evicting_.load(std::memory_order_relaxed)) return {0, 0};
+    const auto since = since_.load(std::memory_order_relaxed);
+    switch (phase_.load(std::memory_order_relaxed)) {
+      case Phase::Draining:
+        return {3, since};
+      case Phase::Idle:
+        return {2, since};
+      case Phase::Reading:
+        return {1, since};
+      case Phase::Busy:
+        break;
+    }
+    return {0, 0};
+  }
+  // Marks this one chosen; false if another accept chose it first.
+  bool claim() {
+    bool no = false;
+    return evicting_.compare_exchange_strong(no, true);
+  }
+  // Closes it on its loop, unless it has begun serving a request since it was chosen (then the
+  // new connection makes one over the limit until some connection ends).
+  void evict() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->phase_.load(std::memory_order_relaxed) == Phase::Busy) {
+        self->evicting_ = false;
+        return;
+      }
+      ++self->server_->counts.evicted;
+      self->close();
+    });
+  }
+
  private:
   // Idle: waiting for the first byte of the next request (unless it is already buffered, as a
   // pipelined request is).
@@ -187,6 +229,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
     if (buffer_.size() > 0) return read_header();
+    set_phase(Phase::Idle);
     stream_.expires_after(server_->options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](error_code ec, std::size_t n) {
@@ -201,6 +244,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_header() {
+    set_phase(Phase::Reading);
     stream_.expires_after(server_->options.header_timeout);
     bh::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&Session::on_header, shared_from_this()));
@@ -276,6 +320,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A complete request: to a worker, unless the queue is full.
   void on_request() {
+    set_phase(Phase::Busy);
     stream_.expires_never();
     auto msg = parser_->release();
     parser_.reset();
@@ -425,6 +470,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // A HEAD refused before its head was read is not known to be one: its answer has a body.
     if (parser_ && parser_->is_header_done()) head_ = parser_->get().method() == bh::verb::head;
     parser_.reset();
+    set_phase(Phase::Busy);
     busy_ = true;
     write(refusal(status, body), id.empty() ? server_->next_id() : id, false);
   }
@@ -433,6 +479,7 @@ class Session : public std::enable_shared_from_this<Session> {
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return close();
+    set_phase(Phase::Draining);
     buffer_.clear();
     stream_.expires_after(server_->options.drain_timeout);
     stream_.async_read_some(buffer_.prepare(4096),
@@ -449,6 +496,12 @@ class Session : public std::enable_shared_from_this<Session> {
                               self->buffer_.clear();
                               self->drain_more();
                             });
+  }
+
+  void set_phase(Phase p) {
+    phase_.store(p, std::memory_order_relaxed);
+    since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                 std::memory_order_relaxed);
   }
 
   void close() {
@@ -470,6 +523,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;    // the request being answered is a HEAD
   bool http10_ = false;  // ... and came as HTTP/1.0
   bool busy_ = false;    // a request is being served (or a refusal written)
+  std::atomic<Phase> phase_{Phase::Idle};
+  std::atomic<std::int64_t> since_{std::chrono::steady_clock::now().time_since_epoch().count()};
+  std::atomic<bool> evicting_{false};  // chosen to make room for a new connection
 };
 
 // One request of an async route. Holds the connection (and so the server) and keeps the event
@@ -575,6 +631,28 @@ std::string Server::Impl::allowed(const std::string& path) const {
   return out;
 }
 
+// The connection to close for a new one, claimed, or null if every one is serving a request.
+std::shared_ptr<Session> Server::Impl::evictable() {
+  std::lock_guard lock(sessions_mu);
+  for (;;) {
+    // A session whose destructor waits for this lock still has its members: ranking it is safe,
+    // and lock() below tells that it is going.
+    std::pair<int, std::int64_t> best{0, 0};
+    const std::weak_ptr<Session>* pick = nullptr;
+    for (const auto& [raw, weak] : sessions) {
+      const auto rank = raw->eviction_rank();
+      if (rank.first > best.first || (rank.first == best.first && rank.second < best.second)) {
+        best = rank;
+        pick = &weak;
+      }
+    }
+    if (!pick || best.first == 0) return nullptr;
+    auto s = pick->lock();
+    if (!s) return nullptr;  // one is closing already: its place is about to be free
+    if (s->claim()) return s;
+  }
+}
+
 void Server::Impl::accept() {
   // Each connection goes to the next loop in turn, and stays there.
   const std::size_t loop = next_loop++ % loops.size();
@@ -585,11 +663,16 @@ void Server::Impl::accept() {
 void Server::Impl::on_accept(error_code ec, Socket socket) {
   if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
   if (!ec) {
-    if (open.load() >= options.max_connections) {
+    // All taken: a connection that is not serving a request makes room (one waiting or half
+    // read, the oldest first), so that idle or trickling connections cannot lock everyone
+    // out; only when every one is serving a request is the new one closed unanswered.
+    std::shared_ptr<Session> room;
+    if (open.load() >= options.max_connections && !(room = evictable())) {
       ++counts.refused_connections;
       error_code ignored;
       socket.close(ignored);
     } else {
+      if (room) room->evict();
       ++open;
       ++counts.accepted;
       std::make_shared<Session>(std::move(socket), shared_from_this())->start();
@@ -620,7 +703,8 @@ void Server::Impl::report(bool last) {
   const uint64_t idle = delta(counts.idle_closed, reported.idle_closed);
   const uint64_t slow = delta(counts.slow_closed, reported.slow_closed);
   const uint64_t refused = delta(counts.refused_connections, reported.refused_connections);
-  if (busy + large + bad + unsupported + idle + slow + refused == 0 && !last) return;
+  const uint64_t evicted = delta(counts.evicted, reported.evicted);
+  if (busy + large + bad + unsupported + idle + slow + refused + evicted == 0 && !last) return;
   log.warn("http_limits", {{"busy_503", std::to_string(busy)},
                            {"too_large_413_431", std::to_string(large)},
                            {"bad_400", std::to_string(bad)},
@@ -628,6 +712,7 @@ void Server::Impl::report(bool last) {
                            {"idle_closed", std::to_string(idle)},
                            {"slow_closed", std::to_string(slow)},
                            {"refused", std::to_string(refused)},
+                           {"evicted", std::to_string(evicted)},
                            {"open", std::to_string(open.load())}});
 }
 
@@ -737,8 +822,8 @@ bool Server::is_running() const {
 
 ServerCounters Server::counters() const {
   const Counts& c = impl_->counts;
-  return {c.accepted,    c.refused_connections, c.requests,    c.busy_503,   c.too_large,
-          c.bad_request, c.unsupported,         c.idle_closed, c.slow_closed};
+  return {c.accepted,    c.refused_connections, c.requests,    c.busy_503,    c.too_large,
+          c.bad_request, c.unsupported,         c.idle_closed, c.slow_closed, c.evicted};
 }
 
 }  // namespace bot::http

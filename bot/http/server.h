@@ -16,9 +16,10 @@ struct ServerOptions {
   int io_threads = 2;   // threads running the event loop (reads, parsing, writes)
   int workers = 8;      // threads running handlers (config `threads`)
   int max_queue = 256;  // complete requests waiting for a worker (or, async, for their answer)
-  int max_connections = 1024;            // connections held at once; beyond: closed on accept
-  std::size_t header_limit = 16 * 1024;  // request line + headers; beyond: 431
-  std::size_t body_limit = 64 * 1024;    // beyond: 413 (a declared length at once)
+  int max_connections = 1024;  // connections held at once; beyond: one not serving a request
+                               // is closed for the new one (or, if all are, the new one)
+  std::size_t header_limit = 16 * 1024;            // request line + headers; beyond: 431
+  std::size_t body_limit = 64 * 1024;              // beyond: 413 (a declared length at once)
   std::chrono::milliseconds idle_timeout{5000};    // waiting for a request's first byte
   std::chrono::milliseconds header_timeout{5000};  // first byte → end of the header
   std::chrono::milliseconds body_timeout{5000};    // end of the header → end of the body
@@ -31,7 +32,7 @@ struct ServerOptions {
 /// What the core has refused or cut since it started (for tests, benchmarks and the log).
 struct ServerCounters {
   uint64_t accepted = 0;
-  uint64_t refused_connections = 0;  // over max_connections
+  uint64_t refused_connections = 0;  // over max_connections, every connection serving a request
   uint64_t requests = 0;             // complete requests handed to a handler
   uint64_t busy_503 = 0;             // queue full
   uint64_t too_large = 0;            // 413 and 431
@@ -39,6 +40,7 @@ struct ServerCounters {
   uint64_t unsupported = 0;          // 411, 417, 501
   uint64_t idle_closed = 0;          // no request started within idle_timeout
   uint64_t slow_closed = 0;          // a header or body not complete within its deadline
+  uint64_t evicted = 0;  // closed while waiting for (or reading) a request, to make room
 };
 
 /// The HTTP/1.1 core: Boost.Beast over `io_threads` Boost.Asio event loops (an io_context each,

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -256,6 +257,65 @@ TEST_CASE("idle and slow connections are closed at their deadlines and counted",
   CHECK(c.idle_closed == 1);
   CHECK(c.slow_closed == 2);
   CHECK(c.requests == 0);
+}
+
+TEST_CASE("when every connection is taken, one not serving a request makes room", "[http]") {
+  bot::http::ServerOptions o;
+  o.max_connections = 4;
+  Running r(o);
+  r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  r.server.route("GET", "/slow", [released](const Request&) {
+    released.wait();
+    return Response::with(200, "slow\n");
+  });
+  r.start();
+  namespace net = boost::asio;
+  net::io_context ioc;
+  const net::ip::tcp::endpoint at{net::ip::make_address("127.0.0.1"),
+                                  static_cast<unsigned short>(r.port)};
+  auto wait_for = [&](auto done) {
+    for (int i = 0; i < 500 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return done();
+  };
+
+  // Four connections that send nothing hold every place.
+  std::vector<net::ip::tcp::socket> idle;
+  for (int i = 0; i < 4; ++i) {
+    idle.emplace_back(ioc).connect(at);
+    REQUIRE(wait_for([&] { return r.server.counters().accepted == static_cast<uint64_t>(i + 1); }));
+  }
+  // A new client is still served: the connection idle the longest is closed for it.
+  httplib::Client c("127.0.0.1", r.port);
+  auto res = c.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(r.server.counters().evicted == 1);
+  char byte;
+  boost::system::error_code ec;
+  idle[0].read_some(net::buffer(&byte, 1), ec);  // the oldest: closed
+  CHECK(ec == net::error::eof);
+  c.stop();
+
+  // Four requests being served hold every place: a fifth connection is closed unanswered, and
+  // none of the four is cut.
+  std::vector<std::thread> slow;
+  std::vector<std::string> answers(4);
+  for (int i = 0; i < 4; ++i)
+    slow.emplace_back([&, i] {
+      answers[i] =
+          exchange(r.port, "GET /slow HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").got;
+    });
+  REQUIRE(wait_for([&] { return r.server.counters().requests == 5; }));
+  const auto refused = exchange(r.port, "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(refused.got.empty());
+  CHECK(refused.closed_after.has_value());
+  CHECK(r.server.counters().refused_connections == 1);
+  release.set_value();
+  for (auto& t : slow) t.join();
+  for (const auto& a : answers) CHECK(a.ends_with("\r\n\r\nslow\n"));
 }
 
 TEST_CASE("an async route answers from another thread, once; an unanswered one gets 500",

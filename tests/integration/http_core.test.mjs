@@ -1,7 +1,8 @@
 // The HTTP core (bot/http, issue 11) against the real binary on 127.0.0.1: requests WeCom never
 // sends are refused at once (411, 417, 501), a half-sent header costs no CPU, slow and chunked
-// POSTs do not hold up a check-in, keep-alive and pipelined requests are answered in order, and
-// connections cut at their deadlines are counted in the log. Nothing here is timed to a machine's
+// POSTs do not hold up a check-in, a flood of idle connections does not lock one out, keep-alive
+// and pipelined requests are answered in order, and connections cut at their deadlines are
+// counted in the log. Nothing here is timed to a machine's
 // speed: CPU is compared with a whole core, delays with the same request made unloaded.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -156,6 +157,34 @@ test('twelve slow or chunked POSTs do not delay a normal check-in', async (t) =>
     for (const sock of socks) sock.destroy();
   }
   await stop(s);
+});
+
+test('six hundred idle or half-sent connections do not lock out a check-in', async (t) => {
+  // The shipped limit of 512 connections: more than that, doing nothing, used to have every new
+  // client closed unanswered until theirs timed out.
+  const s = await start();
+  const socks = [];
+  for (let i = 0; i < 600; ++i) {
+    socks.push(await new Promise((resolve) => {
+      const sock = net.connect(s.port, '127.0.0.1', () => resolve(sock));
+      sock.on('error', () => {});
+    }));
+    if (i % 2) socks[i].write('POST /wecom/callback?msg_signature=0 HTTP/1.1\r\nHost: x\r\n');
+  }
+  try {
+    await sleep(200);
+    const r = await checkin(s.base, 'flood-1', 'zhangwei', '@帮扶助手 走访 王秀英户 今天');
+    assert.equal(r.status, 200);
+    assert.match(r.content, /已记下/);
+    assert.equal((await fetch(`${s.base}/healthz`)).status, 200);
+    const closed = socks.filter((sock) => sock.destroyed || sock.readableEnded).length;
+    t.diagnostic(`connections the server closed to make room: ${closed} of 600`);
+  } finally {
+    for (const sock of socks) sock.destroy();
+  }
+  await stop(s);
+  const evicted = [...s.log().matchAll(/event=http_limits .*evicted=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  assert.ok(evicted >= 88, `evicted=${evicted} in the log`);
 });
 
 // Reads HTTP/1.1 responses with Content-Length bodies off a buffer: [{ status, headers, body }].
