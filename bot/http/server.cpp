@@ -498,7 +498,10 @@ class Session : public std::enable_shared_from_this<Session> {
                             });
   }
 
+  // A phase's time is when it began: a connection waiting since it was accepted is as old as
+  // its accept.
   void set_phase(Phase p) {
+    if (phase_.load(std::memory_order_relaxed) == p) return;
     phase_.store(p, std::memory_order_relaxed);
     since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                  std::memory_order_relaxed);
