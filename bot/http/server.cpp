@@ -638,11 +638,12 @@ std::string Server::Impl::allowed(const std::string& path) const {
 std::shared_ptr<Session> Server::Impl::evictable() {
   std::lock_guard lock(sessions_mu);
   for (;;) {
-    // A session whose destructor waits for this lock still has its members: ranking it is safe,
-    // and lock() below tells that it is going.
+    // A session whose destructor waits for this lock is going already (its place is about to
+    // be free, but not yet): it is passed over.
     std::pair<int, std::int64_t> best{0, 0};
     const std::weak_ptr<Session>* pick = nullptr;
     for (const auto& [raw, weak] : sessions) {
+      if (weak.expired()) continue;
       const auto rank = raw->eviction_rank();
       if (rank.first > best.first || (rank.first == best.first && rank.second < best.second)) {
         best = rank;
@@ -650,9 +651,10 @@ std::shared_ptr<Session> Server::Impl::evictable() {
       }
     }
     if (!pick || best.first == 0) return nullptr;
+    // Null if it went after the scan, false if chosen meanwhile: either way it is passed over
+    // on the next scan, so this ends.
     auto s = pick->lock();
-    if (!s) return nullptr;  // one is closing already: its place is about to be free
-    if (s->claim()) return s;
+    if (s && s->claim()) return s;
   }
 }
 
