@@ -802,6 +802,18 @@ bool Server::run() {
 void Server::stop() {
   Impl& s = *impl_;
   if (s.stopping.exchange(true)) return;
+  // Collected under the lock, shut outside it: the last reference to a session may be dropped
+  // here, and its destructor takes the lock. Shut before the loops are let go below: a loop
+  // whose last connection ended meanwhile would otherwise return first, and the shut posted to
+  // it afterwards would hold its session, and so the server, in a queue nobody runs (a cycle
+  // that LeakSanitizer caught).
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(s.sessions_mu);
+    for (const auto& [ptr, weak] : s.sessions)
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+  }
+  for (const auto& session : live) session->shut();
   net::post(s.acceptor.get_executor(), [self = impl_] {
     error_code ignored;
     self->acceptor.close(ignored);
@@ -810,15 +822,6 @@ void Server::stop() {
     // may end once its connections have.
     for (auto& guard : self->keep_running) guard.reset();
   });
-  // Collected under the lock, shut outside it: the last reference to a session may be dropped
-  // here, and its destructor takes the lock.
-  std::vector<std::shared_ptr<Session>> live;
-  {
-    std::lock_guard lock(s.sessions_mu);
-    for (const auto& [ptr, weak] : s.sessions)
-      if (auto session = weak.lock()) live.push_back(std::move(session));
-  }
-  for (const auto& session : live) session->shut();
 }
 
 bool Server::is_running() const {
