@@ -173,7 +173,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // one that is will close after writing its answer.
   void shut() {
     net::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (!self->busy_) self->close();
+      if (self->phase_.load(std::memory_order_relaxed) != Phase::Busy) self->close();
     });
   }
 
@@ -368,7 +368,6 @@ class Session : public std::enable_shared_from_this<Session> {
       return false;
     }
     ++server_->counts.requests;
-    busy_ = true;
     return true;
   }
 
@@ -410,15 +409,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  // On a worker. `route` is null when no route matched (path_known then tells 404 from 405).
+  // On a worker. `route` is null when no route matched: 405 if the path has routes for other
+  // methods, else 404 (a mount would have matched).
   Response handle(const Request& req, const Server::Impl::Route* route) {
     if (!route) {
-      bool path_known = false;
-      server_->find(req.method, req.path, path_known);
-      if (!path_known) return refusal(404, "not found\n");
+      std::string allow = server_->allowed(req.path);
+      if (allow.empty()) return refusal(404, "not found\n");
       // A 405 names the methods the path has (RFC 9110 15.5.6), as the dashboard's do.
       Response r = refusal(405, "method not allowed\n");
-      r.headers.emplace_back("Allow", server_->allowed(req.path));
+      r.headers.emplace_back("Allow", std::move(allow));
       return r;
     }
     try {
@@ -456,7 +455,6 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_->options.write_timeout);
     bh::async_write(stream_, *out,
                     [self = shared_from_this(), out, keep_alive](error_code ec, std::size_t) {
-                      self->busy_ = false;
                       if (ec) return self->close();
                       if (!keep_alive) return self->drain();
                       self->wait_for_request();
@@ -471,7 +469,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_ && parser_->is_header_done()) head_ = parser_->get().method() == bh::verb::head;
     parser_.reset();
     set_phase(Phase::Busy);
-    busy_ = true;
     write(refusal(status, body), id.empty() ? server_->next_id() : id, false);
   }
 
@@ -499,12 +496,13 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // A phase's time is when it began: a connection waiting since it was accepted is as old as
-  // its accept.
+  // its accept. A busy connection is never chosen, so its time is not kept.
   void set_phase(Phase p) {
     if (phase_.load(std::memory_order_relaxed) == p) return;
     phase_.store(p, std::memory_order_relaxed);
-    since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                 std::memory_order_relaxed);
+    if (p != Phase::Busy)
+      since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                   std::memory_order_relaxed);
   }
 
   void close() {
@@ -525,7 +523,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool head_ = false;    // the request being answered is a HEAD
   bool http10_ = false;  // ... and came as HTTP/1.0
-  bool busy_ = false;    // a request is being served (or a refusal written)
+  // Busy from a complete request (or a refusal) until its answer is written; stop() leaves a
+  // busy connection to close after its answer.
   std::atomic<Phase> phase_{Phase::Idle};
   std::atomic<std::int64_t> since_{std::chrono::steady_clock::now().time_since_epoch().count()};
   std::atomic<bool> evicting_{false};  // chosen to make room for a new connection
