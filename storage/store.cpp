@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <filesystem>
 #include <future>
 #include <iterator>
 #include <map>
@@ -995,12 +996,30 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
   // Its WAL writes gathered into one call per commit: see storage/wal_gather.h. Correct with
   // any synchronous setting; FULL below.
   if (file) wal_gather_ = std::make_unique<WalWriteGather>();
-  db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000,
-                                           file ? wal_gather_->name() : std::string());
-  if (file) {
-    const std::string mode = db_->execAndGet("PRAGMA journal_mode = WAL").getString();
-    if (mode != "wal")
-      throw SQLite::Exception("cannot switch " + path + " to WAL journal mode (got " + mode + ")");
+  try {
+    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+                                             5000, file ? wal_gather_->name() : std::string());
+    if (file) {
+      const std::string mode = db_->execAndGet("PRAGMA journal_mode = WAL").getString();
+      if (mode != "wal")
+        throw SQLite::Exception("cannot switch to WAL journal mode (got " + mode + ")");
+    }
+  } catch (const SQLite::Exception& e) {
+    // SQLite's words name neither the file nor the usual cause: both said here.
+    std::error_code ec;
+    const auto folder = std::filesystem::absolute(path, ec).parent_path();
+    if (!ec && !std::filesystem::is_directory(folder, ec))
+      throw SQLite::Exception("cannot open the database " + path + ": its folder " +
+                                  folder.string() + " does not exist",
+                              e.getErrorCode());
+    if (std::filesystem::is_directory(path, ec))
+      throw SQLite::Exception("cannot open the database " + path + ": it is a folder, not a file",
+                              e.getErrorCode());
+    if (e.getErrorCode() == SQLITE_NOTADB)
+      throw SQLite::Exception("cannot open the database " + path +
+                                  ": the file is not an SQLite database (is the path right?)",
+                              e.getErrorCode());
+    throw SQLite::Exception("cannot open the database " + path + ": " + e.what(), e.getErrorCode());
   }
   // FULL: a check-in is on disk before the reply that confirms it leaves.
   db_->exec("PRAGMA synchronous = FULL");

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <future>
 #include <map>
 #include <mutex>
@@ -118,6 +119,22 @@ TEST_CASE("Store migrates a fresh file and reopens it", "[storage]") {
   Store again(path);  // the migration is not applied twice (it would fail on CREATE TABLE)
   CHECK(again.schema_version() == 14);
   CHECK(heads(again.pairings_of("u1", Date{2026, 6, 1})) == std::vector<std::string>{"H1"});
+}
+
+TEST_CASE("A database that cannot be opened is named, with what is wrong", "[storage]") {
+  TempDir dir;
+  const std::string missing_folder = dir.file("nowhere/bangfu.db");
+  CHECK_THROWS_WITH(Store(missing_folder),
+                    Catch::Contains(missing_folder) && Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(Store(dir.path().string()), Catch::Contains("it is a folder, not a file"));
+  const std::string text = dir.file("notes.txt");
+  std::ofstream(text) << "not a database, but longer than a header would be\n";
+  CHECK_THROWS_WITH(Store(text),
+                    Catch::Contains(text) && Catch::Contains("not an SQLite database"));
+  std::ifstream still(text);
+  std::string line;
+  std::getline(still, line);
+  CHECK(line == "not a database, but longer than a header would be");  // left as it was
 }
 
 TEST_CASE("The Store's threads carry names an operator can tell apart", "[storage]") {
