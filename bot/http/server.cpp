@@ -75,8 +75,25 @@ std::string origin_form(std::string_view target) {
   return out;
 }
 
-Response refusal(int status, const char* body) {
-  Response r = Response::with(status, body);
+// What is wrong with a request the parser refused, said so that its sender can mend it.
+std::string_view what_is_bad(const error_code& ec) {
+  if (ec == bh::error::bad_line_ending) return "bad request: each line must end with CRLF\n";
+  if (ec == bh::error::bad_method) return "bad request: the method is not a token\n";
+  if (ec == bh::error::bad_target) return "bad request: the request target is malformed\n";
+  if (ec == bh::error::bad_field) return "bad request: a header field's name is malformed\n";
+  if (ec == bh::error::bad_value) return "bad request: a header field's value is malformed\n";
+  if (ec == bh::error::bad_version)
+    return "bad request: the request line must end with HTTP/1.1, then CRLF\n";
+  if (ec == bh::error::bad_obs_fold) return "bad request: a header line is folded badly\n";
+  if (ec == bh::error::bad_content_length)
+    return "bad request: Content-Length must be one decimal number\n";
+  if (ec == bh::error::multiple_content_length)
+    return "bad request: Content-Length is given more than once\n";
+  return "bad request\n";
+}
+
+Response refusal(int status, std::string_view body) {
+  Response r = Response::with(status, std::string(body));
   if (status == 503) r.headers.emplace_back("Retry-After", "1");
   return r;
 }
@@ -225,6 +242,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (server_->stopping) return close();
     head_ = false;
     http10_ = false;
+    empty_lines_ = 0;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.header_limit));
     parser_->body_limit(server_->options.body_limit);
@@ -244,10 +262,56 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_header() {
+    if (!skip_empty_lines()) return;
     set_phase(Phase::Reading);
     stream_.expires_after(server_->options.header_timeout);
     bh::async_read_header(stream_, buffer_, *parser_,
                           beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  // Empty lines before a request line are passed over (RFC 9112 2.2: some clients end a POST's
+  // body with a CRLF not counted in its length), up to kMaxEmptyLines in a row; more are left to
+  // the parser, which refuses them. False when only empty lines have come: more are read first,
+  // within the header deadline that began with the first of them.
+  bool skip_empty_lines() {
+    const auto* p = static_cast<const char*>(buffer_.data().data());
+    const std::size_t n = buffer_.size();
+    if (n == 0 || p[0] != '\r') return true;
+    std::size_t i = 0;
+    while (i + 1 < n && p[i] == '\r' && p[i + 1] == '\n' && empty_lines_ < kMaxEmptyLines) {
+      i += 2;
+      ++empty_lines_;
+    }
+    // Left: nothing, a lone CR (the next empty line's start, perhaps), or a request's start.
+    const bool more_needed = n - i == 0 || (n - i == 1 && p[i] == '\r');
+    buffer_.consume(i);
+    if (empty_lines_ >= kMaxEmptyLines || !more_needed) return true;
+    if (phase_.load(std::memory_order_relaxed) != Phase::Reading) {
+      set_phase(Phase::Reading);
+      stream_.expires_after(server_->options.header_timeout);
+    }
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](error_code ec, std::size_t k) {
+                              if (ec) {
+                                if (ec == beast::error::timeout)
+                                  ++self->server_->counts.slow_closed;
+                                return self->close();
+                              }
+                              self->buffer_.commit(k);
+                              self->read_header();
+                            });
+    return false;
+  }
+
+  // The parser's bad version is a well-formed one other than 1.0 and 1.1 ("HTTP/2.0" and CRLF,
+  // a 505) rather than a malformed line (a 400)?
+  bool names_other_version() const {
+    const std::string_view got(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    const auto eol = got.find("\r\n");
+    if (eol == std::string_view::npos || eol < 9) return false;
+    const std::string_view v = got.substr(eol - 9, 9);  // " HTTP/x.y"
+    auto digit = [](char ch) { return ch >= '0' && ch <= '9'; };
+    return v.substr(0, 6) == " HTTP/" && digit(v[6]) && v[7] == '.' && digit(v[8]);
   }
 
   void on_header(error_code ec, std::size_t) {
@@ -271,9 +335,13 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == bh::error::end_of_stream || ec == net::error::eof ||
         ec == net::error::connection_reset || ec == net::error::operation_aborted)
       return close();
+    if (ec == bh::error::bad_version && names_other_version()) {
+      ++c.unsupported;
+      return refuse(505, "HTTP version not supported: send HTTP/1.1\n");
+    }
     if (ec) {
       ++c.bad_request;
-      return refuse(400, "bad request\n");
+      return refuse(400, what_is_bad(ec));
     }
     const auto& h = parser_->get();
     if (h.find(bh::field::transfer_encoding) != h.end()) {
@@ -464,7 +532,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Answers without a handler and closes: the rest of what the client sends is read and dropped
   // for a while, since closing with unread input would reset the connection before the client
   // has read the answer.
-  void refuse(int status, const char* body, std::string id = {}) {
+  void refuse(int status, std::string_view body, std::string id = {}) {
     // A HEAD refused before its head was read is not known to be one: its answer has a body.
     if (parser_ && parser_->is_header_done()) head_ = parser_->get().method() == bh::verb::head;
     parser_.reset();
@@ -523,6 +591,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_ = true;
   bool head_ = false;    // the request being answered is a HEAD
   bool http10_ = false;  // ... and came as HTTP/1.0
+  static constexpr int kMaxEmptyLines = 8;
+  int empty_lines_ = 0;  // passed over before this request's line
   // Busy from a complete request (or a refusal) until its answer is written; stop() leaves a
   // busy connection to close after its answer.
   std::atomic<Phase> phase_{Phase::Idle};

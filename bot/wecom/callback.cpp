@@ -383,9 +383,10 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
   const std::string& sig = params[0];
   const std::string& ts = params[1];
   const std::string& nonce = params[2];
-  auto reject = [&](int status, const char* reason) {
+  // A 401 says no more than that (which check failed is for the log); a 400 says what to mend.
+  auto reject = [&](int status, const char* reason, const char* what = "unauthorized\n") {
     log_.warn("callback_rejected", {{"rid", rid}, {"reason", reason}});
-    reply.send(plain(status, status == 401 ? "unauthorized\n" : "bad request\n"));
+    reply.send(plain(status, what));
   };
   // The core has refused larger bodies already; this keeps the handler safe on its own.
   if (req.body.size() > kMaxBody) return reply.send(plain(413, "payload too large\n"));
@@ -394,7 +395,9 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
 
   // The envelope must be read to find the signed field; nothing inside it is trusted yet.
   const auto encrypted = envelope_encrypt(req.body);
-  if (!encrypted) return reject(400, "envelope");
+  if (!encrypted)
+    return reject(400, "envelope",
+                  "bad request: the body must be JSON with the encrypted message in \"encrypt\"\n");
   if (!crypto_->verify(sig, ts, nonce, *encrypted)) return reject(401, "signature");
   if (check_replay(ts, nonce, sig, now) != 0) return reject(401, "replay");
 
@@ -403,9 +406,12 @@ void HttpServer::post_callback(const http::Request& req, http::Reply reply) {
     log_.warn("callback_rejected", {{"rid", rid},
                                     {"reason", "decrypt"},
                                     {"code", std::to_string(static_cast<int>(opened.crypto))}});
-    return reply.send(plain(400, "bad request\n"));
+    return reply.send(plain(400,
+                            "bad request: the message does not decrypt with this bot's "
+                            "EncodingAESKey and receive_id\n"));
   }
-  if (opened.error != OpenError::Ok) return reject(400, "payload");
+  if (opened.error != OpenError::Ok)
+    return reject(400, "payload", "bad request: the decrypted message is not a callback's JSON\n");
   CallbackMessage& msg = opened.message;
 
   // The answer, encrypted for WeCom: made on the connection's event-loop thread.

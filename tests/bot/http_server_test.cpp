@@ -527,3 +527,93 @@ TEST_CASE("a target in absolute form reaches the route of its path, its query in
   CHECK(answers[2].starts_with("HTTP/1.1 404 "));
   CHECK(answers[3].starts_with("HTTP/1.1 404 "));
 }
+
+TEST_CASE("a request the parser refuses is told what to mend", "[http]") {
+  Running r;
+  r.server.route("POST", "/echo", [](const Request& q) { return Response::with(200, q.body); });
+  r.start();
+  struct Case {
+    std::string bytes;
+    std::string status;
+    std::string body;
+  };
+  const std::vector<Case> cases = {
+      {"GET /echo HTTP/2.0\r\nHost: a\r\n\r\n", "505",
+       "HTTP version not supported: send HTTP/1.1\n"},
+      {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505", "HTTP version not supported: send HTTP/1.1\n"},
+      {"GET /echo HTTP/1.1\nHost: a\n\n", "400",
+       "bad request: the request line must end with HTTP/1.1, then CRLF\n"},
+      {"GET /echo\r\n\r\n", "400", "bad request: the request target is malformed\n"},
+      {"GET /echo HTTP/1.1\r\nHost : a\r\n\r\n", "400",
+       "bad request: a header field's name is malformed\n"},
+      {"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "400",
+       "bad request: Content-Length must be one decimal number\n"},
+      {"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+       "400", "bad request: Content-Length is given more than once\n"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.bytes);
+    const auto answers = answers_in(exchange(r.port, c.bytes).got);
+    REQUIRE(answers.size() == 1);
+    CHECK(answers[0].starts_with("HTTP/1.1 " + c.status + " "));
+    CHECK(answers[0].ends_with("\r\n\r\n" + c.body));
+  }
+  const auto counts = r.server.counters();
+  CHECK(counts.unsupported == 2);
+  CHECK(counts.bad_request == 5);
+  CHECK(counts.requests == 0);
+}
+
+TEST_CASE("empty lines before a request line are passed over, a few of them", "[http]") {
+  bot::http::ServerOptions o;
+  o.header_timeout = std::chrono::milliseconds(300);
+  Running r(o);
+  r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
+  r.server.route("POST", "/echo", [](const Request& q) { return Response::with(200, q.body); });
+  r.start();
+  // RFC 9112 2.2: a client may end a POST's body with a CRLF its Content-Length does not count;
+  // the next request on the connection is still served.
+  const auto answers = answers_in(exchange(r.port,
+                                           "\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                                           "POST /echo HTTP/1.1\r\nHost: a\r\n"
+                                           "Content-Length: 2\r\n\r\nhi\r\n"
+                                           "GET /healthz HTTP/1.1\r\nHost: a\r\n"
+                                           "Connection: close\r\n\r\n")
+                                      .got);
+  REQUIRE(answers.size() == 3);
+  CHECK(answers[0].starts_with("HTTP/1.1 200 "));
+  CHECK(answers[1].ends_with("\r\n\r\nhi"));
+  CHECK(answers[2].starts_with("HTTP/1.1 200 "));
+
+  // The same in pieces, a CR apart from its LF: the request waits for the rest.
+  {
+    namespace net = boost::asio;
+    net::io_context ioc;
+    net::ip::tcp::socket s(ioc);
+    s.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(r.port)});
+    for (const std::string piece :
+         {"\r", "\n\r", "\n", "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"}) {
+      net::write(s, net::buffer(piece));
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    std::string got;
+    boost::system::error_code ec;
+    char buf[1024];
+    while (!ec) got.append(buf, s.read_some(net::buffer(buf), ec));
+    CHECK(got.starts_with("HTTP/1.1 200 "));
+    CHECK(got.ends_with("\r\n\r\nok\n"));
+  }
+
+  // More than a few is not a client being lenient: refused. And empty lines alone do not hold
+  // a connection past the header deadline.
+  std::string many;
+  for (int i = 0; i < 9; ++i) many += "\r\n";
+  const auto refused =
+      answers_in(::exchange(r.port, many + "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n").got);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].starts_with("HTTP/1.1 400 "));
+  const auto held = closed_after(r.port, "\r\n\r\n", std::chrono::milliseconds(5000));
+  REQUIRE(held);
+  CHECK(held->count() >= 250);
+  CHECK(r.server.counters().slow_closed == 1);
+}

@@ -363,7 +363,7 @@ test('oversized heads and declared bodies are refused before they are read', asy
   const hugeBody = 'POST /wecom/callback HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n{"encrypt":"';
   assert.equal(await rawExchange(s.port, hugeBody), 'HTTP/1.1 413 Payload Too Large');
   assert.ok(Date.now() - t0 < 3000);
-  // Garbage that is not HTTP at all gets httplib's 400 and changes nothing.
+  // Garbage that is not HTTP at all gets a 400 and changes nothing.
   assert.match(await rawExchange(s.port, 'HELLO\r\n\r\n'), /^HTTP\/1\.1 400/);
   assert.equal((await fetch(`${s.base}/healthz`)).status, 200);
   s.child.kill('SIGTERM');

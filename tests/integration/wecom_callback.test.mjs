@@ -93,9 +93,11 @@ test('bad input gets a clear status and changes nothing', async () => {
   const q = new URLSearchParams({ msg_signature: getSignature(TOKEN, ts, n, garbage), timestamp: String(ts), nonce: n });
   const res = await fetch(`${server.base}/wecom/callback?${q}`, { method: 'POST', body: JSON.stringify({ encrypt: garbage }) });
   assert.equal(res.status, 400);
+  assert.match(await res.text(), /does not decrypt with this bot's EncodingAESKey/);
   // Not JSON at all.
   const res2 = await fetch(`${server.base}/wecom/callback?${q}`, { method: 'POST', body: 'hello' });
   assert.equal(res2.status, 400);
+  assert.match(await res2.text(), /the body must be JSON with the encrypted message in "encrypt"/);
   const rows = ledger(district.config, thisMonth()).filter((r) => r.msgid === 'msg-bad');
   assert.equal(rows.length, 0);
   // Still serving.
