@@ -271,8 +271,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Empty lines before a request line are passed over (RFC 9112 2.2: some clients end a POST's
   // body with a CRLF not counted in its length), up to kMaxEmptyLines in a row; more are left to
-  // the parser, which refuses them. False when only empty lines have come: more are read first,
-  // within the header deadline that began with the first of them.
+  // the parser, which refuses them. False when only empty lines have come: the connection is
+  // still idle, and more is read within the idle deadline it already had (a connection just
+  // answered gets one); empty lines never extend it.
   bool skip_empty_lines() {
     const auto* p = static_cast<const char*>(buffer_.data().data());
     const std::size_t n = buffer_.size();
@@ -286,15 +287,15 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool more_needed = n - i == 0 || (n - i == 1 && p[i] == '\r');
     buffer_.consume(i);
     if (empty_lines_ >= kMaxEmptyLines || !more_needed) return true;
-    if (phase_.load(std::memory_order_relaxed) != Phase::Reading) {
-      set_phase(Phase::Reading);
-      stream_.expires_after(server_->options.header_timeout);
+    if (phase_.load(std::memory_order_relaxed) != Phase::Idle) {
+      set_phase(Phase::Idle);
+      stream_.expires_after(server_->options.idle_timeout);
     }
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](error_code ec, std::size_t k) {
                               if (ec) {
                                 if (ec == beast::error::timeout)
-                                  ++self->server_->counts.slow_closed;
+                                  ++self->server_->counts.idle_closed;
                                 return self->close();
                               }
                               self->buffer_.commit(k);

@@ -566,7 +566,7 @@ TEST_CASE("a request the parser refuses is told what to mend", "[http]") {
 
 TEST_CASE("empty lines before a request line are passed over, a few of them", "[http]") {
   bot::http::ServerOptions o;
-  o.header_timeout = std::chrono::milliseconds(300);
+  o.idle_timeout = std::chrono::milliseconds(300);
   Running r(o);
   r.server.route("GET", "/healthz", [](const Request&) { return Response::with(200, "ok\n"); });
   r.server.route("POST", "/echo", [](const Request& q) { return Response::with(200, q.body); });
@@ -604,8 +604,8 @@ TEST_CASE("empty lines before a request line are passed over, a few of them", "[
     CHECK(got.ends_with("\r\n\r\nok\n"));
   }
 
-  // More than a few is not a client being lenient: refused. And empty lines alone do not hold
-  // a connection past the header deadline.
+  // More than a few is not a client being lenient: refused. And empty lines alone leave a
+  // connection idle: closed at the idle deadline, which they do not extend.
   std::string many;
   for (int i = 0; i < 9; ++i) many += "\r\n";
   const auto refused =
@@ -615,5 +615,28 @@ TEST_CASE("empty lines before a request line are passed over, a few of them", "[
   const auto held = closed_after(r.port, "\r\n\r\n", std::chrono::milliseconds(5000));
   REQUIRE(held);
   CHECK(held->count() >= 250);
-  CHECK(r.server.counters().slow_closed == 1);
+  // An empty line every 100 ms, six at most: closed at the first deadline (300 ms), not kept
+  // alive by them (which would close it 300 ms after the sixth).
+  {
+    namespace net = boost::asio;
+    net::io_context ioc;
+    net::ip::tcp::socket s(ioc);
+    s.connect({net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(r.port)});
+    s.non_blocking(true);
+    int sent = 0;
+    bool closed = false;
+    for (int tick = 1; tick <= 300 && !closed; ++tick) {
+      boost::system::error_code ec;
+      if (tick % 10 == 0 && sent < 6 && net::write(s, net::buffer(std::string("\r\n")), ec) == 2)
+        ++sent;
+      char c;
+      s.read_some(net::buffer(&c, 1), ec);
+      closed = ec && ec != net::error::would_block;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    CHECK(closed);
+    CHECK(sent < 6);
+  }
+  CHECK(r.server.counters().idle_closed == 2);
+  CHECK(r.server.counters().slow_closed == 0);
 }
