@@ -6,12 +6,11 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 import { promisify } from 'node:util';
-import { BIN, TOKEN, AES_KEY, fakeClock, shanghai as at, sleep, startServer } from './harness.mjs';
+import { BIN, TOKEN, AES_KEY, fakeClock, scratchDir, shanghai as at, sleep, startServer } from './harness.mjs';
 
 const run = promisify(execFile);
 const KEY = 'SECRETKEY0123456789';
@@ -221,7 +220,7 @@ function noDuplicates(messages) {
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'bangfu-delivery-'));
+  dir = scratchDir('bangfu-delivery-');
   config = join(dir, 'config.json');
   clock = fakeClock(join(dir, 'clock'));
   roster = makeRoster();

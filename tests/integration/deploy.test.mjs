@@ -5,11 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, cpSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, existsSync, cpSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BIN, TOKEN, AES_KEY } from './harness.mjs';
+import { BIN, TOKEN, AES_KEY, scratchDir } from './harness.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -20,7 +19,7 @@ function run(args, env = {}) {
 
 // deploy/config.json with its database moved into a scratch folder, plus `extra` wecom keys.
 function shippedConfig(wecom = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'bangfu-deploy-'));
+  const dir = scratchDir('bangfu-deploy-');
   const config = JSON.parse(readFileSync(join(ROOT, 'deploy/config.json'), 'utf8'));
   config.database = join(dir, 'state', 'bangfu.db');
   Object.assign(config.wecom, wecom);
@@ -85,7 +84,7 @@ test('config check with everything set: exit 0, database created, secrets as ***
 });
 
 test('config check: bad JSON, bad values and an unreadable file are exit 2, each named', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bangfu-deploy-'));
+  const dir = scratchDir('bangfu-deploy-');
   writeFileSync(join(dir, 'bad.json'), '{"database": ');
   let r = run(['config', 'check', '--config', join(dir, 'bad.json')]);
   assert.equal(r.code, 2);
