@@ -249,6 +249,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (buffer_.size() > 0) return read_header();
     set_phase(Phase::Idle);
     stream_.expires_after(server_->options.idle_timeout);
+    read_while_idle();
+  }
+
+  // The next bytes of an idle connection, within the deadline already set; closed (and counted
+  // idle) if none come by then.
+  void read_while_idle() {
     stream_.async_read_some(buffer_.prepare(4096),
                             [self = shared_from_this()](error_code ec, std::size_t n) {
                               if (ec) {
@@ -291,16 +297,7 @@ class Session : public std::enable_shared_from_this<Session> {
       set_phase(Phase::Idle);
       stream_.expires_after(server_->options.idle_timeout);
     }
-    stream_.async_read_some(buffer_.prepare(4096),
-                            [self = shared_from_this()](error_code ec, std::size_t k) {
-                              if (ec) {
-                                if (ec == beast::error::timeout)
-                                  ++self->server_->counts.idle_closed;
-                                return self->close();
-                              }
-                              self->buffer_.commit(k);
-                              self->read_header();
-                            });
+    read_while_idle();
     return false;
   }
 
