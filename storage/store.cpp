@@ -1006,20 +1006,17 @@ Store::Store(const std::string& path) : roster_(std::make_unique<RosterCache>())
     }
   } catch (const SQLite::Exception& e) {
     // SQLite's words name neither the file nor the usual cause: both said here.
+    auto failed = [&](const std::string& why) {
+      return SQLite::Exception("cannot open the database " + path + ": " + why, e.getErrorCode());
+    };
     std::error_code ec;
     const auto folder = std::filesystem::absolute(path, ec).parent_path();
     if (!ec && !std::filesystem::is_directory(folder, ec))
-      throw SQLite::Exception("cannot open the database " + path + ": its folder " +
-                                  folder.string() + " does not exist",
-                              e.getErrorCode());
-    if (std::filesystem::is_directory(path, ec))
-      throw SQLite::Exception("cannot open the database " + path + ": it is a folder, not a file",
-                              e.getErrorCode());
+      throw failed("its folder " + folder.string() + " does not exist");
+    if (std::filesystem::is_directory(path, ec)) throw failed("it is a folder, not a file");
     if (e.getErrorCode() == SQLITE_NOTADB)
-      throw SQLite::Exception("cannot open the database " + path +
-                                  ": the file is not an SQLite database (is the path right?)",
-                              e.getErrorCode());
-    throw SQLite::Exception("cannot open the database " + path + ": " + e.what(), e.getErrorCode());
+      throw failed("the file is not an SQLite database (is the path right?)");
+    throw failed(e.what());
   }
   // FULL: a check-in is on disk before the reply that confirms it leaves.
   db_->exec("PRAGMA synchronous = FULL");
