@@ -1,7 +1,7 @@
 // The WeCom callback's per-message work that is not HTTP, SQL or understanding: the JSON
 // (reading the envelope and the message in it, writing the answer and the envelope around it;
 // Boost.JSON, what bot/wecom does, against nlohmann/json, what it did until 2026-12) and the
-// random bytes of each reply. See BENCHMARKS.md §9.
+// random bytes of each reply; and the crypto of one callback and its answer. See BENCHMARKS.md §9.
 #include <benchmark/benchmark.h>
 #include <openssl/rand.h>
 
@@ -106,5 +106,26 @@ void BM_RandomPrefix_Pooled(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(crypto.random_prefix());
 }
 BENCHMARK(BM_RandomPrefix_Pooled);
+
+// The crypto of one callback and its answer, as the endpoint does it: the signature checked,
+// the message decrypted, the answer (the stream JSON around kAnswer) encrypted and signed into
+// its envelope. A floor for any server of this protocol (BENCHMARKS.md §9, "What 60 µs leaves").
+void BM_CallbackCrypto(benchmark::State& state) {
+  const bot::WecomCrypto crypto("token", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "");
+  const std::string encrypted = crypto.encrypt(kMessage, crypto.random_prefix());
+  const std::string signature = crypto.signature("1765000000", "n1234567", encrypted);
+  const std::string answer = boost::json::serialize(boost::json::object{
+      {"msgtype", "stream"},
+      {"stream", boost::json::object{{"id", "m1-12345"}, {"finish", true}, {"content", kAnswer}}}});
+  for (auto _ : state) {
+    if (!crypto.verify(signature, "1765000000", "n1234567", encrypted)) {
+      state.SkipWithError("the signature did not verify");
+      break;
+    }
+    benchmark::DoNotOptimize(crypto.decrypt(encrypted).message.size());
+    benchmark::DoNotOptimize(crypto.reply_envelope(answer, 1765000000, "n1234567"));
+  }
+}
+BENCHMARK(BM_CallbackCrypto);
 
 }  // namespace
