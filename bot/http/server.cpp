@@ -537,6 +537,10 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_->options.write_timeout);
     net::async_write(stream_, net::buffer(written_),
                      [self = shared_from_this(), keep_alive](error_code e, std::size_t) {
+                       // A large answer (an office export) is not held for the connection's
+                       // next ones.
+                       if (self->written_.capacity() > kKeptAnswerBytes)
+                         std::string().swap(self->written_);
                        if (e) return self->close();
                        if (!keep_alive) return self->drain();
                        self->wait_for_request();
@@ -601,7 +605,10 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bh::request_parser<bh::string_body>> parser_;
   std::string remote_;
-  std::string written_;  // the answer being written, head and body (its capacity kept)
+  // The answer being written, head and body. One at a time: the next request is read only when
+  // this write has ended. Its capacity is kept for the next answer, up to kKeptAnswerBytes.
+  std::string written_;
+  static constexpr std::size_t kKeptAnswerBytes = 64 * 1024;
   int served_ = 0;
   bool keep_alive_ = true;
   bool head_ = false;    // the request being answered is a HEAD
