@@ -53,6 +53,11 @@ measure() {
   wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_MEASURED}s" --latency "$url" >"$WORK/wrk.txt"
   c1=$(ticks "$@")
   n=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+  if [ -z "$n" ] || [ "$n" -eq 0 ]; then
+    echo "$label answered nothing:" >&2
+    cat "$WORK/wrk.txt" >&2
+    exit 1
+  fi
   awk -v l="$label" -v n="$n" -v s="$SECONDS_MEASURED" -v c=$((c1 - c0)) \
       -v hz="$(getconf CLK_TCK)" -v p99="$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")" 'BEGIN {
     us = c / hz * 1e6 / n
@@ -101,6 +106,11 @@ EOF
     [ "$(echo "$workers" | wc -w)" -ge 2 ] && break
     sleep 0.1
   done
+  if [ "$(echo "$workers" | wc -w)" -lt 2 ]; then
+    echo "nginx did not start its two workers:" >&2
+    cat "$WORK/nginx/error.log" >&2 2>/dev/null || true
+    exit 1
+  fi
   measure "nginx$1" "http://127.0.0.1:$port/floor" $workers
   kill -TERM "$master"
   wait "$master" || true
