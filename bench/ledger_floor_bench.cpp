@@ -4,8 +4,9 @@
 // WAL's writes gathered as the service gathers them (storage/wal_gather.h), SQLite's own
 // checkpoints in the same thread. No other index, no problem, no count, no template: bangfu's
 // writer does all of this and more, so what this costs is a floor under its CPU per request,
-// not an estimate of it. The table starts with 100,000 messages (a busy district's half year),
-// so the B-trees are as deep as the service's.
+// not an estimate of it. The table starts with 100,000 messages (the simulator's scale-1 district
+// writes about 14,700 in six months), so its B-trees are as deep as a district's after a few
+// years.
 //
 // Google Benchmark's CPU column is the thread's user + system time for one group (the fsync's
 // CPU included, not its wait); `cpu_per_message` divides it by N. The database goes in
