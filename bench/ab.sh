@@ -111,10 +111,7 @@ for r in $(seq "$ROUNDS"); do
   round "$B" "B$r"
 done
 echo "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-median() {
-  awk -v k="$1" '$1 == k { print $2 }' "$WORK/results" | sort -n |
-    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+median() { awk -v k="$1" '$1 == k { print $2 }' "$WORK/results" | bench_median; }
 a=$(median A)
 b=$(median B)
 awk -v a="$a" -v b="$b" 'BEGIN {

@@ -137,8 +137,8 @@ echo "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 awk '$1 == "bangfu" { b[++nb] = $2 } $1 == "peer" { p[++np] = $2 }
   END { for (i = 1; i <= nb && i <= np; i++) printf "round %d: bangfu / peer = %.2fx\n", i, b[i] / p[i] }' \
   "$WORK/results" | tee "$WORK/ratios"
-sed 's/.*= //; s/x$//' "$WORK/ratios" | sort -n | awk '{ r[NR] = $1 }
-  END { printf "median ratio over %d rounds: %.2fx\n", NR, (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
+awk -v n="$(wc -l <"$WORK/ratios")" -v m="$(sed 's/.*= //; s/x$//' "$WORK/ratios" | bench_median)" \
+  'BEGIN { printf "median ratio over %d rounds: %.2fx\n", n, m }'
 if [ -e "$WORK/perf.data" ]; then
   perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | head -80 >"$WORK/perf.txt"
   echo "perf report: $WORK/perf.txt (KEEP=1 to keep it)"

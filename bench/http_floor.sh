@@ -122,10 +122,7 @@ for r in $(seq "$ROUNDS"); do
   bangfu_round "$r"
   [ -z "$NGINX" ] || nginx_round "$r"
 done
-median() {
-  grep "^$1" "$WORK/results" | awk '{print $2}' | sort -n |
-    awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
+median() { grep "^$1" "$WORK/results" | awk '{print $2}' | bench_median; }
 b=$(median bangfu)
 if [ -n "$NGINX" ]; then
   n=$(median nginx)

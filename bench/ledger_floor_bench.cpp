@@ -79,7 +79,10 @@ struct Ledger {
 void BM_LedgerFloor(benchmark::State& state) {
   const char* dir = std::getenv("BANGFU_BENCH_DIR");
   const std::string path = std::string(dir ? dir : ".") + "/bangfu-ledger-floor.db";
-  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  auto remove_database = [&] {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  };
+  remove_database();  // a run stopped midway may have left one
   const int per_group = static_cast<int>(state.range(0));
   {
     storage::WalWriteGather gather;  // outlives the connection, as the VFS requires
@@ -97,7 +100,7 @@ void BM_LedgerFloor(benchmark::State& state) {
     db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     for (auto _ : state) ledger.group(per_group);
   }
-  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  remove_database();
   state.counters["cpu_per_message"] = benchmark::Counter(
       static_cast<double>(per_group),
       benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);

@@ -33,6 +33,11 @@ bench_config() {
 # STAT: the user + system CPU ticks in a /proc stat file (/proc/PID/stat, /proc/PID/task/TID/stat).
 bench_ticks() { awk '{print $14 + $15}' "$1"; }
 
+# The median of the numbers on stdin, one a line (the mean of the middle two for an even count).
+bench_median() {
+  sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # The machine's idle and I/O-wait ticks, then its total ticks, all cores (/proc/stat).
 bench_machine_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $5 + $6, t}' /proc/stat; }
 
